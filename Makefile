@@ -1,0 +1,50 @@
+# Ops Console: the two commands are `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install run test check lint format migrations bench screenshots clean
+
+help:
+	@echo "make run    - install, migrate, seed demo data; start web (127.0.0.1:8000),"
+	@echo "              Celery worker and a development SMTP sink (127.0.0.1:1025)"
+	@echo "make test   - install, lint, and run the whole test suite"
+	@echo "make bench  - benchmarks (pipeline throughput, audit queries)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+# Development defaults; anything already set in the environment wins.
+run: export DEBUG ?= true
+run: export SMTP_ALLOWED_NETWORKS ?= 127.0.0.0/8,::1
+run: export FW_EVENT_SMTP_SERVER_ADDR ?= 127.0.0.1
+run: export FW_EVENT_SMTP_SERVER_PORT ?= 1025
+run: export FW_EVENT_SMTP_SERVER_USE_TLS ?= false
+run: install
+	$(BIN)/python -m opsconsole.devstack
+
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
+
+test: check
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrations: install
+	DEBUG=true $(BIN)/python manage.py makemigrations
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

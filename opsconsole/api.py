@@ -1,0 +1,186 @@
+"""What every JSON API of the console shares.
+
+- Authentication by the ``rsid`` session cookie. The documented curl commands send
+  no CSRF token and no JSON content type, so instead of a token, unsafe requests
+  that a browser marks as cross-site (``Sec-Fetch-Site``) or that carry a foreign
+  ``Origin`` are refused; the cookie itself is HttpOnly and SameSite=Lax.
+- Bodies are parsed as JSON whatever the content type, up to 64 KiB.
+- Serializers refuse unknown fields.
+- Errors are ``{"error": "...", "fields": {"name": ["..."]}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest
+from rest_framework import exceptions, serializers, status
+from rest_framework import views as drf_views
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+API_PATH_PREFIXES = ("/event/", "/auth/", "/opsauditlogs", "/api/")
+
+CROSS_SITE_MESSAGE = (
+    "Cross-site request refused: call the API from the console's own pages or "
+    "from a non-browser client such as curl."
+)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "payload_too_large"
+
+
+class TooManyRequests(exceptions.APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = "Too many requests."
+    default_code = "throttled"
+
+
+def _origin_is_ours(request: HttpRequest, origin: str) -> bool:
+    own = f"{request.scheme}://{request.get_host()}"
+    return origin == own or origin in settings.CSRF_TRUSTED_ORIGINS
+
+
+def cross_site_reason(request: HttpRequest) -> str | None:
+    """Why an unsafe request looks cross-site, or ``None`` when it does not."""
+    if request.method in SAFE_METHODS:
+        return None
+    fetch_site = request.META.get("HTTP_SEC_FETCH_SITE", "")
+    if fetch_site and fetch_site not in ("same-origin", "none"):
+        return f"Sec-Fetch-Site is {fetch_site}"
+    origin = request.META.get("HTTP_ORIGIN", "")
+    if origin and not _origin_is_ours(request, origin):
+        return f"Origin {origin} is not this console"
+    return None
+
+
+class SessionCookieAuthentication(SessionAuthentication):
+    """The ``rsid`` session, with the cross-site guard in place of a CSRF token."""
+
+    def authenticate(self, request):
+        reason = cross_site_reason(request._request)
+        if reason is not None:
+            raise exceptions.PermissionDenied(f"{CROSS_SITE_MESSAGE} ({reason}).")
+        return super().authenticate(request)
+
+    def enforce_csrf(self, request) -> None:
+        # Replaced by the cross-site guard in ``authenticate``.
+        return None
+
+    def authenticate_header(self, request) -> str:
+        # Makes DRF answer 401 (not 403) when no session is sent.
+        return 'Cookie realm="rsid"'
+
+
+class AnyContentJSONParser(BaseParser):
+    """Parse the body as JSON whatever Content-Type says (curl ``--data-raw``)."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> Any:
+        limit = settings.API_MAX_BODY_BYTES
+        raw = stream.read(limit + 1)
+        if len(raw) > limit:
+            raise PayloadTooLarge(
+                f"Request body is over {limit // 1024} KiB; send a smaller JSON body."
+            )
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise exceptions.ParseError(
+                "Request body is not UTF-8 text; send JSON encoded as UTF-8."
+            ) from error
+        except json.JSONDecodeError as error:
+            raise exceptions.ParseError(
+                f"Malformed JSON: {error.msg} at line {error.lineno} column "
+                f"{error.colno}."
+            ) from error
+
+
+class StrictSerializer(serializers.Serializer):
+    """A serializer that names unknown fields instead of ignoring them."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {
+                    "non_field_errors": [
+                        f"Expected a JSON object, got {type(data).__name__}."
+                    ]
+                }
+            )
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            allowed = ", ".join(sorted(self.fields))
+            message = f"Unknown field. Allowed fields: {allowed}."
+            raise serializers.ValidationError({name: [message] for name in unknown})
+        return super().to_internal_value(data)
+
+
+def _flatten_fields(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Nested serializer errors as ``{"a.b": ["message"]}``."""
+    fields: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = key if not prefix else f"{prefix}.{key}"
+            if key == "non_field_errors" and prefix:
+                name = prefix
+            fields.update(_flatten_fields(value, name))
+    elif isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            fields.setdefault(prefix or "non_field_errors", []).extend(
+                str(item) for item in detail
+            )
+        else:
+            for index, item in enumerate(detail):
+                fields.update(_flatten_fields(item, f"{prefix}[{index}]"))
+    else:
+        fields.setdefault(prefix or "non_field_errors", []).append(str(detail))
+    return fields
+
+
+def validation_error_body(detail: Any) -> dict[str, Any]:
+    """The JSON body for invalid input: a summary and the messages by field."""
+    fields = _flatten_fields(detail)
+    general = fields.pop("non_field_errors", [])
+    named = sorted(fields)
+    if general:
+        message = " ".join(general)
+    elif named:
+        message = f"Invalid input in {', '.join(named)}: see fields."
+    else:
+        message = "Invalid input."
+    body: dict[str, Any] = {"error": message}
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF errors as ``{"error", "fields"}``."""
+    if isinstance(exc, Http404):
+        message = str(exc) or "Not found."
+        return Response({"error": message}, status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    # Looked up at call time: rest_framework.views imports this module's
+    # authentication class while it is itself being imported.
+    response = drf_views.exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = validation_error_body(exc.detail)
+    else:
+        detail = getattr(exc, "detail", None)
+        response.data = {"error": str(detail) if detail else str(exc)}
+    return response

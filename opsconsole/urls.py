@@ -1,0 +1,33 @@
+"""URLs. Each app gives root patterns and the pages of each console; the consoles
+are composed here under one namespace each: ``ops:`` (/ops/) and ``web:`` (/console/).
+"""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from audit import urls as audit_urls
+from smtp import urls as smtp_urls
+from tenants import urls as tenants_urls
+
+_apps = (tenants_urls, smtp_urls, audit_urls)
+
+ops_urlpatterns = [p for app in _apps for p in getattr(app, "ops_urlpatterns", [])]
+web_urlpatterns = [p for app in _apps for p in getattr(app, "web_urlpatterns", [])]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema"),
+        name="api-docs",
+    ),
+    path("ops/", include((ops_urlpatterns, "ops"))),
+    path("console/", include((web_urlpatterns, "web"))),
+    *[p for app in _apps for p in getattr(app, "urlpatterns", [])],
+]
+
+handler404 = "opsconsole.views.not_found"
+handler403 = "opsconsole.views.forbidden"
+handler500 = "opsconsole.views.server_error"

@@ -1,0 +1,61 @@
+"""Who may open which console page: the tenant and role checks, in one place.
+
+A page of the other console, of another tenant, or of a feature that is off
+answers 404: a user never learns that another tenant's page exists. A read-only
+user may look but not change (403 on unsafe methods).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from tenants.models import Console, Role
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+READ_ONLY_MESSAGE = (
+    "Your role is read-only: ask an admin of your tenant to make this change."
+)
+
+
+def console_page(
+    console: Console, *, smtp_feature: bool = False
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Decorate a view of ``console``; sets ``request.partner``/``organization``.
+
+    ``smtp_feature`` hides the page (404) when the organization's SMTP
+    configuration feature is off.
+    """
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            user = request.user
+            if not user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if user.console != console:
+                raise Http404("No such page in your console.")
+            if console == Console.OPS:
+                request.partner = user.partner
+                request.organization = None
+            else:
+                request.organization = user.organization
+                request.partner = user.organization.partner
+                if smtp_feature and not user.organization.smtp_configuration_enabled:
+                    raise Http404("SMTP configuration is not enabled.")
+            if request.method not in SAFE_METHODS and user.role != Role.ADMIN:
+                raise PermissionDenied(READ_ONLY_MESSAGE)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+ops_page = console_page(Console.OPS)
+web_page = console_page(Console.WEB)

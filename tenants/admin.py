@@ -1,0 +1,124 @@
+"""Support's admin: partners, organizations (feature flags), users."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import UserCreationForm as DjangoUserCreationForm
+
+from tenants.models import Organization, Partner, User
+from tenants.services import organization_smtp_feature_set
+
+admin.site.site_header = "Ops Console support"
+admin.site.site_title = "Ops Console support"
+admin.site.index_title = "Support"
+
+FLAG_PERMISSION = "tenants.toggle_feature_flags"
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "partner", "smtp_configuration_enabled"]
+    list_filter = ["smtp_configuration_enabled", "partner"]
+    list_select_related = ["partner"]
+    search_fields = ["name", "slug", "partner__name"]
+    actions = ["enable_smtp_feature", "disable_smtp_feature"]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = ["created_at"]
+        if not request.user.has_perm(FLAG_PERMISSION):
+            readonly.append("smtp_configuration_enabled")
+        return readonly
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not request.user.has_perm(FLAG_PERMISSION):
+            actions.pop("enable_smtp_feature", None)
+            actions.pop("disable_smtp_feature", None)
+        return actions
+
+    def save_model(self, request, obj, form, change):
+        # The flag goes through the service so that the change is audited.
+        wanted = obj.smtp_configuration_enabled
+        if change:
+            previous = Organization.objects.get(pk=obj.pk).smtp_configuration_enabled
+            obj.smtp_configuration_enabled = previous
+            super().save_model(request, obj, form, change)
+            organization_smtp_feature_set(
+                organization=obj, enabled=wanted, actor=request.user
+            )
+        else:
+            obj.smtp_configuration_enabled = False
+            super().save_model(request, obj, form, change)
+            if wanted:
+                organization_smtp_feature_set(
+                    organization=obj, enabled=True, actor=request.user
+                )
+
+    def _set_flag(self, request, queryset, enabled: bool) -> None:
+        changed = sum(
+            organization_smtp_feature_set(
+                organization=organization, enabled=enabled, actor=request.user
+            )
+            for organization in queryset
+        )
+        state = "enabled" if enabled else "disabled"
+        self.message_user(
+            request,
+            f"SMTP configuration {state} for {changed} organization(s).",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Enable SMTP configuration", permissions=["toggle"])
+    def enable_smtp_feature(self, request, queryset):
+        self._set_flag(request, queryset, True)
+
+    @admin.action(description="Disable SMTP configuration", permissions=["toggle"])
+    def disable_smtp_feature(self, request, queryset):
+        self._set_flag(request, queryset, False)
+
+    def has_toggle_permission(self, request) -> bool:
+        return request.user.has_perm(FLAG_PERMISSION)
+
+
+class UserCreationForm(DjangoUserCreationForm):
+    class Meta:
+        model = User
+        fields = ["email"]
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    add_form = UserCreationForm
+    ordering = ["email"]
+    list_display = ["email", "partner", "organization", "role", "is_staff", "is_active"]
+    list_filter = ["is_staff", "is_active", "role", "partner"]
+    list_select_related = ["partner", "organization"]
+    search_fields = ["email", "full_name"]
+    fieldsets = [
+        (None, {"fields": ["email", "password"]}),
+        ("Tenant", {"fields": ["partner", "organization", "role"]}),
+        ("Person", {"fields": ["full_name"]}),
+        (
+            "Support access",
+            {"fields": ["is_active", "is_staff", "is_superuser", "groups"]},
+        ),
+        ("Dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [
+        (
+            None,
+            {
+                "classes": ["wide"],
+                "fields": ["email", "password1", "password2"],
+            },
+        ),
+    ]
+    filter_horizontal = ["groups"]

@@ -1,0 +1,68 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from tenants.models import Organization, Partner, User
+from tests.support.worker import WorkerProcess, wait_until
+
+
+@pytest.fixture
+def demo(db) -> dict[str, object]:
+    """The demo tenants and users (``seed_demo``), by slug and email."""
+    call_command("seed_demo", "--force", verbosity=0)
+    return {
+        "acme": Partner.objects.get(slug="acme"),
+        "globex": Partner.objects.get(slug="globex"),
+        "acme-prod": Organization.objects.get(slug="acme-prod"),
+        "acme-dev": Organization.objects.get(slug="acme-dev"),
+        "globex-main": Organization.objects.get(slug="globex-main"),
+        "acme_admin": User.objects.get(email="partner-admin@acme.example"),
+        "globex_admin": User.objects.get(email="partner-admin@globex.example"),
+        "prod_admin": User.objects.get(email="org-admin@acme-prod.example"),
+        "dev_admin": User.objects.get(email="org-admin@acme-dev.example"),
+        "globex_main_admin": User.objects.get(email="org-admin@globex-main.example"),
+        "support": User.objects.get(email="support@ops.example"),
+    }
+
+
+@pytest.fixture
+def login():
+    """``login(user)``: a test client with that user's session."""
+
+    def make(user: User) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """A real ``celery worker`` process consuming this test session's queue."""
+    from django.conf import settings
+
+    worker = WorkerProcess(queue=settings.CELERY_TASK_DEFAULT_QUEUE).start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(celery_worker_process, transactional_db):
+    """The session's worker, for a test whose rows it must see (committed data)."""
+    from opsconsole.models import WorkerHeartbeat
+    from opsconsole.tasks import heartbeat_task
+
+    # The first task proves the worker consumes this queue before the test starts.
+    heartbeat_task.delay()
+    try:
+        wait_until(WorkerHeartbeat.objects.exists, timeout=60)
+    except TimeoutError:
+        pytest.fail(
+            "the Celery worker did not start:\n" + celery_worker_process.log_tail()
+        )
+    return celery_worker_process

@@ -1,0 +1,22 @@
+"""Settings for the test suite: the real settings, with test-only secrets.
+
+The values are set as environment variables (not as settings) so that worker and
+server processes started by the tests read exactly the same configuration.
+"""
+
+import os
+import uuid
+
+# A queue of this test session's own, so that messages of other runs on the same
+# broker never reach its worker (the worker process inherits this environment).
+os.environ.setdefault("CELERY_QUEUE", f"test-{uuid.uuid4().hex[:12]}")
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-for-production")
+os.environ.setdefault("FERNET_KEYS", "tests-only-fernet-key-1")
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
+
+from opsconsole.settings import *  # noqa: F403
+
+# Fast password hashing: the suite creates many users.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
