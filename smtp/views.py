@@ -1,19 +1,170 @@
-"""SMTP configuration pages."""
+"""SMTP configuration pages: Ops Console (partner) and Web Console (organization)."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from smtp.forms import SmtpConfigForm
+from smtp.models import Level, Security
+from smtp.selectors import (
+    EffectiveSmtp,
+    SmtpSettings,
+    smtp_config_effective,
+    smtp_config_get,
+)
+from smtp.services import (
+    smtp_config_delete,
+    smtp_config_remove_password,
+    smtp_config_save,
+)
+from smtp.validators import SmtpValidationError
 from tenants.access import console_page, ops_page
 from tenants.models import Console
+from tenants.selectors import TenantScope
+
+SECURITY_TEXT = {
+    Security.NONE: "Off (plain text)",
+    Security.STARTTLS: "STARTTLS (required)",
+    Security.SSL: "Implicit TLS (SMTPS)",
+}
+
+
+def _sender(settings: SmtpSettings) -> str:
+    origin = {"configured": "", "username": " (the username)", "default": " (default)"}
+    return settings.sender_email + origin[settings.sender_origin]
+
+
+# (label, value of one level's settings), one row of the effective panel each.
+PANEL_FIELDS: list[tuple[str, Callable[[SmtpSettings], str]]] = [
+    ("Host", lambda s: s.host),
+    ("Port", lambda s: str(s.port)),
+    ("TLS", lambda s: SECURITY_TEXT[s.security]),
+    (
+        "Certificate verification",
+        lambda s: "—" if not s.use_tls else ("skipped" if s.use_insecure else "on"),
+    ),
+    ("Username", lambda s: s.username or "—"),
+    ("Password", lambda s: "set" if s.password_set else "not set"),
+    ("Sender", _sender),
+    ("Retries", lambda s: str(s.retries)),
+]
+
+
+@dataclass(frozen=True)
+class PanelColumn:
+    level: Level
+    label: str
+    in_effect: bool
+    note: str
+
+
+def effective_panel(effective: EffectiveSmtp) -> dict[str, object]:
+    """The "in effect" panel: one column per level, one row per field."""
+    columns = []
+    for layer in effective.layers:
+        if layer.skipped_because:
+            note = f"not used: {layer.skipped_because}"
+        elif layer.settings is None:
+            note = "not configured"
+        else:
+            note = ""
+        columns.append(
+            PanelColumn(
+                level=layer.level,
+                label=layer.level.label,
+                in_effect=layer.level == effective.source,
+                note=note,
+            )
+        )
+    rows = [
+        {
+            "label": label,
+            "cells": [
+                {
+                    "value": value(layer.settings) if layer.settings else "—",
+                    "in_effect": layer.level == effective.source,
+                }
+                for layer in effective.layers
+            ],
+        }
+        for label, value in PANEL_FIELDS
+    ]
+    return {"columns": columns, "rows": rows}
+
+
+def _smtp_page(
+    request: HttpRequest, *, scope: TenantScope, template: str, nav: str
+) -> HttpResponse:
+    current = smtp_config_get(partner=scope.partner, organization=scope.organization)
+    status = 200
+    if request.method == "POST":
+        action = request.POST.get("action", "save")
+        if action == "delete":
+            if smtp_config_delete(scope=scope, actor=request.user):
+                messages.success(request, _deleted_message(scope))
+            return redirect(request.path)
+        if action == "remove_password":
+            if smtp_config_remove_password(scope=scope, actor=request.user):
+                messages.success(
+                    request,
+                    "Password removed. Username cleared too: emails are now sent "
+                    "without authentication.",
+                )
+            return redirect(request.path)
+        form = SmtpConfigForm(request.POST)
+        if form.is_valid():
+            try:
+                result = smtp_config_save(
+                    scope=scope, data=form.to_input(), actor=request.user
+                )
+            except SmtpValidationError as error:
+                form.add_rule_errors(error.errors)
+            else:
+                messages.success(request, "SMTP configuration saved.")
+                for note in result.notes:
+                    messages.info(request, note)
+                return redirect(request.path)
+        status = 400
+    else:
+        form = SmtpConfigForm(initial=SmtpConfigForm.initial_for(current))
+    effective = smtp_config_effective(
+        partner=scope.partner, organization=scope.organization
+    )
+    context = {
+        "nav": nav,
+        "form": form,
+        "configuration": current,
+        "effective": effective,
+        "panel": effective_panel(effective),
+        "level": scope.level,
+        "can_edit": request.user.is_tenant_admin,
+    }
+    return render(request, template, context, status=status)
+
+
+def _deleted_message(scope: TenantScope) -> str:
+    if scope.organization is not None:
+        return (
+            "Organization SMTP configuration deleted: the partner's or the "
+            "controller's settings apply again."
+        )
+    return "Partner SMTP configuration deleted: the controller default applies again."
 
 
 @ops_page
 def ops_smtp(request: HttpRequest) -> HttpResponse:
-    return render(request, "ops/smtp.html", {"nav": "smtp"})
+    scope = TenantScope(partner=request.partner, organization=None)
+    return _smtp_page(request, scope=scope, template="ops/smtp.html", nav="smtp")
 
 
 @console_page(Console.WEB, smtp_feature=True)
 def web_smtp(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/smtp.html", {"nav": "settings"})
+    scope = TenantScope(partner=request.partner, organization=request.organization)
+    return _smtp_page(
+        request, scope=scope, template="console/smtp.html", nav="settings"
+    )

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
 from tenants.models import Console, Role
+from tenants.selectors import TenantScope, tenant_scope_for_user
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -59,3 +60,30 @@ def console_page(
 
 ops_page = console_page(Console.OPS)
 web_page = console_page(Console.WEB)
+
+
+def api_tenant_scope(request, *, smtp_feature: bool = False) -> TenantScope:
+    """The caller's tenant for an API request, with the same rules as the pages.
+
+    404 for callers without a tenant and, with ``smtp_feature``, for organizations
+    whose SMTP feature is off; 403 for read-only users on unsafe methods.
+    """
+    user = request.user
+    scope = tenant_scope_for_user(user=user)
+    if scope is None:
+        raise Http404(
+            "This account belongs to no partner or organization; the API acts on "
+            "the caller's own tenant."
+        )
+    if (
+        smtp_feature
+        and scope.organization is not None
+        and not scope.organization.smtp_configuration_enabled
+    ):
+        raise Http404(
+            "SMTP configuration is not enabled for this organization; contact "
+            "support to enable it."
+        )
+    if request.method not in SAFE_METHODS and user.role != Role.ADMIN:
+        raise PermissionDenied(READ_ONLY_MESSAGE)
+    return scope

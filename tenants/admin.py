@@ -31,8 +31,20 @@ class OrganizationAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "partner__name"]
     actions = ["enable_smtp_feature", "disable_smtp_feature"]
 
+    @admin.display(description="SMTP in effect")
+    def smtp_in_effect(self, obj: Organization) -> str:
+        from smtp.selectors import smtp_config_effective
+
+        if obj.pk is None:
+            return "—"
+        effective = smtp_config_effective(partner=obj.partner, organization=obj)
+        if effective.settings is None:
+            return "none: no level has a usable configuration"
+        s = effective.settings
+        return f"{effective.source.label}: {s.host}:{s.port} ({s.security.label})"
+
     def get_readonly_fields(self, request, obj=None):
-        readonly = ["created_at"]
+        readonly = ["created_at", "smtp_in_effect"]
         if not request.user.has_perm(FLAG_PERMISSION):
             readonly.append("smtp_configuration_enabled")
         return readonly

@@ -66,3 +66,31 @@ def worker(celery_worker_process, transactional_db):
             "the Celery worker did not start:\n" + celery_worker_process.log_tail()
         )
     return celery_worker_process
+
+
+CONTROLLER_VARIABLES = (
+    "FW_EVENT_SMTP_SERVER_ADDR",
+    "FW_EVENT_SMTP_SERVER_PORT",
+    "FW_EVENT_SMTP_SERVER_USERNAME",
+    "FW_EVENT_SMTP_SERVER_PASSWORD",
+    "FW_EVENT_SMTP_SERVER_USE_TLS",
+    "FW_EVENT_SMTP_SERVER_USE_INSECURE",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_controller_smtp(monkeypatch):
+    """Tests start without controller SMTP defaults, whatever the shell has."""
+    for name in CONTROLLER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def controller_smtp(monkeypatch):
+    """``controller_smtp(ADDR=..., PORT=...)`` sets ``FW_EVENT_SMTP_SERVER_*``."""
+
+    def set_values(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(f"FW_EVENT_SMTP_SERVER_{name}", value)
+
+    return set_values

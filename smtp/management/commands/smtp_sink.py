@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
@@ -23,6 +24,8 @@ class Command(BaseCommand):
             self.stdout.write(describe(received))
             self.stdout.flush()
 
+        # aiosmtpd logs its own readiness probe as a lost connection; not news.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         controller = Controller(
             SinkHandler(on_message=show), hostname=host, port=port, ready_timeout=10
         )

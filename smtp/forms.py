@@ -1,0 +1,124 @@
+"""The SMTP configuration form: type conversion only; the rules live in validators."""
+
+from __future__ import annotations
+
+from django import forms
+
+from smtp.models import Security, SmtpConfiguration, security_from_tls
+from smtp.validators import PORT_MESSAGE, RETRIES_MESSAGE, SmtpInput
+
+AUTO_TLS_MODE = ""
+TLS_MODE_CHOICES = [
+    (AUTO_TLS_MODE, "Automatic: implicit TLS on port 465, STARTTLS on other ports"),
+    (Security.STARTTLS.value, "STARTTLS (required, on any port)"),
+    (Security.SSL.value, "Implicit TLS / SMTPS (on any port)"),
+]
+
+
+class SmtpConfigForm(forms.Form):
+    """Host, Port, TLS, Username, Password (+ Insecure, Retries, Sender, TLS mode)."""
+
+    host = forms.CharField(
+        required=False,
+        max_length=253,
+        strip=False,
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "smtp.example.com",
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "autocapitalize": "none",
+            }
+        ),
+        help_text="Fully qualified domain name or IP address of the SMTP server.",
+    )
+    port = forms.IntegerField(
+        required=False,
+        error_messages={"invalid": PORT_MESSAGE},
+        widget=forms.NumberInput(
+            attrs={"min": 1, "max": 65535, "inputmode": "numeric"}
+        ),
+    )
+    use_tls = forms.BooleanField(required=False, label="TLS")
+    username = forms.CharField(
+        required=False,
+        max_length=1024,
+        strip=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="Email address or username for SMTP authentication.",
+    )
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=4096,
+        # Write-only: never rendered back, not even after a failed save.
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password"}
+        ),
+    )
+    use_insecure = forms.BooleanField(
+        required=False,
+        label="Insecure: skip certificate verification",
+    )
+    tls_mode = forms.ChoiceField(
+        required=False, choices=TLS_MODE_CHOICES, label="TLS mode"
+    )
+    retries = forms.IntegerField(
+        required=False,
+        error_messages={"invalid": RETRIES_MESSAGE},
+        widget=forms.NumberInput(attrs={"min": 0, "max": 10, "inputmode": "numeric"}),
+        help_text="How many times a failed email is retried (0-10).",
+    )
+    sender_email = forms.CharField(
+        required=False,
+        max_length=1024,
+        strip=False,
+        label="Sender",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="The From address. Empty: the username, if it is an email address.",
+    )
+
+    # The validators' field names, mapped to this form's fields.
+    FIELD_FOR_RULE = {"security": "tls_mode"}
+
+    @classmethod
+    def initial_for(cls, configuration: SmtpConfiguration | None) -> dict:
+        """Initial values of a stored configuration (never its password)."""
+        if configuration is None:
+            return {"port": 587, "use_tls": True, "retries": 3}
+        derived = security_from_tls(
+            use_tls=configuration.use_tls, port=configuration.port
+        )
+        mode = AUTO_TLS_MODE
+        if configuration.security != derived:
+            mode = configuration.security
+        return {
+            "host": configuration.host,
+            "port": configuration.port,
+            "use_tls": configuration.use_tls,
+            "tls_mode": mode,
+            "use_insecure": configuration.use_insecure,
+            "username": configuration.username,
+            "retries": configuration.retries,
+            "sender_email": configuration.sender_email,
+        }
+
+    def to_input(self) -> SmtpInput:
+        data = self.cleaned_data
+        return SmtpInput(
+            host=data.get("host") or "",
+            port=data.get("port"),
+            use_tls=bool(data.get("use_tls")),
+            security=data.get("tls_mode") or None,
+            use_insecure=bool(data.get("use_insecure")),
+            username=data.get("username") or "",
+            password=data.get("password") or None,
+            retries=data.get("retries"),
+            sender_email=data.get("sender_email") or "",
+        )
+
+    def add_rule_errors(self, errors: dict[str, list[str]]) -> None:
+        for rule_field, messages in errors.items():
+            name = self.FIELD_FOR_RULE.get(rule_field, rule_field)
+            for message in messages:
+                self.add_error(name if name in self.fields else None, message)

@@ -1,0 +1,271 @@
+"""Reads about SMTP configurations.
+
+``smtp_config_effective`` is the one place that knows the precedence:
+organization (only when its SMTP feature is on) > partner > controller defaults
+(``FW_EVENT_SMTP_SERVER_*``, read now) > none. Pages, APIs, tasks and the admin
+all call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db.models import Q
+
+from opsconsole.env import controller_smtp_env
+from smtp.models import Level, Security, SmtpConfiguration, security_from_tls
+from smtp.validators import validate_host
+from tenants.models import Organization, Partner
+
+
+class Secret:
+    """A value that never shows itself: not in ``repr``, ``str``, logs or JSON.
+
+    Only the SMTP client calls ``reveal()``, to put it into the AUTH command.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None):
+        self._value = value or ""
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """One level's SMTP server settings, as the delivery engine uses them."""
+
+    level: Level
+    host: str
+    port: int
+    security: Security
+    use_insecure: bool
+    username: str
+    password: Secret = field(repr=False)
+    retries: int
+    sender_email: str
+    # Where the sender comes from: "configured", "username" or "default".
+    sender_origin: str
+    # Controller defaults come from the operator's environment and may reach
+    # private networks; partner and organization settings may not.
+    trusted: bool
+    configuration_id: int | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+    @property
+    def use_tls(self) -> bool:
+        return self.security != Security.NONE
+
+    @property
+    def password_set(self) -> bool:
+        return bool(self.password)
+
+    @property
+    def authenticates(self) -> bool:
+        return bool(self.username) and self.password_set
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A level that was considered, whether it won, and why it did not."""
+
+    level: Level
+    settings: SmtpSettings | None
+    # Why a present configuration is not used, e.g. "feature off".
+    skipped_because: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.settings is not None and not self.skipped_because
+
+
+@dataclass(frozen=True)
+class EffectiveSmtp:
+    """The configuration in effect for a tenant, and every layer considered."""
+
+    source: Level
+    settings: SmtpSettings | None
+    layers: tuple[Layer, ...]
+
+    def layer(self, level: Level) -> Layer | None:
+        return next((layer for layer in self.layers if layer.level == level), None)
+
+
+def effective_sender(*, configured: str, username: str) -> tuple[str, str]:
+    """The From address and where it comes from: configured, username or default."""
+    if configured:
+        return configured, "configured"
+    if username:
+        try:
+            validate_email(username)
+        except ValidationError:
+            pass
+        else:
+            return username, "username"
+    return settings.DEFAULT_FROM_EMAIL, "default"
+
+
+def _from_row(row: SmtpConfiguration) -> SmtpSettings:
+    sender, origin = effective_sender(
+        configured=row.sender_email, username=row.username
+    )
+    return SmtpSettings(
+        level=row.level,
+        host=row.host,
+        port=row.port,
+        security=Security(row.security),
+        use_insecure=row.use_insecure,
+        username=row.username,
+        password=Secret(row.password),
+        retries=row.retries,
+        sender_email=sender,
+        sender_origin=origin,
+        trusted=False,
+        configuration_id=row.pk,
+        updated_at=row.updated_at,
+        updated_by=row.updated_by.email if row.updated_by_id else None,
+    )
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _env_bool(raw: dict[str, str], name: str, default: bool) -> bool:
+    value = raw.get(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{name} must be true or false, not {value!r}.")
+
+
+def controller_smtp_layer() -> Layer:
+    """The controller defaults from ``FW_EVENT_SMTP_SERVER_*``, read now."""
+    raw = controller_smtp_env()
+    if "FW_EVENT_SMTP_SERVER_ADDR" not in raw:
+        return Layer(level=Level.CONTROLLER, settings=None)
+    try:
+        host = validate_host(raw["FW_EVENT_SMTP_SERVER_ADDR"])
+        use_tls = _env_bool(raw, "FW_EVENT_SMTP_SERVER_USE_TLS", True)
+        use_insecure = _env_bool(raw, "FW_EVENT_SMTP_SERVER_USE_INSECURE", False)
+        port_text = raw.get("FW_EVENT_SMTP_SERVER_PORT", "587").strip()
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise ValueError(
+                f"FW_EVENT_SMTP_SERVER_PORT must be a port number, not {port_text!r}."
+            )
+    except ValueError as problem:
+        message = str(problem).replace("Host", "FW_EVENT_SMTP_SERVER_ADDR", 1)
+        return Layer(
+            level=Level.CONTROLLER,
+            settings=None,
+            skipped_because=f"misconfigured: {message}",
+        )
+    port = int(port_text)
+    username = raw.get("FW_EVENT_SMTP_SERVER_USERNAME", "").strip()
+    sender, origin = effective_sender(configured="", username=username)
+    return Layer(
+        level=Level.CONTROLLER,
+        settings=SmtpSettings(
+            level=Level.CONTROLLER,
+            host=host,
+            port=port,
+            security=security_from_tls(use_tls=use_tls, port=port),
+            use_insecure=use_insecure,
+            username=username,
+            password=Secret(raw.get("FW_EVENT_SMTP_SERVER_PASSWORD")),
+            retries=3,
+            sender_email=sender,
+            sender_origin=origin,
+            trusted=True,
+        ),
+    )
+
+
+def smtp_config_effective(
+    *, partner: Partner, organization: Organization | None = None
+) -> EffectiveSmtp:
+    """Which SMTP configuration is in effect for a partner or one of its organizations.
+
+    One query for the partner's and the organization's rows; the controller
+    defaults are read from the environment now.
+    """
+    if organization is not None and organization.partner_id != partner.pk:
+        raise ValueError("The organization does not belong to this partner.")
+    scope = Q(organization__isnull=True)
+    if organization is not None:
+        scope |= Q(organization=organization)
+    rows = list(
+        SmtpConfiguration.objects.filter(scope, partner=partner).select_related(
+            "updated_by"
+        )
+    )
+    by_level = {row.level: row for row in rows}
+    layers: list[Layer] = []
+    if organization is not None:
+        org_row = by_level.get(Level.ORGANIZATION)
+        skipped = ""
+        if org_row is not None and not organization.smtp_configuration_enabled:
+            skipped = "the organization's SMTP configuration feature is off"
+        layers.append(
+            Layer(
+                level=Level.ORGANIZATION,
+                settings=_from_row(org_row) if org_row else None,
+                skipped_because=skipped,
+            )
+        )
+    partner_row = by_level.get(Level.PARTNER)
+    layers.append(
+        Layer(
+            level=Level.PARTNER,
+            settings=_from_row(partner_row) if partner_row else None,
+        )
+    )
+    layers.append(controller_smtp_layer())
+    winner = next((layer for layer in layers if layer.usable), None)
+    return EffectiveSmtp(
+        source=winner.level if winner else Level.NONE,
+        settings=winner.settings if winner else None,
+        layers=tuple(layers),
+    )
+
+
+def smtp_config_get(
+    *, partner: Partner, organization: Organization | None = None
+) -> SmtpConfiguration | None:
+    """The configuration stored at exactly this level (not inherited), if any."""
+    if organization is not None:
+        return (
+            SmtpConfiguration.objects.select_related("updated_by")
+            .filter(organization=organization)
+            .first()
+        )
+    return (
+        SmtpConfiguration.objects.select_related("updated_by")
+        .filter(partner=partner, organization__isnull=True)
+        .first()
+    )
