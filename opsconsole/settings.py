@@ -153,6 +153,24 @@ SMTP_TIMEOUT = env.float("SMTP_TIMEOUT", default=10.0)
 # Networks a partner or organization configuration may reach although they are
 # private, loopback, link-local... (comma-separated CIDRs). Empty: none.
 SMTP_ALLOWED_NETWORKS = env.list("SMTP_ALLOWED_NETWORKS", default=[])
+# Extra CA certificates (PEM file) trusted for SMTP servers, e.g. a private CA.
+SMTP_CA_BUNDLE = env.str("SMTP_CA_BUNDLE", default="")
+# Name given in EHLO; default: the host of PUBLIC_URL.
+SMTP_EHLO_NAME = env.str("SMTP_EHLO_NAME", default="")
+# A worker owns an email it claimed for this long; after that the sweeper hands
+# it to another worker (a worker that died mid-send).
+SMTP_LEASE_SECONDS = env.int("SMTP_LEASE_SECONDS", default=300)
+# First retry delay; each retry doubles it (with jitter), up to 15 minutes.
+SMTP_RETRY_BASE_SECONDS = env.float("SMTP_RETRY_BASE_SECONDS", default=30.0)
+# How often each worker looks for emails left queued or stuck past their lease.
+SMTP_SWEEP_INTERVAL = env.float("SMTP_SWEEP_INTERVAL", default=15.0)
+# A queued email whose task has not run after this long is handed out again.
+SMTP_REQUEUE_AFTER_SECONDS = env.int("SMTP_REQUEUE_AFTER_SECONDS", default=120)
+# How many system emails of one tenant a worker claims and sends over one
+# connection at a time.
+SMTP_BATCH_SIZE = env.int("SMTP_BATCH_SIZE", default=50)
+# Send Test Email: tests per admin per minute.
+SMTP_TEST_RATE_PER_MINUTE = env.int("SMTP_TEST_RATE_PER_MINUTE", default=10)
 
 # --- Celery -------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -172,6 +190,8 @@ else:
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "control_folder": str(_BROKER_DIR / "control"),
+        # Look for new messages ten times a second (the default is once).
+        "polling_interval": 0.1,
     }
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="opsconsole")
 CELERY_TASK_SERIALIZER = "json"

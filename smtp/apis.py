@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.http import Http404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,9 +21,20 @@ from opsconsole.api import (
     StrictIntegerField,
     StrictSerializer,
 )
-from smtp.models import SmtpConfiguration
-from smtp.selectors import EffectiveSmtp, smtp_config_effective, smtp_config_get
-from smtp.services import smtp_config_delete, smtp_config_save
+from smtp.models import Email, SmtpConfiguration
+from smtp.selectors import (
+    EffectiveSmtp,
+    email_get,
+    email_wait_final,
+    smtp_config_effective,
+    smtp_config_get,
+)
+from smtp.services import (
+    TestEmailRefused,
+    smtp_config_delete,
+    smtp_config_save,
+    smtp_test_email_request,
+)
 from smtp.validators import (
     PORT_MESSAGE,
     RETRIES_MESSAGE,
@@ -264,3 +277,153 @@ class SmtpConfigApi(APIView):
                 status=status.HTTP_404_NOT_FOUND,
             )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# -- verification ------------------------------------------------------------------
+
+MAX_WAIT_SECONDS = 30
+
+
+def wait_seconds(request) -> int:
+    """``?wait=N``: how long to wait for the result (0-30 s)."""
+    raw = request.query_params.get("wait", "0")
+    if not raw.isdigit() or int(raw) > MAX_WAIT_SECONDS:
+        message = (
+            f"wait must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}."
+        )
+        raise serializers.ValidationError({"wait": [message]})
+    return int(raw)
+
+
+def email_status_output(email: Email, *, request) -> dict[str, Any]:
+    """An email's status and steps, as the verification API and the pages show it."""
+    return {
+        "id": email.pk,
+        "kind": email.kind,
+        "status": email.status,
+        "progress": email.progress,
+        "recipient": email.recipient,
+        "level": email.level_used or None,
+        "server": email.server or None,
+        "attempts": email.attempts,
+        "steps": email.steps,
+        "failed_step": email.failed_step or None,
+        "reply_code": email.reply_code,
+        "error": email.last_error or None,
+        "hint": email.hint or None,
+        "field": email.error_field or None,
+        "message_id": email.message_id,
+        "created_at": email.created_at,
+        "finished_at": email.finished_at,
+        "status_url": request.build_absolute_uri(
+            reverse("api-email-verification-status", args=[email.pk])
+        ),
+    }
+
+
+class VerificationInputSerializer(StrictSerializer):
+    sender_email = StrictCharField(required=False, allow_blank=True, max_length=254)
+    recipient_email = StrictCharField(required=True, allow_blank=True, max_length=254)
+    subject = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+    body = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
+class EmailStatusOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.ChoiceField(choices=["queued", "sending", "sent", "failed"])
+    progress = serializers.CharField()
+    recipient = serializers.EmailField()
+    level = serializers.CharField(allow_null=True)
+    server = serializers.CharField(allow_null=True)
+    attempts = serializers.IntegerField()
+    steps = serializers.ListField(child=serializers.DictField())
+    failed_step = serializers.CharField(allow_null=True)
+    reply_code = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    hint = serializers.CharField(allow_null=True)
+    field = serializers.CharField(allow_null=True)
+    message_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    status_url = serializers.URLField()
+
+
+# The service's field names, as this API names them.
+VERIFICATION_FIELDS = {"recipient": "recipient_email"}
+
+
+def refused_response(refused: TestEmailRefused) -> Response:
+    response = Response({"error": refused.message}, status=refused.status)
+    if refused.retry_after:
+        response["Retry-After"] = str(refused.retry_after)
+    return response
+
+
+def _answer(email: Email, request, *, created: bool) -> Response:
+    code = status.HTTP_200_OK if email.is_final else status.HTTP_202_ACCEPTED
+    if created and not email.is_final:
+        code = status.HTTP_202_ACCEPTED
+    return Response(email_status_output(email, request=request), status=code)
+
+
+class VerificationApi(APIView):
+    """Send a test email through the caller's configuration in effect."""
+
+    @extend_schema(
+        operation_id="email_config_verify",
+        request=VerificationInputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "wait", int, description="Wait up to N seconds (0-30) for the result."
+            )
+        ],
+        responses={202: EmailStatusOutputSerializer, 200: EmailStatusOutputSerializer},
+    )
+    def post(self, request):
+        scope = api_tenant_scope(request, smtp_feature=True)
+        wait = wait_seconds(request)
+        body = VerificationInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        try:
+            email = smtp_test_email_request(
+                scope=scope,
+                actor=request.user,
+                recipient=data["recipient_email"],
+                sender=data.get("sender_email", ""),
+                subject=data.get("subject", ""),
+                body=data.get("body", ""),
+            )
+        except SmtpValidationError as error:
+            raise serializers.ValidationError(
+                {VERIFICATION_FIELDS.get(k, k): v for k, v in error.errors.items()}
+            ) from error
+        except TestEmailRefused as refused:
+            return refused_response(refused)
+        if wait:
+            email = email_wait_final(email=email, seconds=wait)
+        return _answer(email, request, created=True)
+
+
+class VerificationStatusApi(APIView):
+    """The status and steps of a verification (or test) email."""
+
+    @extend_schema(
+        operation_id="email_config_verification_status",
+        parameters=[
+            OpenApiParameter(
+                "wait", int, description="Wait up to N seconds (0-30) for the result."
+            )
+        ],
+        responses={200: EmailStatusOutputSerializer, 202: EmailStatusOutputSerializer},
+    )
+    def get(self, request, email_id: int):
+        scope = api_tenant_scope(request, smtp_feature=True)
+        wait = wait_seconds(request)
+        email = email_get(scope=scope, email_id=email_id)
+        if email is None:
+            raise Http404("No such verification email for your tenant.")
+        if wait:
+            email = email_wait_final(email=email, seconds=wait)
+        return _answer(email, request, created=False)

@@ -107,3 +107,175 @@ class SmtpConfiguration(SmtpSettingsFields):
     @property
     def level(self) -> Level:
         return Level.PARTNER if self.organization_id is None else Level.ORGANIZATION
+
+
+class SmtpDraft(SmtpSettingsFields):
+    """Unsaved form values under test ("Send Test Email" before Save).
+
+    Stored like a configuration (password encrypted) and deleted when the test
+    ends.
+    """
+
+    partner = models.ForeignKey(
+        "tenants.Partner", on_delete=models.CASCADE, related_name="+"
+    )
+    organization = models.ForeignKey(
+        "tenants.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Draft SMTP {self.host}:{self.port}"
+
+    @property
+    def level(self) -> Level:
+        return Level.PARTNER if self.organization_id is None else Level.ORGANIZATION
+
+
+class EmailKind(models.TextChoices):
+    TEST = "test", "Test email"
+    VERIFY = "verify", "Verification (no mail sent)"
+    PASSWORD_SETUP = "password_setup", "Password setup"
+    PASSWORD_RESET = "password_reset", "Password reset"
+    ALERT = "alert", "Alert notification"
+
+
+# Test kinds are tried once, while a person waits; system kinds are retried.
+TEST_KINDS = (EmailKind.TEST, EmailKind.VERIFY)
+
+
+class EmailStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+FINAL_STATUSES = (EmailStatus.SENT, EmailStatus.FAILED)
+
+
+class Email(models.Model):
+    """One email in the outbox. The row is the truth; tasks only carry its id."""
+
+    kind = models.CharField(max_length=32, choices=EmailKind.choices)
+    status = models.CharField(
+        max_length=16, choices=EmailStatus.choices, default=EmailStatus.QUEUED
+    )
+    partner = models.ForeignKey(
+        "tenants.Partner",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    organization = models.ForeignKey(
+        "tenants.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # The unsaved configuration a test email tries, if any.
+    draft = models.OneToOneField(
+        SmtpDraft, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Empty: the sender of the configuration in effect when it is sent.
+    sender = models.EmailField(max_length=254, blank=True)
+    recipient = models.EmailField(max_length=254)
+    subject = models.CharField(max_length=255)
+    # Encrypted: system emails carry one-time links.
+    body = EncryptedSecretField()
+    message_id = models.CharField(max_length=255, unique=True)
+    # Where it went: the level in effect and the server, once tried.
+    level_used = models.CharField(max_length=16, choices=Level.choices, blank=True)
+    server = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # When a task for it was last handed to the broker (None: never, e.g. the
+    # broker was down); the sweeper hands out again what waits too long.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    # Live progress of the current attempt: the step running, and every step.
+    progress = models.CharField(max_length=32, blank=True)
+    steps = models.JSONField(default=list, blank=True)
+    failed_step = models.CharField(max_length=32, blank=True)
+    reply_code = models.IntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    hint = models.TextField(blank=True)
+    error_field = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The sweeper and batch claims look only at unfinished rows.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status__in=["queued", "sending"]),
+                name="email_due",
+            ),
+            models.Index(
+                fields=["partner", "organization", "status", "next_attempt_at"],
+                name="email_tenant_due",
+            ),
+            models.Index(fields=["requested_by", "created_at"], name="email_requester"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.recipient} ({self.status})"
+
+    @property
+    def is_test(self) -> bool:
+        return self.kind in TEST_KINDS
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class EmailAttempt(models.Model):
+    """One try to send an email, with every step of it."""
+
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="tries")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    ok = models.BooleanField()
+    transient = models.BooleanField(default=False)
+    level = models.CharField(max_length=16, choices=Level.choices, blank=True)
+    server = models.CharField(max_length=300, blank=True)
+    failed_step = models.CharField(max_length=32, blank=True)
+    reply_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    steps = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["email", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["email", "number"], name="email_attempt_number_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.number} of email {self.email_id}"

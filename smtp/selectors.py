@@ -17,7 +17,13 @@ from django.core.validators import validate_email
 from django.db.models import Q
 
 from opsconsole.env import controller_smtp_env
-from smtp.models import Level, Security, SmtpConfiguration, security_from_tls
+from smtp.models import (
+    Level,
+    Security,
+    SmtpConfiguration,
+    SmtpDraft,
+    security_from_tls,
+)
 from smtp.validators import validate_host
 from tenants.models import Organization, Partner
 
@@ -126,7 +132,7 @@ def effective_sender(*, configured: str, username: str) -> tuple[str, str]:
     return settings.DEFAULT_FROM_EMAIL, "default"
 
 
-def _from_row(row: SmtpConfiguration) -> SmtpSettings:
+def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpSettings:
     sender, origin = effective_sender(
         configured=row.sender_email, username=row.username
     )
@@ -142,10 +148,17 @@ def _from_row(row: SmtpConfiguration) -> SmtpSettings:
         sender_email=sender,
         sender_origin=origin,
         trusted=False,
-        configuration_id=row.pk,
-        updated_at=row.updated_at,
-        updated_by=row.updated_by.email if row.updated_by_id else None,
+        configuration_id=row.pk if isinstance(row, SmtpConfiguration) else None,
+        updated_at=getattr(row, "updated_at", None),
+        updated_by=(
+            row.updated_by.email if getattr(row, "updated_by_id", None) else None
+        ),
     )
+
+
+def smtp_settings_of_draft(draft: SmtpDraft) -> SmtpSettings:
+    """The settings a test of unsaved form values uses."""
+    return _from_row(draft)
 
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -207,13 +220,21 @@ def controller_smtp_layer() -> Layer:
 
 
 def smtp_config_effective(
-    *, partner: Partner, organization: Organization | None = None
+    *, partner: Partner | None, organization: Organization | None = None
 ) -> EffectiveSmtp:
     """Which SMTP configuration is in effect for a partner or one of its organizations.
 
     One query for the partner's and the organization's rows; the controller
-    defaults are read from the environment now.
+    defaults are read from the environment now. Without a partner (support
+    staff), only the controller level applies.
     """
+    if partner is None:
+        layer = controller_smtp_layer()
+        return EffectiveSmtp(
+            source=Level.CONTROLLER if layer.usable else Level.NONE,
+            settings=layer.settings if layer.usable else None,
+            layers=(layer,),
+        )
     if organization is not None and organization.partner_id != partner.pk:
         raise ValueError("The organization does not belong to this partner.")
     scope = Q(organization__isnull=True)
@@ -269,3 +290,24 @@ def smtp_config_get(
         .filter(partner=partner, organization__isnull=True)
         .first()
     )
+
+
+def email_get(*, scope, email_id: int):
+    """An email of the caller's tenant (a partner sees its organizations' too)."""
+    from smtp.models import Email
+
+    emails = Email.objects.filter(partner=scope.partner)
+    if scope.organization is not None:
+        emails = emails.filter(organization=scope.organization)
+    return emails.filter(pk=email_id).first()
+
+
+def email_wait_final(*, email, seconds: float, interval: float = 0.1):
+    """The email, re-read until it is sent or failed, for at most ``seconds``."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not email.is_final and time.monotonic() < deadline:
+        time.sleep(interval)
+        email.refresh_from_db()
+    return email

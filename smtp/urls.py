@@ -4,14 +4,30 @@ from smtp import apis, views
 
 ops_urlpatterns = [
     path("smtp/", views.ops_smtp, name="smtp"),
+    path("smtp/test", views.ops_smtp_test, name="smtp-test"),
 ]
 
 web_urlpatterns = [
     path("infrastructure/system/settings/smtp/", views.web_smtp, name="smtp"),
+    path(
+        "infrastructure/system/settings/smtp/test",
+        views.web_smtp_test,
+        name="smtp-test",
+    ),
 ]
 
 urlpatterns = [
     path(
         "event/v1/email/config", apis.SmtpConfigApi.as_view(), name="api-email-config"
+    ),
+    path(
+        "event/v1/email/config/verification",
+        apis.VerificationApi.as_view(),
+        name="api-email-verification",
+    ),
+    path(
+        "event/v1/email/config/verification/<int:email_id>",
+        apis.VerificationStatusApi.as_view(),
+        name="api-email-verification-status",
     ),
 ]

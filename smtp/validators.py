@@ -149,6 +149,31 @@ def validate_host(value: str) -> str:
     return name
 
 
+def validate_address(
+    name: str, label: str, value: str, errors: dict[str, list[str]], *, required: bool
+) -> str:
+    """An email address for a header or envelope; adds a message to ``errors``."""
+    address = (value or "").strip()
+    if "\r" in (value or "") or "\n" in (value or ""):
+        errors.setdefault(name, []).append(
+            f"{label} must not contain line breaks: enter one address."
+        )
+        return address
+    if not address:
+        if required:
+            errors.setdefault(name, []).append(
+                f"{label} is required: enter an email address, e.g. ops@example.com."
+            )
+        return address
+    try:
+        validate_email(address)
+    except ValidationError:
+        errors.setdefault(name, []).append(
+            f"{label} must be an email address, e.g. ops@example.com."
+        )
+    return address
+
+
 def _validate_header_value(name: str, value: str, errors: dict[str, list[str]]) -> None:
     if "\r" in value or "\n" in value:
         errors.setdefault(name, []).append(

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from smtp.forms import SmtpConfigForm
 from smtp.models import Level, Security
@@ -18,9 +20,11 @@ from smtp.selectors import (
     smtp_config_get,
 )
 from smtp.services import (
+    TestEmailRefused,
     smtp_config_delete,
     smtp_config_remove_password,
     smtp_config_save,
+    smtp_test_email_request,
 )
 from smtp.validators import SmtpValidationError
 from tenants.access import console_page, ops_page
@@ -168,3 +172,52 @@ def web_smtp(request: HttpRequest) -> HttpResponse:
     return _smtp_page(
         request, scope=scope, template="console/smtp.html", nav="settings"
     )
+
+
+def _smtp_test(request: HttpRequest, *, scope: TenantScope) -> JsonResponse:
+    """Queue a test of the values in the form (before Save); JSON for the page."""
+    form = SmtpConfigForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse(
+            {"error": "Fix the fields marked below.", "fields": form.errors},
+            status=400,
+        )
+    try:
+        email = smtp_test_email_request(
+            scope=scope,
+            actor=request.user,
+            recipient=request.POST.get("recipient", ""),
+            verify_only=request.POST.get("mode") == "verify",
+            form=form.to_input(),
+        )
+    except SmtpValidationError as error:
+        fields: dict[str, list[str]] = {}
+        for name, problems in error.errors.items():
+            fields.setdefault(form.FIELD_FOR_RULE.get(name, name), []).extend(problems)
+        return JsonResponse(
+            {"error": "Fix the fields marked below.", "fields": fields}, status=400
+        )
+    except TestEmailRefused as refused:
+        response = JsonResponse({"error": refused.message}, status=refused.status)
+        if refused.retry_after:
+            response["Retry-After"] = str(refused.retry_after)
+        return response
+    status_url = reverse("api-email-verification-status", args=[email.pk])
+    return JsonResponse(
+        {"id": email.pk, "status": email.status, "status_url": status_url},
+        status=202,
+    )
+
+
+@require_POST
+@ops_page
+def ops_smtp_test(request: HttpRequest) -> JsonResponse:
+    scope = TenantScope(partner=request.partner, organization=None)
+    return _smtp_test(request, scope=scope)
+
+
+@require_POST
+@console_page(Console.WEB, smtp_feature=True)
+def web_smtp_test(request: HttpRequest) -> JsonResponse:
+    scope = TenantScope(partner=request.partner, organization=request.organization)
+    return _smtp_test(request, scope=scope)

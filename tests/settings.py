@@ -15,6 +15,12 @@ os.environ.setdefault("FERNET_KEYS", "tests-only-fernet-key-1")
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
+# The suite's SMTP servers listen on loopback; the network-policy tests take this
+# permission away again.
+os.environ.setdefault("SMTP_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+# Short timeouts and retries keep failure tests fast.
+os.environ.setdefault("SMTP_TIMEOUT", "3")
+os.environ.setdefault("SMTP_RETRY_BASE_SECONDS", "0.2")
 
 from opsconsole.settings import *  # noqa: F403
 

@@ -61,4 +61,170 @@
     mode.addEventListener("change", describe);
   }
   describe();
+
+  // Send Test Email / Verify: queue the test, then follow its steps live.
+  var testUrl = form.getAttribute("data-test-url");
+  var result = document.getElementById("test-result");
+  var statusLine = document.getElementById("test-status");
+  var stepsList = document.getElementById("test-steps");
+  var testButtons = form.querySelectorAll("[data-test-mode]");
+  var STEP_LABELS = {
+    configuration: "Configuration",
+    resolve: "Resolve host name (DNS)",
+    connect: "Connect (TCP)",
+    greeting: "Server greeting",
+    tls: "TLS",
+    ehlo: "EHLO",
+    auth: "Authenticate",
+    mail_from: "MAIL FROM (sender)",
+    rcpt_to: "RCPT TO (recipient)",
+    data: "DATA (message)",
+    rset: "RSET (nothing sent)"
+  };
+  var ADVANCED = ["use_insecure", "retries", "sender_email", "tls_mode"];
+
+  function clearTestErrors() {
+    document.querySelectorAll(".js-test-error").forEach(function (node) { node.remove(); });
+    document.querySelectorAll(".js-test-flagged").forEach(function (node) {
+      node.classList.remove("has-error", "js-test-flagged");
+    });
+  }
+
+  function flagField(name, message) {
+    var container = document.getElementById("field-" + name);
+    if (!container) {
+      return;
+    }
+    if (ADVANCED.indexOf(name) !== -1) {
+      container.closest("details").open = true;
+    }
+    container.classList.add("has-error", "js-test-flagged");
+    var note = document.createElement("p");
+    note.className = "field-error js-test-error";
+    note.textContent = message;
+    container.appendChild(note);
+  }
+
+  function setBusy(busy) {
+    testButtons.forEach(function (button) { button.disabled = busy; });
+  }
+
+  function say(text, kind) {
+    result.hidden = false;
+    statusLine.textContent = text;
+    statusLine.className = "test-status" + (kind ? " test-status-" + kind : "");
+  }
+
+  function renderSteps(steps) {
+    stepsList.textContent = "";
+    steps.forEach(function (step) {
+      var item = document.createElement("li");
+      item.className = "step step-" + step.status;
+      item.setAttribute("data-step", step.name);
+      var head = document.createElement("div");
+      head.className = "step-head";
+      var mark = step.status === "ok" ? "✓" : step.status === "failed" ? "✗" : "…";
+      head.textContent = mark + " " + (STEP_LABELS[step.name] || step.name);
+      if (step.status !== "running") {
+        var timing = document.createElement("span");
+        timing.className = "step-time";
+        timing.textContent = step.duration_ms + " ms";
+        head.appendChild(timing);
+      }
+      item.appendChild(head);
+      var lines = [];
+      if (step.detail) { lines.push(step.detail); }
+      if (step.reply_code || step.reply) {
+        lines.push("Server: " + (step.reply_code || "") + " " + (step.reply || ""));
+      }
+      lines.forEach(function (line) {
+        var text = document.createElement("div");
+        text.className = "step-text";
+        text.textContent = line;
+        item.appendChild(text);
+      });
+      if (step.status === "failed" && step.hint) {
+        var hint = document.createElement("div");
+        hint.className = "step-hint";
+        hint.textContent = step.hint;
+        item.appendChild(hint);
+      }
+      stepsList.appendChild(item);
+    });
+  }
+
+  function finish(email) {
+    setBusy(false);
+    renderSteps(email.steps || []);
+    if (email.status === "sent") {
+      var last = (email.steps || []).slice(-1)[0] || {};
+      if (email.kind === "verify") {
+        say("Verified: every step up to RCPT TO worked with " + email.server + "; nothing was sent.", "ok");
+      } else {
+        say("Sent: " + email.server + " accepted the message (" + (last.reply_code || "") + " " + (last.reply || "") + ").", "ok");
+      }
+      return;
+    }
+    var failed = (email.steps || []).filter(function (s) { return s.status === "failed"; })[0] || {};
+    var where = STEP_LABELS[failed.name] || email.failed_step || "a step";
+    say("Failed at " + where + ": " + (email.error || "") + " " + (email.hint || ""), "bad");
+    if (email.field) {
+      flagField(email.field, "The test failed here: " + (email.hint || email.error || ""));
+    }
+  }
+
+  function poll(url, deadline) {
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) { return response.json(); })
+      .then(function (email) {
+        if (email.status === "sent" || email.status === "failed") {
+          finish(email);
+          return;
+        }
+        renderSteps(email.steps || []);
+        var running = email.status === "queued" ? "Queued: waiting for a worker…"
+          : "Running: " + (STEP_LABELS[email.progress] || email.progress || "starting") + "…";
+        say(running, "busy");
+        if (Date.now() > deadline) {
+          setBusy(false);
+          say("Still running after a minute: the worker may be busy or stopped. The result will appear in the audit log.", "bad");
+          return;
+        }
+        window.setTimeout(function () { poll(url, deadline); }, 250);
+      })
+      .catch(function () {
+        setBusy(false);
+        say("Lost contact with the console while waiting for the result; reload the page.", "bad");
+      });
+  }
+
+  testButtons.forEach(function (button) {
+    button.addEventListener("click", function () {
+      clearTestErrors();
+      stepsList.textContent = "";
+      setBusy(true);
+      say("Queued…", "busy");
+      var data = new FormData(form);
+      data.set("mode", button.getAttribute("data-test-mode"));
+      fetch(testUrl, { method: "POST", body: data, credentials: "same-origin" })
+        .then(function (response) {
+          return response.json().then(function (body) { return { status: response.status, body: body }; });
+        })
+        .then(function (answer) {
+          if (answer.status === 202) {
+            poll(answer.body.status_url, Date.now() + 60000);
+            return;
+          }
+          setBusy(false);
+          say(answer.body.error || "The test could not start.", "bad");
+          Object.keys(answer.body.fields || {}).forEach(function (name) {
+            flagField(name, answer.body.fields[name].join(" "));
+          });
+        })
+        .catch(function () {
+          setBusy(false);
+          say("The console did not answer; check your connection and try again.", "bad");
+        });
+    });
+  });
 })();

@@ -1,0 +1,40 @@
+"""Fixtures of the SMTP tests: certificates, servers, and settings builders."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.smtp_servers import SilentListener, SmtpTestServer, make_certificates
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def trust_test_ca(settings, certs):
+    """Make the delivery engine trust the test CA (as SMTP_CA_BUNDLE would)."""
+    settings.SMTP_CA_BUNDLE = str(certs.ca)
+
+
+@pytest.fixture
+def smtp_server():
+    """``smtp_server(starttls=..., implicit_tls=..., users=..., behaviour=...)``."""
+    started: list = []
+
+    def start(**options) -> SmtpTestServer:
+        server = SmtpTestServer(**options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def silent_listener():
+    listener = SilentListener()
+    yield listener
+    listener.stop()

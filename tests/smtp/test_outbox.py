@@ -1,0 +1,325 @@
+"""The outbox with a real Celery worker and real SMTP servers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from audit.models import AuditEvent, Category
+from smtp.models import (
+    Email,
+    EmailAttempt,
+    EmailKind,
+    EmailStatus,
+    Security,
+    SmtpConfiguration,
+    SmtpDraft,
+)
+from smtp.services import send_system_email
+from tests.support.smtp_servers import Behaviour, SmtpTestServer
+from tests.support.worker import wait_until
+
+CANARY = "canary-outbox-pw-Zt6"
+
+
+@pytest.fixture
+def server():
+    started = []
+
+    def start(**options) -> SmtpTestServer:
+        instance = SmtpTestServer(**options)
+        started.append(instance)
+        return instance
+
+    yield start
+    for instance in started:
+        instance.stop()
+
+
+def configure_partner(partner, server, **fields) -> SmtpConfiguration:
+    values = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "security": Security.NONE,
+        "retries": 3,
+        **fields,
+    }
+    return SmtpConfiguration.objects.create(partner=partner, **values)
+
+
+def final(email: Email, timeout: float = 30) -> Email:
+    def done():
+        email.refresh_from_db()
+        return email.is_final
+
+    wait_until(done, timeout=timeout)
+    return email
+
+
+def events_of(email: Email) -> list[str]:
+    return [
+        e.type
+        for e in AuditEvent.objects.filter(
+            category=Category.SYSTEMAUDIT, detail__email_id=email.pk
+        ).order_by("timestamp", "id")
+    ]
+
+
+def test_a_system_email_is_sent_through_the_partner_configuration(worker, demo, server):
+    smtp = server()
+    configure_partner(demo["acme"], smtp)
+    email = send_system_email(
+        kind=EmailKind.ALERT,
+        to="oncall@acme.example",
+        context={"title": "Disk almost full", "message": "Node 3 is at 91%."},
+        organization=demo["acme-prod"],
+    )
+    email = final(email)
+    assert email.status == EmailStatus.SENT
+    assert (email.level_used, email.attempts) == ("partner", 1)
+    received = smtp.messages
+    assert [m.message_id for m in received] == [email.message_id]
+    assert received[0].message["Subject"] == "[ALERT] Disk almost full"
+    assert "Node 3 is at 91%." in received[0].message.get_content()
+    assert events_of(email) == ["email.queued", "email.sent"]
+    sent = AuditEvent.objects.get(type="email.sent", detail__email_id=email.pk)
+    assert sent.partner_id == demo["acme"].pk
+    assert sent.organization_id == demo["acme-prod"].pk
+    assert sent.detail["message_id"] == email.message_id
+    assert sent.detail["level"] == "partner"
+    assert sent.detail["reply"].startswith("2.0.0")
+    assert "Node 3" not in json.dumps(sent.detail)  # no body in the audit log
+
+
+def test_4xx_replies_are_retried_until_accepted(worker, demo, server):
+    smtp = server(behaviour=Behaviour(defer_data_times=2))
+    configure_partner(demo["acme"], smtp, retries=3)
+    email = final(
+        send_system_email(
+            kind=EmailKind.ALERT,
+            to="oncall@acme.example",
+            context={"title": "t", "message": "m"},
+            partner=demo["acme"],
+        )
+    )
+    assert email.status == EmailStatus.SENT
+    assert email.attempts == 3
+    assert events_of(email) == [
+        "email.queued",
+        "email.deferred",
+        "email.deferred",
+        "email.sent",
+    ]
+    tries = list(EmailAttempt.objects.filter(email=email))
+    assert [(t.ok, t.transient, t.failed_step, t.reply_code) for t in tries] == [
+        (False, True, "data", 451),
+        (False, True, "data", 451),
+        (True, False, "", None),
+    ]
+    assert len(smtp.messages) == 1
+
+
+def test_retries_stop_at_the_configured_number(worker, demo):
+    from tests.support.smtp_servers import free_port
+
+    SmtpConfiguration.objects.create(
+        partner=demo["acme"],
+        host="127.0.0.1",
+        port=free_port(),
+        security=Security.NONE,
+        retries=1,
+    )
+    email = final(
+        send_system_email(
+            kind=EmailKind.ALERT,
+            to="oncall@acme.example",
+            context={"title": "t", "message": "m"},
+            partner=demo["acme"],
+        )
+    )
+    assert email.status == EmailStatus.FAILED
+    assert email.attempts == 2
+    assert (email.failed_step, email.error_field) == ("connect", "port")
+    failed = AuditEvent.objects.get(type="email.failed", detail__email_id=email.pk)
+    assert failed.detail["step"] == "connect"
+    assert failed.detail["attempt"] == 2
+    assert "connection refused" in failed.detail["reason"]
+
+
+def test_a_permanent_failure_is_not_retried(worker, demo, server, certs):
+    smtp = server(implicit_tls=certs.self_signed, users={"u@acme.example": CANARY})
+    configure_partner(
+        demo["acme"],
+        smtp,
+        security=Security.SSL,
+        use_insecure=True,
+        username="u@acme.example",
+        password="wrong-" + CANARY,
+        retries=3,
+    )
+    email = final(
+        send_system_email(
+            kind=EmailKind.ALERT,
+            to="oncall@acme.example",
+            context={"title": "t", "message": "m"},
+            partner=demo["acme"],
+        )
+    )
+    assert email.status == EmailStatus.FAILED
+    assert email.attempts == 1
+    assert (email.failed_step, email.reply_code) == ("auth", 535)
+    failed = AuditEvent.objects.get(type="email.failed", detail__email_id=email.pk)
+    assert failed.detail["reply_code"] == 535
+    dumped = json.dumps([e.detail for e in AuditEvent.objects.all()])
+    assert CANARY not in dumped
+
+
+def test_no_configuration_in_effect_fails_with_the_reason(worker, demo):
+    email = final(
+        send_system_email(
+            kind=EmailKind.ALERT,
+            to="oncall@acme.example",
+            context={"title": "t", "message": "m"},
+            organization=demo["acme-prod"],
+        )
+    )
+    assert email.status == EmailStatus.FAILED
+    assert email.failed_step == "configuration"
+    assert "No SMTP configuration is in effect" in email.last_error
+
+
+def test_a_batch_goes_over_few_connections(worker, demo, server):
+    smtp = server()
+    configure_partner(demo["acme"], smtp)
+    emails = [
+        send_system_email(
+            kind=EmailKind.ALERT,
+            to=f"oncall{number}@acme.example",
+            context={"title": f"t{number}", "message": "m"},
+            organization=demo["acme-prod"],
+        )
+        for number in range(30)
+    ]
+    wait_until(
+        lambda: Email.objects.filter(status=EmailStatus.SENT).count() == 30,
+        timeout=60,
+    )
+    assert sorted(m.message_id for m in smtp.messages) == sorted(
+        e.message_id for e in emails
+    )
+    assert smtp.handler.sessions < 30
+    assert AuditEvent.objects.filter(type="email.sent").count() == 30
+
+
+def page_client(user) -> Client:
+    client = Client(enforce_csrf_checks=False)
+    client.force_login(user)
+    return client
+
+
+def test_send_test_email_tests_unsaved_values_and_shows_the_steps(worker, demo, server):
+    smtp = server()
+    client = page_client(demo["acme_admin"])
+    response = client.post(
+        "/ops/smtp/test",
+        {
+            "host": "127.0.0.1",
+            "port": str(smtp.port),
+            "retries": "3",
+            "recipient": "me@acme.example",
+            "mode": "send",
+        },
+    )
+    assert response.status_code == 202, response.content
+    status_url = response.json()["status_url"]
+    answer = client.get(status_url, {"wait": "20"}).json()
+    assert answer["status"] == "sent", answer
+    assert [s["name"] for s in answer["steps"]][-3:] == ["mail_from", "rcpt_to", "data"]
+    assert answer["level"] == "partner"
+    assert len(smtp.messages) == 1
+    assert smtp.messages[0].rcpt_tos == ["me@acme.example"]
+    # Nothing was saved, and the unsaved values are gone with the test.
+    assert not SmtpConfiguration.objects.exists()
+    assert not SmtpDraft.objects.exists()
+
+
+def test_send_test_email_with_a_wrong_password_names_auth_and_the_field(
+    worker, demo, server, certs
+):
+    smtp = server(implicit_tls=certs.self_signed, users={"u@acme.example": CANARY})
+    client = page_client(demo["prod_admin"])
+    response = client.post(
+        "/console/infrastructure/system/settings/smtp/test",
+        {
+            "host": "127.0.0.1",
+            "port": str(smtp.port),
+            "use_tls": "on",
+            "tls_mode": "ssl",
+            "use_insecure": "on",
+            "username": "u@acme.example",
+            "password": "wrong-" + CANARY,
+            "retries": "3",
+            "recipient": "me@acme.example",
+            "mode": "send",
+        },
+    )
+    assert response.status_code == 202, response.content
+    answer = client.get(response.json()["status_url"], {"wait": "20"}).json()
+    assert answer["status"] == "failed"
+    assert (answer["failed_step"], answer["reply_code"]) == ("auth", 535)
+    assert answer["field"] == "password"
+    assert "auth failed (535)" in answer["error"]
+    assert "refused the username or password" in answer["hint"]
+    assert CANARY not in json.dumps(answer)
+    assert not SmtpDraft.objects.exists()
+
+
+def test_verify_sends_nothing(worker, demo, server):
+    smtp = server()
+    client = page_client(demo["acme_admin"])
+    response = client.post(
+        "/ops/smtp/test",
+        {
+            "host": "127.0.0.1",
+            "port": str(smtp.port),
+            "retries": "3",
+            "recipient": "me@acme.example",
+            "mode": "verify",
+        },
+    )
+    answer = client.get(response.json()["status_url"], {"wait": "20"}).json()
+    assert answer["status"] == "sent"
+    assert answer["steps"][-1]["name"] == "rset"
+    assert smtp.messages == []
+
+
+def test_documented_verification_api_uses_the_configuration_in_effect(
+    worker, demo, server
+):
+    smtp = server()
+    configure_partner(demo["acme"], smtp)
+    client = page_client(demo["acme_admin"])
+    response = client.post(
+        "/event/v1/email/config/verification?wait=20",
+        data=json.dumps(
+            {
+                "sender_email": "noreply@acme.example",
+                "recipient_email": "ops@acme.example",
+                "subject": "Verification from curl",
+                "body": "Hello from the documented API.",
+            }
+        ),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    assert answer["status"] == "sent"
+    assert answer["status_url"].endswith(
+        f"/event/v1/email/config/verification/{answer['id']}"
+    )
+    message = smtp.messages[0]
+    assert message.mail_from == "noreply@acme.example"
+    assert message.message["Subject"] == "Verification from curl"
+    assert "Hello from the documented API." in message.message.get_content()

@@ -1,0 +1,340 @@
+"""Real SMTP servers for tests: aiosmtpd on loopback, with certificates made here.
+
+Nothing is mocked: the delivery engine talks SMTP over TCP (plain, STARTTLS or
+implicit TLS) to these servers, which authenticate, refuse, defer or stay silent
+as each test needs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from smtp.models import Level, Security
+from smtp.selectors import Secret, SmtpSettings
+from smtp.sink import SinkHandler
+
+# -- certificates --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertPair:
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class Certificates:
+    ca: Path  # the CA certificate clients trust (SMTP_CA_BUNDLE)
+    server: CertPair  # signed by the CA for localhost, 127.0.0.1 and ::1
+    self_signed: CertPair
+    expired: CertPair  # signed by the CA, expired yesterday
+    wrong_host: CertPair  # signed by the CA for other.example only
+
+
+def _key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _write(directory: Path, stem: str, cert, key) -> CertPair:
+    cert_path = directory / f"{stem}.crt"
+    key_path = directory / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return CertPair(cert_path, key_path)
+
+
+def _certificate(
+    *,
+    subject: str,
+    key,
+    issuer_name: x509.Name,
+    issuer_key,
+    names: list[str],
+    ca: bool = False,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+):
+    now = datetime.datetime.now(datetime.UTC)
+    alternative = [
+        x509.IPAddress(ipaddress.ip_address(n)) if _is_ip(n) else x509.DNSName(n)
+        for n in names
+    ]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - datetime.timedelta(days=1))
+        .not_valid_after(not_after or now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if alternative:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(alternative), critical=False
+        )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def make_certificates(directory: Path) -> Certificates:
+    """A test CA and the server certificates the tests need, written as PEM files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    local = ["localhost", "127.0.0.1", "::1"]
+    ca_key = _key()
+    ca_name = _name("Ops Console Test CA")
+    ca_cert = _certificate(
+        subject="Ops Console Test CA",
+        key=ca_key,
+        issuer_name=ca_name,
+        issuer_key=ca_key,
+        names=[],
+        ca=True,
+    )
+    ca = _write(directory, "ca", ca_cert, ca_key)
+
+    def signed(stem: str, names: list[str], **dates) -> CertPair:
+        key = _key()
+        cert = _certificate(
+            subject=names[0],
+            key=key,
+            issuer_name=ca_name,
+            issuer_key=ca_key,
+            names=names,
+            **dates,
+        )
+        return _write(directory, stem, cert, key)
+
+    self_key = _key()
+    self_cert = _certificate(
+        subject="localhost",
+        key=self_key,
+        issuer_name=_name("localhost"),
+        issuer_key=self_key,
+        names=local,
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    return Certificates(
+        ca=ca.cert,
+        server=signed("server", local),
+        self_signed=_write(directory, "self-signed", self_cert, self_key),
+        expired=signed(
+            "expired",
+            local,
+            not_before=now - datetime.timedelta(days=30),
+            not_after=now - datetime.timedelta(days=1),
+        ),
+        wrong_host=signed("wrong-host", ["other.example"]),
+    )
+
+
+def server_context(pair: CertPair) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pair.cert, pair.key)
+    return context
+
+
+# -- servers -------------------------------------------------------------------
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Behaviour:
+    """What a test server does beyond accepting mail."""
+
+    defer_data_times: int = 0  # answer DATA with 451 this many times first
+    refuse_recipients: set[str] = field(default_factory=set)  # 550 for these
+    refuse_sender: bool = False  # 553 for every MAIL FROM
+    data_delay: float = 0.0  # seconds to wait before accepting DATA
+
+
+class TestHandler(SinkHandler):
+    """The sink handler, with the refusals and delays of a ``Behaviour``."""
+
+    def __init__(self, behaviour: Behaviour):
+        super().__init__()
+        self.behaviour = behaviour
+        self.data_calls = 0
+        self.sessions = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.behaviour.refuse_sender:
+            return "553 5.7.1 Sender address rejected: not owned by user"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.behaviour.refuse_recipients:
+            return "550 5.1.1 User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        self.data_calls += 1
+        if self.data_calls <= self.behaviour.defer_data_times:
+            return "451 4.3.0 Temporary failure, try again later"
+        if self.behaviour.data_delay:
+            await asyncio.sleep(self.behaviour.data_delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+class SmtpTestServer:
+    """An aiosmtpd server on 127.0.0.1 with the given TLS and AUTH options."""
+
+    def __init__(
+        self,
+        *,
+        starttls: CertPair | None = None,
+        implicit_tls: CertPair | None = None,
+        users: dict[str, str] | None = None,
+        behaviour: Behaviour | None = None,
+        address: str = "127.0.0.1",
+    ):
+        self.handler = TestHandler(behaviour or Behaviour())
+        self.address = address
+        self.users = users
+        self.auth_attempts = 0
+        kwargs: dict = {}
+        if starttls is not None:
+            kwargs["tls_context"] = server_context(starttls)
+        if implicit_tls is not None:
+            kwargs["ssl_context"] = server_context(implicit_tls)
+        if users is not None:
+            kwargs["authenticator"] = self._authenticate
+            # Implicit TLS is TLS from the start; aiosmtpd only knows STARTTLS.
+            kwargs["auth_require_tls"] = implicit_tls is None and starttls is not None
+        self.port = free_port(address)
+        self.controller = Controller(
+            self.handler,
+            hostname=address,
+            port=self.port,
+            ready_timeout=10,
+            server_hostname="smtp.test",
+            **kwargs,
+        )
+        self.controller.start()
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        self.auth_attempts += 1
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login = auth_data.login.decode()
+        password = auth_data.password.decode()
+        return AuthResult(success=self.users.get(login) == password, handled=False)
+
+    @property
+    def messages(self):
+        return self.handler.messages
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+class SilentListener:
+    """Accepts TCP connections and never says a word (a hung server)."""
+
+    def __init__(self, address: str = "127.0.0.1", port: int = 0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((address, port))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def stop(self) -> None:
+        self.sock.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+def smtp_settings(
+    port: int,
+    *,
+    host: str = "localhost",
+    security: Security = Security.NONE,
+    username: str = "",
+    password: str = "",
+    insecure: bool = False,
+    trusted: bool = False,
+    retries: int = 3,
+) -> SmtpSettings:
+    return SmtpSettings(
+        level=Level.PARTNER,
+        host=host,
+        port=port,
+        security=security,
+        use_insecure=insecure,
+        username=username,
+        password=Secret(password),
+        retries=retries,
+        sender_email="alerts@acme.example",
+        sender_origin="configured",
+        trusted=trusted,
+    )
