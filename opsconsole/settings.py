@@ -176,9 +176,14 @@ SMTP_TEST_RATE_PER_MINUTE = env.int("SMTP_TEST_RATE_PER_MINUTE", default=10)
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    # Above the longest task, so that a message is not redelivered while a
-    # worker is still sending it.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Above the longest task, so that a message is not redelivered while a
+        # worker is still sending it.
+        "visibility_timeout": 3600,
+        # A publish to a broker that is down fails at once instead of blocking a
+        # web request for seconds; the email waits in the outbox for the sweeper.
+        "max_retries": 0,
+    }
 else:
     # A broker that needs no server: messages are files under var/broker, so a
     # real worker process still runs in development.

@@ -51,6 +51,16 @@ logger = logging.getLogger(__name__)
 # fail the same way, so the batch stops there.
 SESSION_STEPS = frozenset({"resolve", "connect", "tls", "greeting", "ehlo", "auth"})
 MAX_RETRY_DELAY = 15 * 60
+# Results of a batch are stored every this many emails: a worker that dies
+# mid-batch leaves at most this many sent-but-unrecorded emails per thread, the
+# only ones that can be sent a second time.
+RECORD_EVERY = 10
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.2,
+}
 IDLE_CHECK_AFTER = 5.0
 IDLE_CLOSE_AFTER = 60.0
 
@@ -134,7 +144,10 @@ def email_publish(email_id: int, *, countdown: float = 0, first: bool = False) -
             kwargs={"email_id": email_id},
             countdown=countdown or None,
             queue=settings.CELERY_TASK_DEFAULT_QUEUE,
-            retry=False,
+            # Two quick reconnects (a stale pooled connection), then give up:
+            # the row is the truth, and the sweeper hands it out later.
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY,
         )
     except (BrokerError, OSError) as error:
         logger.warning(
@@ -408,6 +421,9 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
     deadline = time.monotonic() + settings.SMTP_LEASE_SECONDS / 2
     results: list[Result] = []
     for index, email in enumerate(batch):
+        if len(results) >= RECORD_EVERY:
+            _record(results, token=token)
+            results = []
         if time.monotonic() > deadline:
             # Stay well inside the lease: give the rest back rather than risk
             # another worker sending them too.

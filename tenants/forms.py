@@ -19,3 +19,37 @@ class EmailAuthenticationForm(AuthenticationForm):
         "invalid_login": "Invalid email or password. Both are case-sensitive "
         "except the email.",
     }
+
+
+class OrganizationCreateForm(forms.Form):
+    """A new organization and its first admin (the rules live in the service)."""
+
+    name = forms.CharField(required=False, max_length=200)
+    slug = forms.CharField(
+        required=False,
+        max_length=63,
+        label="Identifier",
+        help_text="Lowercase letters, digits and hyphens. Empty: made from the name.",
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+    )
+    admin_email = forms.CharField(
+        required=False,
+        max_length=254,
+        label="Admin email",
+        widget=forms.EmailInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    admin_password = forms.CharField(
+        required=False,
+        strip=False,
+        label="Admin password",
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password"}
+        ),
+    )
+
+
+class PasswordResetRequestForm(forms.Form):
+    email = forms.EmailField(
+        label="Email",
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )

@@ -7,6 +7,11 @@ ops_urlpatterns = [
     path("", views.ops_home, name="home"),
     path("organizations/", views.ops_organization_list, name="organizations"),
     path(
+        "organizations/new/",
+        views.ops_organization_create,
+        name="organization-new",
+    ),
+    path(
         "organizations/<int:organization_id>/",
         views.ops_organization_detail,
         name="organization",
@@ -22,6 +27,17 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password-reset/", views.password_reset, name="password-reset"),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        views.PasswordLinkView.as_view(),
+        name="password-reset-confirm",
+    ),
+    path(
+        "account/setup/<uidb64>/<token>/",
+        views.AccountSetupView.as_view(),
+        name="account-setup",
+    ),
     path("auth/v1/login/", apis.LoginApi.as_view(), name="api-login"),
     path("auth/v1/logout/", apis.LogoutApi.as_view(), name="api-logout"),
 ]

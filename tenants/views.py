@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
 
+from audit.models import Category
+from audit.services import audit_event_record
 from tenants.access import ops_page, web_page
-from tenants.forms import EmailAuthenticationForm
+from tenants.forms import (
+    EmailAuthenticationForm,
+    OrganizationCreateForm,
+    PasswordResetRequestForm,
+)
 from tenants.models import Console
 from tenants.selectors import organization_get, organization_list
+from tenants.services import (
+    AccountStrategy,
+    account_strategy,
+    organization_create,
+    password_reset_request,
+)
 
 
 class LoginView(auth_views.LoginView):
@@ -48,6 +63,50 @@ def ops_organization_list(request: HttpRequest) -> HttpResponse:
 
 
 @ops_page
+def ops_organization_create(request: HttpRequest) -> HttpResponse:
+    strategy = account_strategy()
+    status = 200
+    if request.method == "POST":
+        form = OrganizationCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                created = organization_create(
+                    partner=request.partner,
+                    actor=request.user,
+                    **form.cleaned_data,
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                if created.invitation_sent:
+                    messages.success(
+                        request,
+                        f"Organization created. {created.admin.email} was sent an "
+                        "email to set their password.",
+                    )
+                else:
+                    messages.success(
+                        request,
+                        f"Organization created. {created.admin.email} can log in "
+                        "with the password you set.",
+                    )
+                return redirect("ops:organization", created.organization.pk)
+        status = 400
+    else:
+        form = OrganizationCreateForm()
+    return render(
+        request,
+        "ops/organization_new.html",
+        {
+            "form": form,
+            "nav": "organizations",
+            "verify": strategy == AccountStrategy.VERIFY,
+        },
+        status=status,
+    )
+
+
+@ops_page
 def ops_organization_detail(request: HttpRequest, organization_id: int) -> HttpResponse:
     organization = organization_get(
         partner=request.partner, organization_id=organization_id
@@ -69,3 +128,52 @@ def web_home(request: HttpRequest) -> HttpResponse:
 @web_page
 def web_settings(request: HttpRequest) -> HttpResponse:
     return render(request, "console/settings.html", {"nav": "settings"})
+
+
+class PasswordLinkView(auth_views.PasswordResetConfirmView):
+    """A one-time link (account setup or password reset): choose a password."""
+
+    template_name = "registration/password_set.html"
+    success_url = reverse_lazy("login")
+    purpose = "reset"
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "purpose": self.purpose}
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        user = form.user
+        audit_event_record(
+            category=Category.AUDIT,
+            type="user.password_set",
+            summary=f"{user.email} set a password from a one-time link",
+            actor=user.email,
+            partner_id=(
+                user.partner_id
+                or (user.organization.partner_id if user.organization_id else None)
+            ),
+            organization_id=user.organization_id,
+            detail={"purpose": self.purpose},
+        )
+        messages.success(self.request, "Password set. Log in with your new password.")
+        return response
+
+
+class AccountSetupView(PasswordLinkView):
+    purpose = "setup"
+
+
+def password_reset(request: HttpRequest) -> HttpResponse:
+    """Ask for a reset link; the answer never tells whether the address exists."""
+    if request.method == "POST":
+        form = PasswordResetRequestForm(request.POST)
+        if form.is_valid():
+            password_reset_request(email=form.cleaned_data["email"])
+            return render(
+                request,
+                "registration/password_reset_sent.html",
+                {"email": form.cleaned_data["email"]},
+            )
+    else:
+        form = PasswordResetRequestForm()
+    return render(request, "registration/password_reset_form.html", {"form": form})
