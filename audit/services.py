@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from audit.models import AuditEvent, Category
+from audit.search import search_enabled
+
+logger = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system"
 
@@ -69,9 +76,30 @@ def audit_event_record(
         )
     )
     event.save()
+    _index_after_commit([event.pk])
     return event
 
 
 def audit_events_record_bulk(events: Iterable[EventData]) -> list[AuditEvent]:
     """Append many events in one INSERT (the delivery engine's hot path)."""
-    return AuditEvent.objects.bulk_create([_build(event) for event in events])
+    created = AuditEvent.objects.bulk_create([_build(event) for event in events])
+    _index_after_commit([event.pk for event in created])
+    return created
+
+
+def _index_after_commit(event_ids: list[int]) -> None:
+    """With Elasticsearch configured, index the events once they are committed."""
+    if search_enabled() and event_ids:
+        transaction.on_commit(partial(_publish_index, event_ids))
+
+
+def _publish_index(event_ids: list[int]) -> None:
+    from audit.tasks import index_events_task
+
+    try:
+        index_events_task.apply_async(kwargs={"event_ids": event_ids}, retry=False)
+    except (BrokerError, OSError) as error:
+        # The database has the events; `manage.py audit_reindex` catches up.
+        logger.warning(
+            "Could not queue indexing of %s audit events: %s", len(event_ids), error
+        )

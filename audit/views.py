@@ -1,18 +1,191 @@
-"""Audit log pages."""
+"""Audit Logs pages of both consoles, and the CSV export of the current filter."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+import csv
+import json
+from collections.abc import Iterator
+from urllib.parse import urlencode
 
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from audit.models import Category
+from audit.selectors import (
+    AuditFilter,
+    AuditQueryError,
+    audit_event_page,
+    audit_event_types,
+    audit_events_export,
+    audit_filter_parse,
+)
 from tenants.access import ops_page, web_page
+from tenants.selectors import TenantScope, organization_list
+
+RANGES = {"1h": "now-1h", "24h": "now-24h", "7d": "now-7d"}
+PAGE_SIZE = 50
+CSV_COLUMNS = [
+    "id",
+    "timestamp",
+    "category",
+    "type",
+    "actor",
+    "partner",
+    "organization",
+    "summary",
+    "detail",
+]
+
+
+def _selector_params(request: HttpRequest, *, partner_view: bool) -> dict[str, str]:
+    """The page's filter form as the selector's parameters."""
+    get = request.GET
+    chosen = get.get("range", "1h")
+    params: dict[str, str] = {"limit": str(PAGE_SIZE)}
+    if chosen == "custom":
+        # datetime-local inputs carry no zone; the page says they are UTC.
+        for field, name in (("from", "timefrom"), ("to", "timeto")):
+            if get.get(field):
+                params[name] = f"{get[field]}+00:00"
+    else:
+        params["timefrom"] = RANGES.get(chosen, "now-1h")
+    for name in ("category", "type", "cursor"):
+        if get.get(name):
+            params[name] = get[name]
+    if partner_view and get.get("organization"):
+        params["organization"] = get["organization"]
+    return params
+
+
+def _export_query(request: HttpRequest) -> str:
+    kept = {k: v for k, v in request.GET.items() if k != "cursor" and v}
+    return urlencode(kept)
+
+
+def _audit_page(
+    request: HttpRequest, *, scope: TenantScope, template: str
+) -> HttpResponse:
+    partner_view = scope.organization is None
+    params = _selector_params(request, partner_view=partner_view)
+    errors: dict[str, list[str]] = {}
+    page = None
+    try:
+        flt = audit_filter_parse(params, scope=scope)
+    except AuditQueryError as error:
+        errors = error.errors
+    else:
+        page = audit_event_page(scope=scope, flt=flt)
+    next_query = None
+    if page is not None and page.next_cursor:
+        next_query = urlencode(
+            {
+                **{k: v for k, v in request.GET.items() if k != "cursor"},
+                "cursor": page.next_cursor,
+            }
+        )
+    context = {
+        "nav": "audit",
+        "page": page,
+        "events": _with_pretty_detail(page.events if page else []),
+        "errors": [message for messages in errors.values() for message in messages],
+        "selected": {
+            "range": request.GET.get("range", "1h"),
+            "from": request.GET.get("from", ""),
+            "to": request.GET.get("to", ""),
+            "category": request.GET.get("category", ""),
+            "type": request.GET.get("type", ""),
+            "organization": request.GET.get("organization", ""),
+        },
+        "categories": Category.values,
+        "types": audit_event_types(),
+        "organizations": organization_list(partner=scope.partner)
+        if partner_view
+        else [],
+        "partner_view": partner_view,
+        "next_query": next_query,
+        "first_page": bool(request.GET.get("cursor")),
+        "export_query": _export_query(request),
+        "now": timezone.now(),
+    }
+    return render(request, template, context, status=400 if errors else 200)
+
+
+def _with_pretty_detail(events: list[dict]) -> list[dict]:
+    return [
+        {
+            **event,
+            "detail_json": json.dumps(
+                {k: v for k, v in event["detail"].items() if k != "steps"},
+                indent=2,
+                sort_keys=True,
+            ),
+            "steps": event["detail"].get("steps") or [],
+            "email_id": event["detail"].get("email_id"),
+        }
+        for event in events
+    ]
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming CSV."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_rows(flt: AuditFilter, scope: TenantScope) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for event in audit_events_export(scope=scope, flt=flt):
+        yield writer.writerow(
+            [
+                event.pk,
+                event.timestamp.isoformat(),
+                event.category,
+                event.type,
+                event.actor,
+                event.partner.slug if event.partner_id else "",
+                event.organization.slug if event.organization_id else "",
+                event.summary,
+                json.dumps(event.detail, sort_keys=True),
+            ]
+        )
+
+
+def _audit_export(request: HttpRequest, *, scope: TenantScope) -> HttpResponse:
+    params = _selector_params(request, partner_view=scope.organization is None)
+    params.pop("cursor", None)
+    try:
+        flt = audit_filter_parse(params, scope=scope)
+    except AuditQueryError as error:
+        text = " ".join(m for messages in error.errors.values() for m in messages)
+        return HttpResponse(text, status=400, content_type="text/plain")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response = StreamingHttpResponse(_csv_rows(flt, scope), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="audit-log-{stamp}.csv"'
+    return response
 
 
 @ops_page
 def ops_audit_logs(request: HttpRequest) -> HttpResponse:
-    return render(request, "ops/audit_logs.html", {"nav": "audit"})
+    scope = TenantScope(partner=request.partner, organization=None)
+    return _audit_page(request, scope=scope, template="ops/audit_logs.html")
 
 
 @web_page
 def web_audit_logs(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/audit_logs.html", {"nav": "audit"})
+    scope = TenantScope(partner=request.partner, organization=request.organization)
+    return _audit_page(request, scope=scope, template="console/audit_logs.html")
+
+
+@ops_page
+def ops_audit_export(request: HttpRequest) -> HttpResponse:
+    scope = TenantScope(partner=request.partner, organization=None)
+    return _audit_export(request, scope=scope)
+
+
+@web_page
+def web_audit_export(request: HttpRequest) -> HttpResponse:
+    scope = TenantScope(partner=request.partner, organization=request.organization)
+    return _audit_export(request, scope=scope)

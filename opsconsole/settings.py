@@ -239,6 +239,15 @@ API_MAX_BODY_BYTES = 64 * 1024
 # --- Account creation (documented) ------------------------------------------------
 # ACCOUNT_CREATION_STRATEGY is read at use time (opsconsole.env).
 
+# --- Audit log in Elasticsearch (documented; optional) ---------------------------
+# With all three set, events are also indexed in Elasticsearch, and partner-level
+# audit queries read from it. The database stays the source of truth.
+ELASTIC_SEARCH_FQDN = env.str("ELASTIC_SEARCH_FQDN", default="")
+ES_USER_NAME = env.str("ES_USER_NAME", default="")
+ES_PASSWORD = env.str("ES_PASSWORD", default="")
+ES_AUDIT_INDEX = env.str("ES_AUDIT_INDEX", default="opsconsole-audit")
+ES_TIMEOUT = env.float("ES_TIMEOUT", default=5.0)
+
 # --- Logging ------------------------------------------------------------------
 LOGGING = {
     "version": 1,

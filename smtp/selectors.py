@@ -311,3 +311,10 @@ def email_wait_final(*, email, seconds: float, interval: float = 0.1):
         time.sleep(interval)
         email.refresh_from_db()
     return email
+
+
+def email_attempts(*, email) -> list:
+    """Every attempt to send ``email``, first to last."""
+    from smtp.models import EmailAttempt
+
+    return list(EmailAttempt.objects.filter(email=email).order_by("number"))

@@ -5,6 +5,7 @@ from smtp import apis, views
 ops_urlpatterns = [
     path("smtp/", views.ops_smtp, name="smtp"),
     path("smtp/test", views.ops_smtp_test, name="smtp-test"),
+    path("emails/<int:email_id>/", views.ops_email, name="email"),
 ]
 
 web_urlpatterns = [
@@ -14,6 +15,7 @@ web_urlpatterns = [
         views.web_smtp_test,
         name="smtp-test",
     ),
+    path("emails/<int:email_id>/", views.web_email, name="email"),
 ]
 
 urlpatterns = [

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -16,6 +16,8 @@ from smtp.models import Level, Security
 from smtp.selectors import (
     EffectiveSmtp,
     SmtpSettings,
+    email_attempts,
+    email_get,
     smtp_config_effective,
     smtp_config_get,
 )
@@ -27,7 +29,7 @@ from smtp.services import (
     smtp_test_email_request,
 )
 from smtp.validators import SmtpValidationError
-from tenants.access import console_page, ops_page
+from tenants.access import console_page, ops_page, web_page
 from tenants.models import Console
 from tenants.selectors import TenantScope
 
@@ -221,3 +223,34 @@ def ops_smtp_test(request: HttpRequest) -> JsonResponse:
 def web_smtp_test(request: HttpRequest) -> JsonResponse:
     scope = TenantScope(partner=request.partner, organization=request.organization)
     return _smtp_test(request, scope=scope)
+
+
+def _email_page(
+    request: HttpRequest, *, scope: TenantScope, email_id: int, console: str
+) -> HttpResponse:
+    email = email_get(scope=scope, email_id=email_id)
+    if email is None:
+        raise Http404("No such email for your tenant.")
+    return render(
+        request,
+        "smtp/email.html",
+        {
+            "email": email,
+            "attempts": email_attempts(email=email),
+            "nav": "audit",
+            "base_template": f"{console}/base.html",
+            "audit_url": reverse(f"{'ops' if console == 'ops' else 'web'}:audit-logs"),
+        },
+    )
+
+
+@ops_page
+def ops_email(request: HttpRequest, email_id: int) -> HttpResponse:
+    scope = TenantScope(partner=request.partner, organization=None)
+    return _email_page(request, scope=scope, email_id=email_id, console="ops")
+
+
+@web_page
+def web_email(request: HttpRequest, email_id: int) -> HttpResponse:
+    scope = TenantScope(partner=request.partner, organization=request.organization)
+    return _email_page(request, scope=scope, email_id=email_id, console="console")

@@ -10,6 +10,22 @@
     }
   });
 
+  // Audit Logs: the From/To fields show only for a custom time range.
+  var range = document.querySelector("[data-range-select]");
+  if (range) {
+    var showCustom = function () {
+      document.querySelectorAll(".custom-range").forEach(function (field) {
+        if (range.value === "custom") {
+          field.removeAttribute("data-hidden");
+        } else {
+          field.setAttribute("data-hidden", "");
+        }
+      });
+    };
+    range.addEventListener("change", showCustom);
+    showCustom();
+  }
+
   // Focus the error summary after a failed save, so it is read out first.
   var summary = document.getElementById("error-summary");
   if (summary) {

@@ -323,3 +323,34 @@ def test_documented_verification_api_uses_the_configuration_in_effect(
     assert message.mail_from == "noreply@acme.example"
     assert message.message["Subject"] == "Verification from curl"
     assert "Hello from the documented API." in message.message.get_content()
+
+
+def test_email_events_appear_under_the_documented_systemaudit_filters(
+    worker, demo, server
+):
+    smtp = server()
+    configure_partner(demo["acme"], smtp)
+    email = final(
+        send_system_email(
+            kind=EmailKind.ALERT,
+            to="oncall@acme.example",
+            context={"title": "t", "message": "m"},
+            organization=demo["acme-prod"],
+        )
+    )
+    assert email.status == EmailStatus.SENT
+    org_admin = page_client(demo["prod_admin"])
+    documented = org_admin.get(
+        "/event/v1/auditlog?&filter.timefrom=now-1h&filter.offset=0"
+        "&filter.limit=10&filter.category=SYSTEMAUDIT"
+    ).json()
+    types = [e["type"] for e in documented["result"]]
+    assert types == ["email.sent", "email.queued"]
+    assert documented["result"][0]["detail"]["message_id"] == email.message_id
+    partner = (
+        page_client(demo["acme_admin"])
+        .get("/opsauditlogs/?timefrom=now-7d&category=SYSTEMAUDIT")
+        .json()
+    )
+    assert [e["type"] for e in partner["result"]] == ["email.sent", "email.queued"]
+    assert {e["organization"] for e in partner["result"]} == {"acme-prod"}

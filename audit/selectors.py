@@ -1,0 +1,298 @@
+"""Reads of the audit log: filters, scoped queries, pages and exports.
+
+Queries lead with the tenant and category (equality) and end with time, like the
+indexes, so a page is one index range read in order. The count is capped rather
+than counting millions of rows; deep pages use a keyset cursor.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from audit.models import AuditEvent, Category
+from audit.timeexpr import TimeExpressionError, parse_time
+from tenants.models import Organization
+from tenants.selectors import TenantScope
+
+DEFAULT_TIMEFROM = "now-7d"
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 500
+MAX_OFFSET = 10_000
+COUNT_CAP = 10_000
+PARAMETERS = ("timefrom", "timeto", "category", "type", "offset", "limit", "cursor")
+
+
+class AuditQueryError(Exception):
+    """Bad query parameters: messages by parameter name (as the caller wrote it)."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    time_from: datetime
+    time_to: datetime
+    # The expressions as written, for back ends that understand date math.
+    time_from_text: str = DEFAULT_TIMEFROM
+    time_to_text: str = "now"
+    category: str | None = None
+    type: str | None = None
+    organization: Organization | None = None
+    offset: int = 0
+    limit: int = DEFAULT_LIMIT
+    cursor: tuple[datetime, int] | None = None
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    count: int
+    count_capped: bool
+    offset: int
+    limit: int
+    next_cursor: str | None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def encode_cursor(timestamp: datetime, event_id: int) -> str:
+    raw = f"{timestamp.astimezone(UTC).isoformat()}|{event_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        stamp, event_id = raw.rsplit("|", 1)
+        return datetime.fromisoformat(stamp), int(event_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise ValueError("not a cursor this API gave") from error
+
+
+def _int(value: str, *, name: str, low: int, high: int, errors, hint: str) -> int:
+    if not value.isdigit() or not low <= int(value) <= high:
+        errors.setdefault(name, []).append(
+            f"{name} must be a whole number from {low} to {high}{hint}."
+        )
+        return low
+    return int(value)
+
+
+def audit_filter_parse(
+    params: Mapping[str, str],
+    *,
+    prefix: str = "",
+    scope: TenantScope,
+    now: datetime | None = None,
+) -> AuditFilter:
+    """Validate query parameters (``prefix``: ``filter.`` for the org-level API).
+
+    Raises ``AuditQueryError`` naming each bad parameter, also unknown ones.
+    """
+    now = now or datetime.now(UTC)
+    allowed = [f"{prefix}{name}" for name in PARAMETERS]
+    if scope.organization is None:
+        allowed.append(f"{prefix}organization")
+    errors: dict[str, list[str]] = {}
+    for key in params:
+        if key and key not in allowed:
+            errors.setdefault(key, []).append(
+                f"Unknown parameter. Allowed: {', '.join(allowed)}."
+            )
+
+    def get(name: str) -> str:
+        return (params.get(f"{prefix}{name}") or "").strip()
+
+    def when(name: str, default: str) -> tuple[datetime, str]:
+        text = get(name) or default
+        try:
+            return parse_time(text, name=f"{prefix}{name}", now=now), text
+        except TimeExpressionError as error:
+            errors.setdefault(f"{prefix}{name}", []).append(str(error))
+            return now, text
+
+    time_from, from_text = when("timefrom", DEFAULT_TIMEFROM)
+    time_to, to_text = when("timeto", "now")
+    if not errors and time_from > time_to:
+        errors.setdefault(f"{prefix}timefrom", []).append(
+            f"{prefix}timefrom must not be after {prefix}timeto."
+        )
+    category = get("category").upper() or None
+    if category is not None and category not in Category.values:
+        errors.setdefault(f"{prefix}category", []).append(
+            f"{prefix}category must be one of {', '.join(Category.values)}."
+        )
+    event_type = get("type") or None
+    if event_type is not None and len(event_type) > 64:
+        errors.setdefault(f"{prefix}type", []).append(
+            f"{prefix}type must be at most 64 characters, e.g. email.sent."
+        )
+    limit = _int(
+        get("limit") or str(DEFAULT_LIMIT),
+        name=f"{prefix}limit",
+        low=1,
+        high=MAX_LIMIT,
+        errors=errors,
+        hint="",
+    )
+    offset = _int(
+        get("offset") or "0",
+        name=f"{prefix}offset",
+        low=0,
+        high=MAX_OFFSET,
+        errors=errors,
+        hint=f"; for deeper pages follow next_cursor with {prefix}cursor",
+    )
+    cursor = None
+    if get("cursor"):
+        try:
+            cursor = decode_cursor(get("cursor"))
+        except ValueError:
+            errors.setdefault(f"{prefix}cursor", []).append(
+                f"{prefix}cursor is not a cursor this API gave: pass next_cursor "
+                "from a previous answer unchanged."
+            )
+        if offset:
+            errors.setdefault(f"{prefix}offset", []).append(
+                f"Use {prefix}offset or {prefix}cursor, not both."
+            )
+    organization = None
+    if get("organization"):
+        wanted = get("organization")
+        candidates = Organization.objects.filter(partner=scope.partner)
+        organization = (
+            candidates.filter(pk=int(wanted)).first()
+            if wanted.isdigit()
+            else candidates.filter(slug=wanted).first()
+        )
+        if organization is None:
+            errors.setdefault(f"{prefix}organization", []).append(
+                f"{prefix}organization: no organization {wanted!r} of yours; give "
+                "its identifier (e.g. acme-prod) or id."
+            )
+    if errors:
+        raise AuditQueryError(errors)
+    return AuditFilter(
+        time_from=time_from,
+        time_to=time_to,
+        time_from_text=from_text,
+        time_to_text=to_text,
+        category=category,
+        type=event_type,
+        organization=organization,
+        offset=offset,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def audit_events(*, scope: TenantScope, flt: AuditFilter) -> QuerySet[AuditEvent]:
+    """The scope's events in the filter's window, newest first (no paging)."""
+    if scope.organization is not None:
+        events = AuditEvent.objects.filter(organization=scope.organization)
+    elif flt.organization is not None:
+        events = AuditEvent.objects.filter(organization=flt.organization)
+    else:
+        events = AuditEvent.objects.filter(partner=scope.partner)
+    if flt.category:
+        events = events.filter(category=flt.category)
+    events = events.filter(timestamp__gte=flt.time_from, timestamp__lte=flt.time_to)
+    if flt.type:
+        events = events.filter(type=flt.type)
+    return events.order_by("-timestamp", "-id")
+
+
+def audit_event_output(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.pk,
+        "timestamp": event.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "category": event.category,
+        "type": event.type,
+        "actor": event.actor,
+        "partner": event.partner.slug if event.partner_id else None,
+        "organization": event.organization.slug if event.organization_id else None,
+        "summary": event.summary,
+        "detail": event.detail,
+    }
+
+
+def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
+    """One page from the database: a capped count and ``limit`` events."""
+    window = audit_events(scope=scope, flt=flt)
+    count = window[: COUNT_CAP + 1].count()
+    page = window.select_related("partner", "organization")
+    if flt.cursor is not None:
+        stamp, event_id = flt.cursor
+        # "<= stamp" is an index range; the exclusion only drops equal stamps.
+        page = page.filter(timestamp__lte=stamp).exclude(
+            timestamp=stamp, id__gte=event_id
+        )
+        rows = list(page[: flt.limit + 1])
+    else:
+        rows = list(page[flt.offset : flt.offset + flt.limit + 1])
+    more = len(rows) > flt.limit
+    rows = rows[: flt.limit]
+    next_cursor = encode_cursor(rows[-1].timestamp, rows[-1].pk) if more else None
+    return AuditPage(
+        count=min(count, COUNT_CAP),
+        count_capped=count > COUNT_CAP,
+        offset=flt.offset,
+        limit=flt.limit,
+        next_cursor=next_cursor,
+        events=[audit_event_output(row) for row in rows],
+    )
+
+
+def audit_event_page(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
+    """One page of events: Elasticsearch for partner-wide queries when configured."""
+    from audit import search
+
+    if scope.organization is None and search.search_enabled():
+        page = search.audit_event_page_search(scope=scope, flt=flt)
+        if page is not None:
+            return page
+    return audit_event_page_db(scope=scope, flt=flt)
+
+
+def audit_events_export(
+    *, scope: TenantScope, flt: AuditFilter
+) -> Iterator[AuditEvent]:
+    """Every event of the filter's window, streamed from the database in chunks."""
+    return (
+        audit_events(scope=scope, flt=flt)
+        .select_related("partner", "organization")
+        .iterator(chunk_size=2000)
+    )
+
+
+def audit_event_get(*, scope: TenantScope, event_id: int) -> AuditEvent | None:
+    events = AuditEvent.objects.select_related("partner", "organization")
+    if scope.organization is not None:
+        events = events.filter(organization=scope.organization)
+    else:
+        events = events.filter(partner=scope.partner)
+    return events.filter(pk=event_id).first()
+
+
+def audit_event_types() -> list[str]:
+    """The event types this product records (for the type filter)."""
+    return [
+        "email.queued",
+        "email.sent",
+        "email.deferred",
+        "email.failed",
+        "smtp_config.created",
+        "smtp_config.updated",
+        "smtp_config.deleted",
+        "feature.smtp_configuration.enabled",
+        "feature.smtp_configuration.disabled",
+        "organization.created",
+        "user.password_set",
+    ]

@@ -1,0 +1,13 @@
+"""Celery tasks of the audit app."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from audit.search import index_events
+
+
+@shared_task(name="audit.index_events", ignore_result=True)
+def index_events_task(*, event_ids: list[int]) -> None:
+    """Copy these events into Elasticsearch (the database keeps the originals)."""
+    index_events(event_ids)

@@ -1,0 +1,298 @@
+"""The documented audit APIs: /event/v1/auditlog (org) and /opsauditlogs/ (partner)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from audit.models import Category
+
+pytestmark = pytest.mark.django_db
+
+ORG_URL = "/event/v1/auditlog"
+PARTNER_URL = "/opsauditlogs/"
+DOCUMENTED_ORG_QUERY = (
+    "/event/v1/auditlog?&filter.timefrom=now-1h&filter.offset=0&filter.limit=10"
+    "&filter.category=SYSTEMAUDIT"
+)
+DOCUMENTED_PARTNER_QUERY = "/opsauditlogs/?timefrom=now-7d&category=SYSTEMAUDIT"
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_documented_org_query_with_the_stray_ampersand(demo, make_events):
+    make_events(
+        15,
+        partner=demo["acme"],
+        organization=demo["acme-prod"],
+        step=timedelta(minutes=3),
+    )
+    make_events(3, partner=demo["acme"], organization=demo["acme-dev"])
+    make_events(
+        2, partner=demo["acme"], organization=demo["acme-prod"], category=Category.AUDIT
+    )
+    response = client_for(demo["prod_admin"]).get(DOCUMENTED_ORG_QUERY)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert set(body) == {
+        "count",
+        "count_capped",
+        "offset",
+        "limit",
+        "next_cursor",
+        "result",
+    }
+    # 15 SYSTEMAUDIT events of acme-prod, 3 minutes apart: all in the last hour.
+    assert (body["count"], body["count_capped"]) == (15, False)
+    assert body["offset"] == 0 and body["limit"] == 10
+    assert len(body["result"]) == 10
+    assert body["next_cursor"]
+    first = body["result"][0]
+    assert set(first) == {
+        "id",
+        "timestamp",
+        "category",
+        "type",
+        "actor",
+        "partner",
+        "organization",
+        "summary",
+        "detail",
+    }
+    assert {e["organization"] for e in body["result"]} == {"acme-prod"}
+    assert {e["category"] for e in body["result"]} == {"SYSTEMAUDIT"}
+    stamps = [e["timestamp"] for e in body["result"]]
+    assert stamps == sorted(stamps, reverse=True)
+    assert first["timestamp"].endswith("Z")
+
+
+def test_the_org_query_counts_only_the_window(demo, make_events):
+    make_events(
+        15,
+        partner=demo["acme"],
+        organization=demo["acme-prod"],
+        step=timedelta(minutes=6),
+    )
+    body = client_for(demo["prod_admin"]).get(DOCUMENTED_ORG_QUERY).json()
+    # One event every 6 minutes: those of the last hour.
+    assert body["count"] == 10
+    assert body["count_capped"] is False
+
+
+def test_the_documented_partner_query_sees_the_partner_and_all_its_orgs(
+    demo, make_events
+):
+    make_events(2, partner=demo["acme"])
+    make_events(2, partner=demo["acme"], organization=demo["acme-prod"])
+    make_events(2, partner=demo["acme"], organization=demo["acme-dev"])
+    make_events(2, partner=demo["globex"], organization=demo["globex-main"])
+    response = client_for(demo["acme_admin"]).get(DOCUMENTED_PARTNER_QUERY)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 6
+    assert {e["organization"] for e in body["result"]} == {
+        None,
+        "acme-prod",
+        "acme-dev",
+    }
+    assert {e["partner"] for e in body["result"]} == {"acme"}
+
+
+def test_partner_query_narrowed_to_one_organization(demo, make_events):
+    make_events(2, partner=demo["acme"], organization=demo["acme-prod"])
+    make_events(3, partner=demo["acme"], organization=demo["acme-dev"])
+    body = (
+        client_for(demo["acme_admin"])
+        .get(PARTNER_URL, {"organization": "acme-dev"})
+        .json()
+    )
+    assert body["count"] == 3
+    other = client_for(demo["acme_admin"]).get(
+        PARTNER_URL, {"organization": "globex-main"}
+    )
+    assert other.status_code == 400
+    assert (
+        "no organization 'globex-main' of yours"
+        in other.json()["fields"]["organization"][0]
+    )
+
+
+def test_org_users_cannot_use_the_partner_api(demo):
+    assert (
+        client_for(demo["prod_admin"]).get(DOCUMENTED_PARTNER_QUERY).status_code == 404
+    )
+
+
+def test_tenants_see_only_their_own_events(demo, make_events):
+    make_events(3, partner=demo["acme"], organization=demo["acme-prod"])
+    make_events(4, partner=demo["globex"], organization=demo["globex-main"])
+    assert (
+        client_for(demo["globex_main_admin"]).get(DOCUMENTED_ORG_QUERY).json()["count"]
+        == 4
+    )
+    assert client_for(demo["dev_admin"]).get(DOCUMENTED_ORG_QUERY).json()["count"] == 0
+    assert (
+        client_for(demo["globex_admin"]).get(DOCUMENTED_PARTNER_QUERY).json()["count"]
+        == 4
+    )
+
+
+def test_anonymous_callers_get_401(db):
+    assert Client().get(DOCUMENTED_ORG_QUERY).status_code == 401
+    assert Client().get(DOCUMENTED_PARTNER_QUERY).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter", "message_part"),
+    [
+        ({"filter.timefrom": "yesterday"}, "filter.timefrom", "now-<n><unit>"),
+        ({"filter.timefrom": "now-1y"}, "filter.timefrom", "is not a time"),
+        ({"filter.timeto": "2026-11-25T10:00:00"}, "filter.timeto", "no time zone"),
+        (
+            {"filter.timefrom": "now", "filter.timeto": "now-1h"},
+            "filter.timefrom",
+            "after",
+        ),
+        ({"filter.limit": "0"}, "filter.limit", "from 1 to 500"),
+        ({"filter.limit": "501"}, "filter.limit", "from 1 to 500"),
+        ({"filter.limit": "ten"}, "filter.limit", "whole number"),
+        ({"filter.offset": "-1"}, "filter.offset", "whole number"),
+        ({"filter.offset": "10001"}, "filter.offset", "filter.cursor"),
+        ({"filter.category": "EVERYTHING"}, "filter.category", "SYSTEMAUDIT, AUDIT"),
+        ({"filter.cursor": "not-a-cursor!"}, "filter.cursor", "next_cursor"),
+        ({"filter.type": "x" * 65}, "filter.type", "at most 64"),
+        ({"filter.timeform": "now-1h"}, "filter.timeform", "Unknown parameter"),
+        ({"timefrom": "now-1h"}, "timefrom", "Unknown parameter"),
+        ({"filter.organization": "acme-prod"}, "filter.organization", "Unknown"),
+    ],
+)
+def test_bad_org_parameters_are_400_naming_them(demo, query, parameter, message_part):
+    response = client_for(demo["prod_admin"]).get(ORG_URL, query)
+    assert response.status_code == 400
+    body = response.json()
+    assert parameter in body["fields"], body
+    assert message_part in " ".join(body["fields"][parameter])
+
+
+def test_bad_partner_parameters_are_400_naming_them(demo):
+    response = client_for(demo["acme_admin"]).get(
+        PARTNER_URL, {"timefrom": "last week"}
+    )
+    assert response.status_code == 400
+    assert (
+        "timefrom: 'last week' is not a time"
+        in response.json()["fields"]["timefrom"][0]
+    )
+
+
+def test_offset_and_cursor_together_are_refused(demo, make_events):
+    make_events(
+        30,
+        partner=demo["acme"],
+        organization=demo["acme-prod"],
+        step=timedelta(seconds=1),
+    )
+    first = client_for(demo["prod_admin"]).get(ORG_URL, {"filter.limit": "5"}).json()
+    response = client_for(demo["prod_admin"]).get(
+        ORG_URL,
+        {
+            "filter.limit": "5",
+            "filter.offset": "5",
+            "filter.cursor": first["next_cursor"],
+        },
+    )
+    assert response.status_code == 400
+    assert "not both" in response.json()["fields"]["filter.offset"][0]
+
+
+def test_offset_and_cursor_paging_give_the_same_rows_in_the_same_order(
+    demo, make_events
+):
+    # 57 events, in groups of 3 sharing a timestamp: ties must be broken by id.
+    make_events(
+        57,
+        partner=demo["acme"],
+        organization=demo["acme-prod"],
+        step=timedelta(seconds=20),
+        same_time_every=3,
+    )
+    client = client_for(demo["prod_admin"])
+    by_offset = []
+    only = {"filter.limit": "8", "filter.category": "SYSTEMAUDIT"}
+    for offset in range(0, 60, 8):
+        body = client.get(ORG_URL, {**only, "filter.offset": str(offset)}).json()
+        by_offset.extend(e["id"] for e in body["result"])
+    by_cursor = []
+    params = only
+    pages = 0
+    while True:
+        body = client.get(ORG_URL, params).json()
+        by_cursor.extend(e["id"] for e in body["result"])
+        pages += 1
+        if not body["next_cursor"]:
+            break
+        params = {**only, "filter.cursor": body["next_cursor"]}
+    assert len(by_offset) == 57 == len(set(by_offset))
+    assert by_cursor == by_offset
+    assert pages == 8
+
+
+def test_filter_by_type_and_category(demo, make_events):
+    make_events(
+        2, partner=demo["acme"], organization=demo["acme-prod"], type="email.sent"
+    )
+    make_events(
+        3, partner=demo["acme"], organization=demo["acme-prod"], type="email.failed"
+    )
+    make_events(
+        4,
+        partner=demo["acme"],
+        organization=demo["acme-prod"],
+        category=Category.AUDIT,
+        type="smtp_config.updated",
+    )
+    client = client_for(demo["prod_admin"])
+    # seed_demo recorded one AUDIT event of acme-prod (its SMTP feature went on).
+    assert client.get(ORG_URL, {"filter.type": "email.failed"}).json()["count"] == 3
+    assert client.get(ORG_URL, {"filter.category": "audit"}).json()["count"] == 5
+    assert client.get(ORG_URL, {"filter.category": "SYSTEMAUDIT"}).json()["count"] == 5
+    assert client.get(ORG_URL).json()["count"] == 10
+
+
+def test_the_window_defaults_to_seven_days_and_can_end_earlier(demo, make_events):
+    now = timezone.now()
+    make_events(1, partner=demo["acme"], start=now - timedelta(days=8))
+    make_events(1, partner=demo["acme"], start=now - timedelta(days=2))
+    make_events(1, partner=demo["acme"], start=now - timedelta(minutes=5))
+    client = client_for(demo["acme_admin"])
+    only = {"category": "SYSTEMAUDIT"}
+    assert client.get(PARTNER_URL, only).json()["count"] == 2
+    assert client.get(PARTNER_URL, {**only, "timefrom": "now-30d"}).json()["count"] == 3
+    earlier = {**only, "timefrom": "now-30d", "timeto": "now-1d"}
+    assert client.get(PARTNER_URL, earlier).json()["count"] == 2
+
+
+def test_the_count_is_capped(demo, make_events, monkeypatch):
+    monkeypatch.setattr("audit.selectors.COUNT_CAP", 5)
+    make_events(7, partner=demo["acme"], step=timedelta(seconds=1))
+    body = client_for(demo["acme_admin"]).get(PARTNER_URL, {"category": "SYSTEMAUDIT"})
+    body = body.json()
+    assert (body["count"], body["count_capped"]) == (5, True)
+    assert len(body["result"]) == 7
+
+
+def test_the_openapi_schema_has_both_audit_apis(demo, login):
+    import json
+
+    schema = json.loads(
+        login(demo["acme_admin"]).get("/api/schema/", {"format": "json"}).content
+    )
+    assert "/event/v1/auditlog" in schema["paths"]
+    assert "/opsauditlogs/" in schema["paths"]
