@@ -115,6 +115,7 @@ def _with_pretty_detail(events: list[dict]) -> list[dict]:
     return [
         {
             **event,
+            "when": event["timestamp"][:19].replace("T", " "),
             "detail_json": json.dumps(
                 {k: v for k, v in event["detail"].items() if k != "steps"},
                 indent=2,
