@@ -39,6 +39,11 @@ check: install
 test: check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Benchmarks print ratios against baselines measured in the same run. They use
+# DATABASE_URL / REDIS_URL when set (PostgreSQL and Redis give the real numbers).
+bench: install
+	$(BIN)/python bench/audit_query.py $(BENCH_ARGS)
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .

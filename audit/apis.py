@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -23,6 +21,7 @@ from audit.selectors import (
     AuditQueryError,
     audit_event_page,
     audit_filter_parse,
+    audit_page_output,
 )
 from tenants.access import api_tenant_scope
 
@@ -77,10 +76,7 @@ def _page(request, *, prefix: str) -> Response:
         flt = audit_filter_parse(request.query_params, prefix=prefix, scope=scope)
     except AuditQueryError as error:
         raise serializers.ValidationError(error.errors) from error
-    page = audit_event_page(scope=scope, flt=flt)
-    body = asdict(page)
-    body["result"] = body.pop("events")
-    return Response(body)
+    return Response(audit_page_output(audit_event_page(scope=scope, flt=flt)))
 
 
 class OrganizationAuditLogApi(APIView):

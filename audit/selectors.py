@@ -209,17 +209,39 @@ def audit_events(*, scope: TenantScope, flt: AuditFilter) -> QuerySet[AuditEvent
     return events.order_by("-timestamp", "-id")
 
 
-def audit_event_output(event: AuditEvent) -> dict[str, Any]:
+# Read as plain rows (no model instances): a page is on the hot path.
+OUTPUT_FIELDS = (
+    "id",
+    "timestamp",
+    "category",
+    "type",
+    "actor",
+    "partner__slug",
+    "organization__slug",
+    "summary",
+    "detail",
+)
+
+
+def _iso(stamp: datetime) -> str:
+    return stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def audit_row_output(row: tuple) -> dict[str, Any]:
+    """A row of ``OUTPUT_FIELDS`` as the API shows an event."""
+    event_id, stamp, category, type_, actor, partner, organization, summary, detail = (
+        row
+    )
     return {
-        "id": event.pk,
-        "timestamp": event.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "category": event.category,
-        "type": event.type,
-        "actor": event.actor,
-        "partner": event.partner.slug if event.partner_id else None,
-        "organization": event.organization.slug if event.organization_id else None,
-        "summary": event.summary,
-        "detail": event.detail,
+        "id": event_id,
+        "timestamp": _iso(stamp),
+        "category": category,
+        "type": type_,
+        "actor": actor,
+        "partner": partner,
+        "organization": organization,
+        "summary": summary,
+        "detail": detail,
     }
 
 
@@ -227,27 +249,40 @@ def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
     """One page from the database: a capped count and ``limit`` events."""
     window = audit_events(scope=scope, flt=flt)
     count = window[: COUNT_CAP + 1].count()
-    page = window.select_related("partner", "organization")
+    page = window
     if flt.cursor is not None:
         stamp, event_id = flt.cursor
         # "<= stamp" is an index range; the exclusion only drops equal stamps.
         page = page.filter(timestamp__lte=stamp).exclude(
             timestamp=stamp, id__gte=event_id
         )
-        rows = list(page[: flt.limit + 1])
+        rows = list(page.values_list(*OUTPUT_FIELDS)[: flt.limit + 1])
     else:
-        rows = list(page[flt.offset : flt.offset + flt.limit + 1])
+        start = flt.offset
+        rows = list(page.values_list(*OUTPUT_FIELDS)[start : start + flt.limit + 1])
     more = len(rows) > flt.limit
     rows = rows[: flt.limit]
-    next_cursor = encode_cursor(rows[-1].timestamp, rows[-1].pk) if more else None
+    next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more else None
     return AuditPage(
         count=min(count, COUNT_CAP),
         count_capped=count > COUNT_CAP,
         offset=flt.offset,
         limit=flt.limit,
         next_cursor=next_cursor,
-        events=[audit_event_output(row) for row in rows],
+        events=[audit_row_output(row) for row in rows],
     )
+
+
+def audit_page_output(page: AuditPage) -> dict[str, Any]:
+    """The documented answer shape (no deep copies: events are already plain)."""
+    return {
+        "count": page.count,
+        "count_capped": page.count_capped,
+        "offset": page.offset,
+        "limit": page.limit,
+        "next_cursor": page.next_cursor,
+        "result": page.events,
+    }
 
 
 def audit_event_page(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
@@ -261,24 +296,13 @@ def audit_event_page(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
     return audit_event_page_db(scope=scope, flt=flt)
 
 
-def audit_events_export(
-    *, scope: TenantScope, flt: AuditFilter
-) -> Iterator[AuditEvent]:
-    """Every event of the filter's window, streamed from the database in chunks."""
+def audit_events_export(*, scope: TenantScope, flt: AuditFilter) -> Iterator[tuple]:
+    """Every event of the window as ``OUTPUT_FIELDS`` rows, streamed in chunks."""
     return (
         audit_events(scope=scope, flt=flt)
-        .select_related("partner", "organization")
+        .values_list(*OUTPUT_FIELDS)
         .iterator(chunk_size=2000)
     )
-
-
-def audit_event_get(*, scope: TenantScope, event_id: int) -> AuditEvent | None:
-    events = AuditEvent.objects.select_related("partner", "organization")
-    if scope.organization is not None:
-        events = events.filter(organization=scope.organization)
-    else:
-        events = events.filter(partner=scope.partner)
-    return events.filter(pk=event_id).first()
 
 
 def audit_event_types() -> list[str]:

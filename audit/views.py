@@ -19,6 +19,7 @@ from audit.selectors import (
     audit_event_types,
     audit_events_export,
     audit_filter_parse,
+    audit_row_output,
 )
 from tenants.access import ops_page, web_page
 from tenants.selectors import TenantScope, organization_list
@@ -138,18 +139,19 @@ class _Echo:
 def _csv_rows(flt: AuditFilter, scope: TenantScope) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
-    for event in audit_events_export(scope=scope, flt=flt):
+    for row in audit_events_export(scope=scope, flt=flt):
+        event = audit_row_output(row)
         yield writer.writerow(
             [
-                event.pk,
-                event.timestamp.isoformat(),
-                event.category,
-                event.type,
-                event.actor,
-                event.partner.slug if event.partner_id else "",
-                event.organization.slug if event.organization_id else "",
-                event.summary,
-                json.dumps(event.detail, sort_keys=True),
+                event["id"],
+                event["timestamp"],
+                event["category"],
+                event["type"],
+                event["actor"],
+                event["partner"] or "",
+                event["organization"] or "",
+                event["summary"],
+                json.dumps(event["detail"], sort_keys=True),
             ]
         )
 

@@ -1,0 +1,78 @@
+"""Shared by the benchmarks: Django set-up on a throw-away database, and statistics.
+
+A benchmark never touches the development database: it creates a fresh test
+database (like the test runner) on the configured server and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def setup_django() -> None:
+    sys.path.insert(0, str(ROOT))
+    # Benchmark-only secrets; DEBUG off, as in production (no query log).
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsconsole.settings")
+    os.environ.setdefault("DEBUG", "false")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production")
+    os.environ.setdefault("FERNET_KEYS", "bench-only-fernet-key")
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+    os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
+    import django
+
+    django.setup()
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """A fresh, migrated database for the benchmark, dropped at the end."""
+    from django.db import connection
+
+    name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        yield name
+    finally:
+        connection.creation.destroy_test_db(name, verbosity=0)
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def timed(call: Callable[[], object], *, repeat: int, warmup: int = 10) -> list[float]:
+    """Milliseconds of each of ``repeat`` calls, after ``warmup`` unmeasured ones."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "p50": statistics.median(samples),
+        "p95": percentile(samples, 0.95),
+        "max": max(samples),
+    }
+
+
+def table(rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> str:
+    columns = zip(headers, *rows, strict=True)
+    widths = [max(len(str(c)) for c in column) for column in columns]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [line.format(*headers), line.format(*("-" * w for w in widths))]
+    out.extend(line.format(*row) for row in rows)
+    return "\n".join(out)
