@@ -15,6 +15,8 @@ os.environ.setdefault("FERNET_KEYS", "tests-only-fernet-key-1")
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
+# Static files from the app folders; no collectstatic before each run.
+os.environ.setdefault("STATIC_MANIFEST", "false")
 # The suite's SMTP servers listen on loopback; the network-policy tests take this
 # permission away again.
 os.environ.setdefault("SMTP_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")

@@ -1,0 +1,17 @@
+"""gunicorn settings for the web server (`gunicorn opsconsole.wsgi:application`)."""
+
+import multiprocessing
+
+from opsconsole.env import env
+
+bind = env.str("GUNICORN_BIND", default="0.0.0.0:8000")
+workers = env.int("WEB_CONCURRENCY", default=multiprocessing.cpu_count() * 2 + 1)
+threads = env.int("GUNICORN_THREADS", default=2)
+# Above the verification API's longest wait (?wait=30).
+timeout = env.int("GUNICORN_TIMEOUT", default=60)
+graceful_timeout = 30
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+# The TLS-terminating proxy in front sets X-Forwarded-Proto.
+forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", default="*")
