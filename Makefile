@@ -44,6 +44,13 @@ test: check
 bench: install
 	$(BIN)/python bench/audit_query.py $(BENCH_ARGS)
 
+# Runs the browser journeys and copies three of their screenshots for the README.
+screenshots: install
+	$(BIN)/python -m pytest -q tests/e2e/test_journeys.py
+	mkdir -p docs/img
+	cp var/screenshots/ops-smtp-test-sent.png var/screenshots/web-smtp-settings.png \
+	   var/screenshots/ops-audit-log.png docs/img/
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .

@@ -109,7 +109,7 @@ def _audit_page(
         "export_query": _export_query(request),
         "now": timezone.now(),
     }
-    return render(request, template, context, status=400 if errors else 200)
+    return render(request, template, context)
 
 
 def _with_pretty_detail(events: list[dict]) -> list[dict]:

@@ -3,7 +3,9 @@ are composed here under one namespace each: ``ops:`` (/ops/) and ``web:`` (/cons
 """
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from audit import urls as audit_urls
@@ -15,7 +17,18 @@ _apps = (tenants_urls, smtp_urls, audit_urls)
 ops_urlpatterns = [p for app in _apps for p in getattr(app, "ops_urlpatterns", [])]
 web_urlpatterns = [p for app in _apps for p in getattr(app, "web_urlpatterns", [])]
 
+
+class FaviconView(RedirectView):
+    """Browsers ask for /favicon.ico on pages that name no icon (the admin)."""
+
+    permanent = False
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        return static("img/favicon.svg")
+
+
 urlpatterns = [
+    path("favicon.ico", FaviconView.as_view()),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(

@@ -107,7 +107,6 @@ def _smtp_page(
     request: HttpRequest, *, scope: TenantScope, template: str, nav: str
 ) -> HttpResponse:
     current = smtp_config_get(partner=scope.partner, organization=scope.organization)
-    status = 200
     if request.method == "POST":
         action = request.POST.get("action", "save")
         if action == "delete":
@@ -135,7 +134,7 @@ def _smtp_page(
                 for note in result.notes:
                     messages.info(request, note)
                 return redirect(request.path)
-        status = 400
+        # The form is shown again with its errors (200, as browsers expect).
     else:
         form = SmtpConfigForm(initial=SmtpConfigForm.initial_for(current))
     effective = smtp_config_effective(
@@ -150,7 +149,7 @@ def _smtp_page(
         "level": scope.level,
         "can_edit": request.user.is_tenant_admin,
     }
-    return render(request, template, context, status=status)
+    return render(request, template, context)
 
 
 def _deleted_message(scope: TenantScope) -> str:

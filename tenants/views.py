@@ -65,7 +65,6 @@ def ops_organization_list(request: HttpRequest) -> HttpResponse:
 @ops_page
 def ops_organization_create(request: HttpRequest) -> HttpResponse:
     strategy = account_strategy()
-    status = 200
     if request.method == "POST":
         form = OrganizationCreateForm(request.POST)
         if form.is_valid():
@@ -91,7 +90,6 @@ def ops_organization_create(request: HttpRequest) -> HttpResponse:
                         "with the password you set.",
                     )
                 return redirect("ops:organization", created.organization.pk)
-        status = 400
     else:
         form = OrganizationCreateForm()
     return render(
@@ -102,7 +100,6 @@ def ops_organization_create(request: HttpRequest) -> HttpResponse:
             "nav": "organizations",
             "verify": strategy == AccountStrategy.VERIFY,
         },
-        status=status,
     )
 
 

@@ -63,7 +63,7 @@ def test_time_ranges_and_custom_windows(demo, login, make_events):
 
 def test_a_bad_custom_time_shows_a_message(demo, login):
     response = login(demo["prod_admin"]).get(WEB, {"range": "custom", "from": "soon"})
-    assert response.status_code == 400
+    assert response.status_code == 200
     assert "timefrom: &#x27;soon+00:00&#x27; is not a time" in response.content.decode()
 
 

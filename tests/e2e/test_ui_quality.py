@@ -1,0 +1,159 @@
+"""UI quality in a real browser: keyboard, focus, labels, errors, hints, layout."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import api_call, login, screenshot, set_partner_smtp
+
+GLOBEX = ("partner-admin@globex.example", "Globex-Partner-Pass-1")
+ORG = ("org-admin@globex-main.example", "Globex-Main-Pass-1")
+
+
+def tab_to(page, selector: str, limit: int = 60) -> None:
+    """Press Tab until the element matching ``selector`` has the focus."""
+    for _ in range(limit):
+        if page.evaluate(f"document.activeElement.matches({selector!r})"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_the_smtp_form_works_with_the_keyboard_alone(open_browser, stack):
+    page = open_browser()
+    login(page, *GLOBEX)
+    page.goto("/ops/smtp/")
+    tab_to(page, "#id_host")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("127.0.0.1")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Control+A")
+    page.keyboard.type(str(stack.sink.port))
+    page.keyboard.press("Tab")  # the TLS switch
+    assert page.evaluate("document.activeElement.id") == "id_use_tls"
+    if page.evaluate("document.activeElement.checked"):
+        page.keyboard.press("Space")  # TLS off: a plain sink
+    expect(page.get_by_label("TLS", exact=True)).not_to_be_checked()
+    tab_to(page, "button[value=save]")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("SMTP configuration saved.")).to_be_visible()
+    expect(page.get_by_label("Host")).to_have_value("127.0.0.1")
+
+
+def test_focus_is_visible(open_browser):
+    page = open_browser()
+    page.goto("/login/")
+    tab_to(page, "#id_username")
+    outline = page.evaluate(
+        "getComputedStyle(document.activeElement).outlineStyle + ' ' + "
+        "getComputedStyle(document.activeElement).outlineWidth"
+    )
+    assert outline.split()[0] != "none" and outline.split()[1] != "0px", outline
+
+
+@pytest.mark.parametrize(
+    ("who", "path"),
+    [
+        (GLOBEX, "/ops/smtp/"),
+        (GLOBEX, "/ops/organizations/new/"),
+        (GLOBEX, "/ops/audit-logs/"),
+        (ORG, "/console/infrastructure/system/settings/smtp/"),
+    ],
+)
+def test_every_field_has_a_label(open_browser, who, path):
+    page = open_browser()
+    login(page, *who)
+    page.goto(path)
+    unlabeled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea')]
+            .filter(el => !['hidden', 'submit', 'button'].includes(el.type))
+            .filter(el => !(el.labels && el.labels.length))
+            .filter(el => !el.getAttribute('aria-label'))
+            .map(el => el.name || el.id)"""
+    )
+    assert unlabeled == []
+
+
+def test_errors_stand_next_to_fields_and_in_a_focused_summary(open_browser):
+    page = open_browser()
+    login(page, *GLOBEX)
+    page.goto("/ops/smtp/")
+    page.get_by_label("Host").fill("smtp://mail.example.com")
+    page.get_by_role("spinbutton", name="Port").fill("70000")
+    page.get_by_role("button", name="Save").click()
+    summary = page.locator("#error-summary")
+    expect(summary).to_be_visible()
+    expect(summary).to_be_focused()
+    expect(summary).to_contain_text("nothing was changed")
+    expect(page.locator("#field-host .field-error")).to_contain_text("remove 'smtp://'")
+    expect(page.locator("#field-port .field-error")).to_contain_text("1 to 65535")
+    summary.get_by_role("link", name="Port:").click()
+    expect(page.get_by_role("spinbutton", name="Port")).to_be_focused()
+    screenshot(page, "ops-smtp-errors")
+
+
+def test_the_port_hint_follows_the_tls_switch(open_browser):
+    page = open_browser()
+    login(page, *GLOBEX)
+    page.goto("/ops/smtp/")
+    tls = page.get_by_label("TLS", exact=True)
+    hint = page.locator("#tls-hint")
+    port = page.get_by_role("spinbutton", name="Port")
+    tls.check()
+    port.fill("587")
+    expect(hint).to_contain_text("STARTTLS on port 587")
+    port.fill("465")
+    expect(hint).to_contain_text("Implicit TLS (SMTPS)")
+    tls.uncheck()
+    expect(hint).to_contain_text("TLS off")
+    expect(page.locator("#id_port_hint")).to_contain_text("25 for plain SMTP")
+    tls.check()
+    expect(page.locator("#id_port_hint")).to_contain_text(
+        "587 for STARTTLS, 465 for implicit TLS"
+    )
+
+
+def test_delete_asks_first(open_browser, browser, stack):
+    set_partner_smtp(
+        browser,
+        stack,
+        *GLOBEX,
+        {"host": "127.0.0.1", "port": 2525, "use_tls": False, "retries": 3},
+    )
+    page = open_browser()
+    login(page, *GLOBEX)
+    page.goto("/ops/smtp/")
+    delete = page.get_by_role("button", name="Delete (revert to controller default)")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    delete.click()
+    expect(page.locator("[data-effective-source]")).to_have_text("Partner")
+    assert asked and "Delete this configuration?" in asked[0]
+    page.once("dialog", lambda dialog: dialog.accept())
+    delete.click()
+    expect(page.get_by_text("the controller default applies again")).to_be_visible()
+    status, _ = api_call(browser, stack, *GLOBEX, "GET", "/event/v1/email/config")
+    assert status == 404
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
+@pytest.mark.parametrize(
+    ("who", "path"),
+    [
+        (None, "/login/"),
+        (GLOBEX, "/ops/smtp/"),
+        (GLOBEX, "/ops/organizations/"),
+        (GLOBEX, "/ops/audit-logs/?range=7d"),
+        (ORG, "/console/infrastructure/system/settings/"),
+        (ORG, "/console/infrastructure/system/settings/smtp/"),
+        (ORG, "/console/audit-logs/?range=7d"),
+    ],
+)
+def test_no_layout_break(open_browser, who, path, width, height):
+    page = open_browser(width, height)
+    if who is not None:
+        login(page, *who)
+    page.goto(path)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{path} is {overflow}px wider than a {width}px screen"
