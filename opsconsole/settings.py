@@ -49,6 +49,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Probes first: they come by IP over plain HTTP (no host check, no redirect).
+    "opsconsole.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files from the app server itself (gunicorn), compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -229,6 +231,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# Each worker proves every this many seconds that it consumes from the broker
+# (/readyz wants a heartbeat within the last minute).
+WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=20.0)
+# Beat re-verifies every saved SMTP configuration this often (seconds; 0: off).
+SMTP_HEALTHCHECK_INTERVAL = env.int("SMTP_HEALTHCHECK_INTERVAL", default=1800)
+CELERY_BEAT_SCHEDULE = (
+    {
+        "smtp-health-check": {
+            "task": "smtp.health_check_all",
+            "schedule": float(SMTP_HEALTHCHECK_INTERVAL),
+        }
+    }
+    if SMTP_HEALTHCHECK_INTERVAL > 0
+    else {}
+)
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {

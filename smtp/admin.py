@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from smtp.models import SmtpConfiguration
+from smtp.models import Email, SmtpConfiguration
+from smtp.selectors import email_counters
 
 
 @admin.register(SmtpConfiguration)
@@ -44,6 +45,48 @@ class SmtpConfigurationAdmin(admin.ModelAdmin):
     @admin.display(description="Password")
     def password_status(self, obj: SmtpConfiguration) -> str:
         return "set (hidden)" if obj.password_set else "not set"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Email)
+class EmailAdmin(admin.ModelAdmin):
+    """The outbox, read-only, with counters of sent and failed emails per level."""
+
+    list_display = [
+        "created_at",
+        "kind",
+        "status",
+        "recipient",
+        "level_used",
+        "server",
+        "attempts",
+        "failed_step",
+        "reply_code",
+    ]
+    list_filter = ["status", "kind", "level_used"]
+    list_select_related = ["partner", "organization"]
+    search_fields = ["recipient", "message_id"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    # The body may hold one-time links: never shown, not even to support.
+    exclude = ["body", "claim_token"]
+    readonly_fields = [
+        field.name
+        for field in Email._meta.fields
+        if field.name not in ("body", "claim_token")
+    ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "counters": email_counters()}
+        return super().changelist_view(request, extra_context=extra_context)
 
     def has_add_permission(self, request) -> bool:
         return False

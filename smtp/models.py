@@ -17,6 +17,12 @@ class Security(models.TextChoices):
     SSL = "ssl", "Implicit TLS (SMTPS)"
 
 
+class HealthStatus(models.TextChoices):
+    UNKNOWN = "unknown", "Not checked yet"
+    OK = "ok", "Healthy"
+    FAILING = "failing", "Failing"
+
+
 class Level(models.TextChoices):
     ORGANIZATION = "organization", "Organization"
     PARTNER = "partner", "Partner"
@@ -84,6 +90,12 @@ class SmtpConfiguration(SmtpSettingsFields):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # The periodic health check (no mail sent: up to RCPT TO, then RSET).
+    health_status = models.CharField(
+        max_length=16, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN
+    )
+    health_checked_at = models.DateTimeField(null=True, blank=True)
+    health_detail = models.CharField(max_length=500, blank=True)
 
     class Meta:
         constraints = [
@@ -107,6 +119,10 @@ class SmtpConfiguration(SmtpSettingsFields):
     @property
     def level(self) -> Level:
         return Level.PARTNER if self.organization_id is None else Level.ORGANIZATION
+
+    @property
+    def is_failing(self) -> bool:
+        return self.health_status == HealthStatus.FAILING
 
 
 class SmtpDraft(SmtpSettingsFields):
@@ -239,6 +255,7 @@ class Email(models.Model):
                 name="email_tenant_due",
             ),
             models.Index(fields=["requested_by", "created_at"], name="email_requester"),
+            models.Index(fields=["created_at"], name="email_created"),
         ]
 
     def __str__(self) -> str:

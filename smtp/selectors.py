@@ -161,6 +161,11 @@ def smtp_settings_of_draft(draft: SmtpDraft) -> SmtpSettings:
     return _from_row(draft)
 
 
+def smtp_settings_of_configuration(configuration: SmtpConfiguration) -> SmtpSettings:
+    """The settings of one stored configuration (the health check tries each)."""
+    return _from_row(configuration)
+
+
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -318,3 +323,48 @@ def email_attempts(*, email) -> list:
     from smtp.models import EmailAttempt
 
     return list(EmailAttempt.objects.filter(email=email).order_by("number"))
+
+
+def email_counters(*, now=None) -> dict:
+    """Emails sent and failed per configuration level, last 24 hours and 7 days."""
+    from datetime import timedelta
+
+    from django.db.models import Count, Q
+    from django.utils import timezone
+
+    from smtp.models import Email, EmailStatus
+
+    now = now or timezone.now()
+    windows = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
+    rows: dict[str, dict] = {}
+    aggregates = {}
+    for name, span in windows.items():
+        since = Q(created_at__gte=now - span)
+        aggregates[f"sent_{name}"] = Count(
+            "id", filter=since & Q(status=EmailStatus.SENT)
+        )
+        aggregates[f"failed_{name}"] = Count(
+            "id", filter=since & Q(status=EmailStatus.FAILED)
+        )
+    aggregates["waiting"] = Count(
+        "id", filter=Q(status__in=[EmailStatus.QUEUED, EmailStatus.SENDING])
+    )
+    recent = Email.objects.filter(
+        Q(created_at__gte=now - windows["7d"])
+        | Q(status__in=[EmailStatus.QUEUED, EmailStatus.SENDING])
+    )
+    for entry in (
+        recent.values("level_used").annotate(**aggregates).order_by("level_used")
+    ):
+        level = (
+            Level(entry["level_used"]).label if entry["level_used"] else "Not tried yet"
+        )
+        rows[level] = {
+            "level": level,
+            "cells": [
+                {"sent": entry[f"sent_{name}"], "failed": entry[f"failed_{name}"]}
+                for name in windows
+            ],
+            "waiting": entry["waiting"],
+        }
+    return {"windows": list(windows), "rows": list(rows.values())}

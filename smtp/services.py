@@ -13,17 +13,23 @@ from django.utils import timezone
 
 from audit.models import Category
 from audit.services import actor_label, audit_event_record
+from smtp.delivery import SmtpConnection, StepFailed
 from smtp.models import (
     TEST_KINDS,
     Email,
     EmailKind,
     EmailStatus,
+    HealthStatus,
     SmtpConfiguration,
     SmtpDraft,
     SmtpSettingsFields,
 )
 from smtp.outbox import NewEmail, email_enqueue
-from smtp.selectors import smtp_config_effective, smtp_config_get
+from smtp.selectors import (
+    smtp_config_effective,
+    smtp_config_get,
+    smtp_settings_of_configuration,
+)
 from smtp.validators import (
     PasswordAction,
     SmtpInput,
@@ -123,6 +129,9 @@ def smtp_config_save(
     )
     _apply(configuration, valid)
     configuration.updated_by = actor if actor and actor.is_authenticated else None
+    # A changed configuration has not been health-checked yet.
+    configuration.health_status = HealthStatus.UNKNOWN
+    configuration.health_detail = ""
     configuration.full_clean()
     configuration.save()
     changes = _diff(before, configuration, valid)
@@ -363,3 +372,72 @@ def send_system_email(
             organization=organization,
         )
     )
+
+
+# -- periodic health check -------------------------------------------------------
+
+
+def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
+    """Verify a saved configuration (up to RCPT TO, then RSET; no mail is sent).
+
+    Stores the result on the configuration; a SYSTEMAUDIT event is recorded only
+    when the state changes into or out of failing. ``None`` if it was deleted.
+    """
+    configuration = (
+        SmtpConfiguration.objects.select_related("updated_by")
+        .filter(pk=configuration_id)
+        .first()
+    )
+    if configuration is None:
+        return None
+    settings_ = smtp_settings_of_configuration(configuration)
+    connection = SmtpConnection(settings_)
+    try:
+        connection.open()
+        connection.verify(
+            sender=settings_.sender_email, recipient=settings_.sender_email
+        )
+    except StepFailed as failure:
+        status = HealthStatus.FAILING
+        step = failure.step
+        detail = f"{step.name}: {step.detail} {step.hint}".strip()
+    else:
+        status = HealthStatus.OK
+        step = None
+        detail = "Every step up to RCPT TO worked; nothing was sent."
+    finally:
+        connection.close()
+    with transaction.atomic():
+        current = (
+            SmtpConfiguration.objects.select_for_update()
+            .filter(pk=configuration_id)
+            .first()
+        )
+        if current is None or current.updated_at != configuration.updated_at:
+            return None  # deleted or changed while being checked: result is stale
+        previous = current.health_status
+        SmtpConfiguration.objects.filter(pk=configuration_id).update(
+            health_status=status,
+            health_checked_at=timezone.now(),
+            health_detail=detail[:500],
+        )
+        changed = status != previous and HealthStatus.FAILING in (status, previous)
+        if changed:
+            scope = TenantScope(
+                partner=current.partner, organization=current.organization
+            )
+            verb = "failing" if status == HealthStatus.FAILING else "recovered"
+            audit_event_record(
+                category=Category.SYSTEMAUDIT,
+                type=f"smtp_config.health.{verb}",
+                summary=f"SMTP health check {verb} for {_where(scope)}",
+                **_scope_ids(scope),
+                detail={
+                    "level": scope.level,
+                    "server": f"{settings_.host}:{settings_.port}",
+                    "step": step.name if step else None,
+                    "reply_code": step.reply_code if step else None,
+                    "reason": detail,
+                },
+            )
+    return status

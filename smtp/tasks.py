@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
+from kombu.exceptions import OperationalError as BrokerError
 
+from smtp.models import SmtpConfiguration
 from smtp.outbox import close_pooled_connections, outbox_deliver, outbox_sweep
+from smtp.services import smtp_config_health_check
 
 logger = logging.getLogger(__name__)
 
@@ -21,20 +25,50 @@ def deliver_email_task(*, email_id: int) -> None:
     outbox_deliver(email_id=email_id)
 
 
+@shared_task(name="smtp.health_check_all", ignore_result=True)
+def health_check_all_task() -> None:
+    """Beat: check every saved configuration, one task each."""
+    for configuration_id in SmtpConfiguration.objects.values_list("pk", flat=True):
+        health_check_task.delay(configuration_id=configuration_id)
+
+
+@shared_task(name="smtp.health_check", ignore_result=True)
+def health_check_task(*, configuration_id: int) -> None:
+    smtp_config_health_check(configuration_id=configuration_id)
+
+
 # -- the sweeper: a loop started by each worker --------------------------------
 
 _stop = threading.Event()
 
 
+def _heartbeat() -> None:
+    """Publish a heartbeat this worker consumes: proves broker and consumer work."""
+    from opsconsole.tasks import heartbeat_task
+
+    try:
+        heartbeat_task.apply_async(
+            queue=settings.CELERY_TASK_DEFAULT_QUEUE, retry=False
+        )
+    except (BrokerError, OSError) as error:
+        logger.warning("Could not publish the worker heartbeat: %s", error)
+
+
 def _sweep_forever() -> None:
+    last_heartbeat = 0.0
     while True:
+        if time.monotonic() - last_heartbeat >= settings.WORKER_HEARTBEAT_INTERVAL:
+            _heartbeat()
+            last_heartbeat = time.monotonic()
         try:
             outbox_sweep()
         except Exception:
+            # The loop must outlive any one failure (a database restart, say).
             logger.exception("Outbox sweep failed; trying again later.")
         finally:
             close_old_connections()
-        if _stop.wait(settings.SMTP_SWEEP_INTERVAL):
+        pause = min(settings.SMTP_SWEEP_INTERVAL, settings.WORKER_HEARTBEAT_INTERVAL)
+        if _stop.wait(pause):
             return
 
 

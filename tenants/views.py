@@ -11,6 +11,7 @@ from django.urls import reverse_lazy
 
 from audit.models import Category
 from audit.services import audit_event_record
+from smtp.selectors import smtp_config_get
 from tenants.access import ops_page, web_page
 from tenants.forms import (
     EmailAuthenticationForm,
@@ -55,10 +56,15 @@ def ops_home(request: HttpRequest) -> HttpResponse:
 @ops_page
 def ops_organization_list(request: HttpRequest) -> HttpResponse:
     organizations = organization_list(partner=request.partner)
+    partner_smtp = smtp_config_get(partner=request.partner)
     return render(
         request,
         "ops/organizations.html",
-        {"organizations": organizations, "nav": "organizations"},
+        {
+            "organizations": organizations,
+            "partner_smtp": partner_smtp,
+            "nav": "organizations",
+        },
     )
 
 

@@ -23,6 +23,7 @@ os.environ.setdefault("SMTP_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 # Short timeouts and retries keep failure tests fast.
 os.environ.setdefault("SMTP_TIMEOUT", "3")
 os.environ.setdefault("SMTP_RETRY_BASE_SECONDS", "0.2")
+os.environ.setdefault("WORKER_HEARTBEAT_INTERVAL", "2")
 
 from opsconsole.settings import *  # noqa: F403
 

@@ -1,0 +1,51 @@
+"""Support's view of the outbox: counters per level; bodies and passwords hidden."""
+
+from __future__ import annotations
+
+import pytest
+
+from smtp.models import Email, EmailKind, EmailStatus, Level
+
+pytestmark = pytest.mark.django_db
+
+
+def make_email(number: int, **fields) -> Email:
+    values = {
+        "kind": EmailKind.ALERT,
+        "recipient": f"r{number}@acme.example",
+        "subject": "s",
+        "body": "one-time link https://console.example/account/setup/secret-token/",
+        "message_id": f"<m{number}@test>",
+    }
+    values.update(fields)
+    return Email.objects.create(**values)
+
+
+def test_support_sees_sent_and_failed_counts_per_level(demo, login):
+    for number in range(3):
+        make_email(number, status=EmailStatus.SENT, level_used=Level.PARTNER)
+    make_email(10, status=EmailStatus.FAILED, level_used=Level.PARTNER)
+    make_email(11, status=EmailStatus.SENT, level_used=Level.CONTROLLER)
+    make_email(12, status=EmailStatus.QUEUED)
+    page = login(demo["support"]).get("/admin/smtp/email/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    counters = html.split('id="email-counters"', 1)[1].split("</table>", 1)[0]
+    assert (
+        '<th scope="row">Partner</th><td>3</td><td>1</td><td>3</td><td>1</td><td>0</td>'
+        in (counters.replace("\n", ""))
+    )
+    assert (
+        '<th scope="row">Controller default</th><td>1</td><td>0</td>'
+        in counters.replace("\n", "")
+    )
+    assert "Not tried yet" in counters
+
+
+def test_support_never_sees_an_email_body(demo, login):
+    email = make_email(1, status=EmailStatus.SENT, level_used=Level.PARTNER)
+    client = login(demo["support"])
+    assert "secret-token" not in client.get("/admin/smtp/email/").content.decode()
+    detail = client.get(f"/admin/smtp/email/{email.pk}/change/")
+    assert detail.status_code == 200
+    assert "secret-token" not in detail.content.decode()
