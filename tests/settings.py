@@ -15,6 +15,8 @@ os.environ.setdefault("FERNET_KEYS", "tests-only-fernet-key-1")
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
+# The test client speaks plain HTTP.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 # Static files from the app folders; no collectstatic before each run.
 os.environ.setdefault("STATIC_MANIFEST", "false")
 # The suite's SMTP servers listen on loopback; the network-policy tests take this

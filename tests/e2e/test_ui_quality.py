@@ -157,3 +157,11 @@ def test_no_layout_break(open_browser, who, path, width, height):
     page.goto(path)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{path} is {overflow}px wider than a {width}px screen"
+
+
+def test_the_api_docs_render_under_the_content_security_policy(open_browser):
+    page = open_browser()
+    login(page, *GLOBEX)
+    page.goto("/api/docs/")
+    expect(page.get_by_text("Ops Console SMTP API")).to_be_visible()
+    expect(page.get_by_text("/event/v1/email/config").first).to_be_visible()

@@ -6,12 +6,12 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-from django.contrib.auth import authenticate
 from django.test import Client
 
 from audit.models import AuditEvent
 from smtp.models import Email, EmailKind, EmailStatus, Security, SmtpConfiguration
 from tenants.models import Organization, User
+from tests.support.auth import can_log_in, log_in
 from tests.support.smtp_servers import SmtpTestServer
 from tests.support.worker import wait_until
 
@@ -63,10 +63,9 @@ def test_auto_creates_the_organization_and_admin_and_sends_nothing(
     organization = Organization.objects.get(slug="acme-staging")
     assert organization.partner == demo["acme"]
     assert not organization.smtp_configuration_enabled
-    admin = authenticate(
-        username="admin@acme-staging.example", password="Staging-Admin-Pass-7"
-    )
-    assert admin is not None and admin.organization == organization
+    assert can_log_in("admin@acme-staging.example", "Staging-Admin-Pass-7")
+    admin = User.objects.get(email="admin@acme-staging.example")
+    assert admin.organization == organization
     assert not Email.objects.exists()
     event = AuditEvent.objects.get(type="organization.created")
     assert event.detail["account_creation_strategy"] == "AUTO"
@@ -159,13 +158,8 @@ def test_verify_sends_a_one_time_link_that_sets_the_password_once(
         follow=True,
     )
     assert "Password set. Log in with your new password." in done.content.decode()
-    assert authenticate(
-        username="admin@acme-staging.example", password="Fresh-Staging-Pass-3"
-    )
     logged_in = Client()
-    assert logged_in.login(
-        username="admin@acme-staging.example", password="Fresh-Staging-Pass-3"
-    )
+    assert log_in(logged_in, "admin@acme-staging.example", "Fresh-Staging-Pass-3")
     assert logged_in.get("/console/audit-logs/").status_code == 200
     # The link does not work a second time.
     again = Client().get(link, follow=True)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from audit.models import AuditEvent
 from tenants.models import Organization, Partner, User
+from tests.support.auth import can_log_in
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +58,7 @@ def test_seed_demo_creates_the_documented_tenants_and_logins():
         ("org-admin@globex-main.example", "Globex-Main-Pass-1"),
         ("support@ops.example", "Support-Pass-1"),
     ]:
-        assert authenticate(username=email, password=password) is not None, email
+        assert can_log_in(email, password), email
     support = User.objects.get(email="support@ops.example")
     assert support.is_staff and support.console is None
     assert support.has_perm("tenants.toggle_feature_flags")
@@ -73,7 +73,7 @@ def test_seed_demo_repairs_a_changed_demo_password_and_flag():
         smtp_configuration_enabled=False
     )
     call_command("seed_demo", "--force", verbosity=0)
-    assert authenticate(username=user.email, password="Acme-Dev-Pass-1") is not None
+    assert can_log_in(user.email, "Acme-Dev-Pass-1")
     assert Organization.objects.get(slug="acme-prod").smtp_configuration_enabled
 
 

@@ -1,0 +1,158 @@
+"""Production hardening: deploy checks, login lockout, CSP, security headers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def production_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SECURE_", "SESSION_", "CSRF_", "STATIC_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="opsconsole.settings",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        FERNET_KEYS=secrets.token_urlsafe(32),
+        ALLOWED_HOSTS="ops-console.example.com",
+        **extra,
+    )
+    return env
+
+
+def test_check_deploy_has_no_warnings_with_production_settings():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_defaults_are_secure():
+    code = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, "
+        "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, "
+        "s.SESSION_COOKIE_SAMESITE, s.DEBUG]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        True,
+        31536000,
+        True,
+        True,
+        True,
+        "Lax",
+        False,
+    ]
+
+
+def fail(client: Client, email: str, times: int):
+    for _ in range(times):
+        response = client.post("/login/", {"username": email, "password": "wrong-pass"})
+    return response
+
+
+@pytest.mark.django_db
+def test_repeated_failures_lock_the_account_out_of_this_address(demo, settings):
+    client = Client()
+    email = "partner-admin@acme.example"
+    assert fail(client, email, settings.AXES_FAILURE_LIMIT - 1).status_code == 200
+    locked = fail(client, email, 1)
+    assert locked.status_code == 429
+    assert "Too many failed logins" in locked.content.decode()
+    assert int(locked["Retry-After"]) == 15 * 60
+    # Even the right password is refused while locked out...
+    right = client.post(
+        "/login/", {"username": email, "password": "Acme-Partner-Pass-1"}
+    )
+    assert right.status_code == 429
+    assert "rsid" not in right.cookies
+    # ...and the JSON API says so too.
+    api = Client().post(
+        "/auth/v1/login/",
+        data=json.dumps({"username": email, "password": "Acme-Partner-Pass-1"}),
+        content_type="application/json",
+    )
+    assert api.status_code == 429
+    assert "Too many failed logins" in api.json()["error"]
+    # Another account is not affected.
+    other = Client().post(
+        "/login/",
+        {
+            "username": "partner-admin@globex.example",
+            "password": "Globex-Partner-Pass-1",
+        },
+    )
+    assert other.status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_successful_login_resets_the_failure_count(demo, settings):
+    client = Client()
+    email = "org-admin@acme-prod.example"
+    fail(client, email, settings.AXES_FAILURE_LIMIT - 1)
+    good = client.post("/login/", {"username": email, "password": "Acme-Prod-Pass-1"})
+    assert good.status_code == 302
+    client.post("/logout/")
+    assert fail(Client(), email, settings.AXES_FAILURE_LIMIT - 1).status_code == 200
+
+
+@pytest.mark.django_db
+def test_json_login_failures_count_towards_the_lockout(demo, settings):
+    client = Client()
+    body = json.dumps({"username": "org-admin@acme-dev.example", "password": "nope"})
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = client.post(
+            "/auth/v1/login/", data=body, content_type="application/json"
+        )
+        assert response.status_code == 401
+    locked = client.post("/auth/v1/login/", data=body, content_type="application/json")
+    assert locked.status_code == 429
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/login/", "/api/docs/", "/admin/login/"])
+def test_pages_carry_a_csp_without_inline_script(path):
+    response = Client().get(path)
+    policy = response["Content-Security-Policy"]
+    script_src = re.search(r"script-src ([^;]*)", policy).group(1)
+    assert script_src.strip() == "'self'"
+    assert "frame-ancestors 'none'" in policy
+    assert "object-src 'none'" in policy
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_no_template_has_an_inline_script():
+    offenders = []
+    for template in (ROOT / "templates").rglob("*.html"):
+        for tag in re.findall(r"<script\b[^>]*>", template.read_text()):
+            if "src=" not in tag:
+                offenders.append(f"{template.relative_to(ROOT)}: {tag}")
+    assert offenders == []
