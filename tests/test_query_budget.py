@@ -1,0 +1,115 @@
+"""Query budgets: the busiest pages and APIs cost a fixed number of queries,
+whatever the number of rows they show (no N+1)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from audit.models import AuditEvent, Category
+from smtp.models import Security, SmtpConfiguration
+from tenants.models import Organization
+
+pytestmark = pytest.mark.django_db
+
+
+def queries_for(client: Client, url: str, **params) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, params)
+    assert response.status_code in (200, 404), response.content[:300]
+    return len(captured)
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def add_events(demo, count: int) -> None:
+    now = timezone.now()
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            timestamp=now - timedelta(seconds=number),
+            category=Category.SYSTEMAUDIT,
+            type="email.sent",
+            actor="system",
+            partner=demo["acme"],
+            organization=demo["acme-prod"] if number % 2 else demo["acme-dev"],
+            summary=f"event {number}",
+            detail={"email_id": number, "steps": [{"name": "data", "status": "ok"}]},
+        )
+        for number in range(count)
+    )
+
+
+def add_organizations(demo, count: int) -> None:
+    for number in range(count):
+        organization = Organization.objects.create(
+            partner=demo["acme"], slug=f"extra-{number}", name=f"Extra {number}"
+        )
+        SmtpConfiguration.objects.create(
+            partner=demo["acme"],
+            organization=organization,
+            host=f"smtp{number}.example.com",
+            security=Security.STARTTLS,
+        )
+
+
+def test_the_audit_list_api_costs_the_same_for_10_or_500_events(demo):
+    client = client_for(demo["acme_admin"])
+    add_events(demo, 600)
+    small = queries_for(client, "/opsauditlogs/", limit="10")
+    large = queries_for(client, "/opsauditlogs/", limit="500")
+    assert small == large
+    # session, user, count, page
+    assert large <= 4
+
+
+def test_the_org_audit_api_costs_the_same_for_any_page_size(demo):
+    client = client_for(demo["prod_admin"])
+    add_events(demo, 300)
+    assert queries_for(client, "/event/v1/auditlog", **{"filter.limit": "1"}) == (
+        queries_for(client, "/event/v1/auditlog", **{"filter.limit": "100"})
+    )
+
+
+def test_the_audit_pages_cost_the_same_for_few_or_many_events(demo):
+    client = client_for(demo["acme_admin"])
+    add_events(demo, 5)
+    few = queries_for(client, "/ops/audit-logs/", range="24h")
+    add_events(demo, 200)
+    many = queries_for(client, "/ops/audit-logs/", range="24h")
+    assert few == many
+
+
+def test_the_config_api_get_has_a_fixed_budget(demo):
+    client = client_for(demo["prod_admin"])
+    SmtpConfiguration.objects.create(partner=demo["acme"], host="smtp.acme.example")
+    SmtpConfiguration.objects.create(
+        partner=demo["acme"], organization=demo["acme-prod"], host="smtp.prod.example"
+    )
+    # session, user (with tenant), own configuration, configurations in effect
+    assert queries_for(client, "/event/v1/email/config") <= 4
+
+
+def test_the_smtp_page_has_a_fixed_budget(demo):
+    client = client_for(demo["acme_admin"])
+    SmtpConfiguration.objects.create(partner=demo["acme"], host="smtp.acme.example")
+    before = queries_for(client, "/ops/smtp/")
+    add_organizations(demo, 20)
+    assert queries_for(client, "/ops/smtp/") == before
+    # session, user (with tenant), own configuration, configurations in effect
+    assert before <= 4
+
+
+def test_the_organization_list_costs_the_same_for_3_or_23_organizations(demo):
+    client = client_for(demo["acme_admin"])
+    few = queries_for(client, "/ops/organizations/")
+    add_organizations(demo, 20)
+    assert queries_for(client, "/ops/organizations/") == few
