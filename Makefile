@@ -42,7 +42,8 @@ test: check
 # Benchmarks print ratios against baselines measured in the same run. They use
 # DATABASE_URL / REDIS_URL when set (PostgreSQL and Redis give the real numbers).
 bench: install
-	$(BIN)/python bench/audit_query.py $(BENCH_ARGS)
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/audit_query.py
 
 # Runs the browser journeys and copies three of their screenshots for the README.
 screenshots: install

@@ -26,9 +26,15 @@ def setup_django() -> None:
     os.environ.setdefault("FERNET_KEYS", "bench-only-fernet-key")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
     os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
+    # Django's test client speaks plain HTTP.
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import logging
+
     import django
 
     django.setup()
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @contextmanager
@@ -76,3 +82,19 @@ def table(rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> str:
     out = [line.format(*headers), line.format(*("-" * w for w in widths))]
     out.extend(line.format(*row) for row in rows)
     return "\n".join(out)
+
+
+def database_url() -> str:
+    """A DATABASE_URL for the database Django is connected to (for child processes)."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{s['NAME']}"
+    user = quote(s.get("USER") or "")
+    password = quote(s.get("PASSWORD") or "")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = s.get("HOST") or "127.0.0.1"
+    return f"postgres://{auth}{host}:{s.get('PORT') or 5432}/{s['NAME']}"

@@ -25,6 +25,7 @@ from smtp.models import Email, SmtpConfiguration
 from smtp.selectors import (
     EffectiveSmtp,
     email_get,
+    email_last_steps,
     email_wait_final,
     smtp_config_effective,
     smtp_config_get,
@@ -306,7 +307,7 @@ def email_status_output(email: Email, *, request) -> dict[str, Any]:
         "level": email.level_used or None,
         "server": email.server or None,
         "attempts": email.attempts,
-        "steps": email.steps,
+        "steps": email.steps or email_last_steps(email=email),
         "failed_step": email.failed_step or None,
         "reply_code": email.reply_code,
         "error": email.last_error or None,

@@ -94,25 +94,40 @@ def _event_scope(email: Email) -> dict[str, int | None]:
     return {"partner_id": email.partner_id, "organization_id": email.organization_id}
 
 
-@transaction.atomic
 def email_enqueue(new: NewEmail) -> Email:
-    """Write the email and its "queued" event; publish its id after commit."""
+    """Write one email and its "queued" event; publish its id after commit."""
+    return emails_enqueue([new])[0]
+
+
+@transaction.atomic
+def emails_enqueue(batch: list[NewEmail]) -> list[Email]:
+    """Write emails and their "queued" events in one transaction.
+
+    After commit, one email is handed to the broker by its id, several in tasks
+    of up to ``SMTP_BATCH_SIZE`` ids (the worker sends them over one connection).
+    """
     now = timezone.now()
-    email = Email.objects.create(
-        kind=new.kind,
-        partner=new.partner,
-        organization=new.organization,
-        requested_by=new.requested_by,
-        draft=new.draft,
-        sender=new.sender,
-        recipient=new.recipient,
-        subject=new.subject,
-        body=new.body,
-        message_id=make_msgid(domain=ehlo_name()),
-        next_attempt_at=now,
-        # Optimistic: cleared again if the broker cannot take the task.
-        enqueued_at=now,
-        created_at=now,
+    domain = ehlo_name()
+    emails = Email.objects.bulk_create(
+        [
+            Email(
+                kind=new.kind,
+                partner=new.partner,
+                organization=new.organization,
+                requested_by=new.requested_by,
+                draft=new.draft,
+                sender=new.sender,
+                recipient=new.recipient,
+                subject=new.subject,
+                body=new.body,
+                message_id=make_msgid(domain=domain),
+                next_attempt_at=now,
+                # Optimistic: cleared again if the broker cannot take the task.
+                enqueued_at=now,
+                created_at=now,
+            )
+            for new in batch
+        ]
     )
     audit_events_record_bulk(
         [
@@ -129,10 +144,42 @@ def email_enqueue(new: NewEmail) -> Email:
                     "message_id": email.message_id,
                 },
             )
+            for email, new in zip(emails, batch, strict=True)
         ]
     )
-    transaction.on_commit(partial(email_publish, email.pk, first=True))
-    return email
+    if len(emails) == 1:
+        transaction.on_commit(partial(email_publish, emails[0].pk, first=True))
+    else:
+        size = settings.SMTP_BATCH_SIZE
+        for start in range(0, len(emails), size):
+            ids = [email.pk for email in emails[start : start + size]]
+            transaction.on_commit(partial(emails_publish, ids))
+    return emails
+
+
+def emails_publish(email_ids: list[int]) -> bool:
+    """Hand several emails to the broker in one task; on an outage they wait."""
+    from smtp.tasks import deliver_emails_task
+
+    try:
+        deliver_emails_task.apply_async(
+            kwargs={"email_ids": email_ids},
+            queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY,
+        )
+    except (BrokerError, OSError) as error:
+        logger.warning(
+            "Broker unavailable; %s emails stay queued until the sweeper hands them "
+            "out again: %s",
+            len(email_ids),
+            error,
+        )
+        Email.objects.filter(pk__in=email_ids, status=EmailStatus.QUEUED).update(
+            enqueued_at=None
+        )
+        return False
+    return True
 
 
 def email_publish(email_id: int, *, countdown: float = 0, first: bool = False) -> bool:
@@ -191,6 +238,22 @@ def _claim(email_id: int, *, token: uuid.UUID, now: datetime) -> Email | None:
     return Email.objects.select_related(
         "draft", "partner", "organization", "requested_by"
     ).get(pk=email_id)
+
+
+def _claim_ids(ids: list[int], *, token: uuid.UUID, now: datetime) -> list[Email]:
+    """Claim these emails (those still claimable); the rest belong to others."""
+    lease = now + timedelta(seconds=settings.SMTP_LEASE_SECONDS)
+    Email.objects.filter(pk__in=ids).filter(_claimable(now)).update(
+        status=EmailStatus.SENDING,
+        claim_token=token,
+        lease_until=lease,
+        progress="claimed",
+    )
+    return list(
+        Email.objects.filter(pk__in=ids, claim_token=token)
+        .select_related("draft", "partner", "organization", "requested_by")
+        .order_by("pk")
+    )
 
 
 def _claim_more(
@@ -523,6 +586,22 @@ def outbox_deliver(*, email_id: int) -> None:
     _deliver_batch([email, *more], token=token)
 
 
+def outbox_deliver_many(*, email_ids: list[int]) -> None:
+    """Claim these emails and send them, one connection per configuration."""
+    token = uuid.uuid4()
+    claimed = _claim_ids(email_ids, token=token, now=timezone.now())
+    groups: dict[tuple, list[Email]] = {}
+    for email in claimed:
+        if email.is_test or email.draft_id is not None:
+            _deliver_test(email, token=token)
+        else:
+            groups.setdefault((email.partner_id, email.organization_id), []).append(
+                email
+            )
+    for batch in groups.values():
+        _deliver_batch(batch, token=token)
+
+
 # -- recording -------------------------------------------------------------
 
 
@@ -674,7 +753,7 @@ def _record(results: list[Result], *, token: uuid.UUID) -> None:
                 _apply_result(result, now, recorded)
         if not recorded.emails:
             return
-        Email.objects.bulk_update(recorded.emails, RECORDED_FIELDS)
+        _store_rows(recorded.emails, now)
         EmailAttempt.objects.bulk_create(recorded.attempts)
         audit_events_record_bulk(recorded.events)
         if recorded.drafts:
@@ -682,6 +761,40 @@ def _record(results: list[Result], *, token: uuid.UUID) -> None:
             SmtpDraft.objects.filter(pk__in=recorded.drafts).delete()
         for email_id, delay in recorded.retries:
             transaction.on_commit(partial(email_publish, email_id, countdown=delay))
+
+
+def _store_rows(emails: list[Email], now: datetime) -> None:
+    """Write the recorded fields: one UPDATE for every system email that was sent
+    through the same server, one per row for the rest (tests, failures).
+
+    A sent system email keeps its steps in its attempt, not on its row.
+    """
+    sent: dict[tuple[str, str], list[int]] = {}
+    for email in emails:
+        if email.status == EmailStatus.SENT and not email.is_test:
+            sent.setdefault((email.level_used, email.server), []).append(email.pk)
+        else:
+            Email.objects.filter(pk=email.pk).update(
+                **{name: getattr(email, name) for name in RECORDED_FIELDS}
+            )
+    for (level, server), ids in sent.items():
+        Email.objects.filter(pk__in=ids).update(
+            status=EmailStatus.SENT,
+            attempts=F("attempts") + 1,
+            steps=[],
+            progress="",
+            lease_until=None,
+            claim_token=None,
+            level_used=level,
+            server=server,
+            failed_step="",
+            reply_code=None,
+            last_error="",
+            hint="",
+            error_field="",
+            sent_at=now,
+            finished_at=now,
+        )
 
 
 # -- sweeping --------------------------------------------------------------

@@ -368,3 +368,13 @@ def email_counters(*, now=None) -> dict:
             "waiting": entry["waiting"],
         }
     return {"windows": list(windows), "rows": list(rows.values())}
+
+
+def email_last_steps(*, email) -> list:
+    """The steps of an email's last attempt (sent system emails keep them there)."""
+    from smtp.models import EmailAttempt
+
+    if email.attempts == 0:
+        return []
+    last = EmailAttempt.objects.filter(email=email).order_by("-number").first()
+    return last.steps if last else []

@@ -24,7 +24,7 @@ from smtp.models import (
     SmtpDraft,
     SmtpSettingsFields,
 )
-from smtp.outbox import NewEmail, email_enqueue
+from smtp.outbox import NewEmail, email_enqueue, emails_enqueue
 from smtp.selectors import (
     smtp_config_effective,
     smtp_config_get,
@@ -344,6 +344,38 @@ def smtp_test_email_request(
 # -- system emails ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SystemEmail:
+    """A system email to send: rendered from ``templates/emails/<kind>.txt``."""
+
+    kind: EmailKind
+    to: str
+    context: dict[str, Any]
+    organization: Organization | None = None
+    partner: Partner | None = None
+
+
+def _rendered(message: SystemEmail) -> NewEmail:
+    errors: dict[str, list[str]] = {}
+    recipient = validate_address("to", "Recipient", message.to, errors, required=True)
+    if errors:
+        raise SmtpValidationError(errors)
+    organization = message.organization
+    partner = organization.partner if organization is not None else message.partner
+    context = {**message.context, "organization": organization, "partner": partner}
+    subject = " ".join(
+        render_to_string(f"emails/{message.kind}_subject.txt", context).split()
+    )
+    return NewEmail(
+        kind=message.kind,
+        recipient=recipient,
+        subject=subject,
+        body=render_to_string(f"emails/{message.kind}.txt", context),
+        partner=partner,
+        organization=organization,
+    )
+
+
 def send_system_email(
     *,
     kind: EmailKind,
@@ -352,26 +384,23 @@ def send_system_email(
     organization: Organization | None = None,
     partner: Partner | None = None,
 ) -> Email:
-    """Queue a system email rendered from ``templates/emails/<kind>.txt``.
+    """Queue one system email rendered from ``templates/emails/<kind>.txt``.
 
     It goes through the configuration in effect for the organization (or the
     partner, or the controller for users without a tenant) when it is sent.
     """
-    if organization is not None:
-        partner = organization.partner
-    context = {**context, "organization": organization, "partner": partner}
-    subject = " ".join(render_to_string(f"emails/{kind}_subject.txt", context).split())
-    body = render_to_string(f"emails/{kind}.txt", context)
-    return email_enqueue(
-        NewEmail(
-            kind=kind,
-            recipient=to,
-            subject=subject,
-            body=body,
-            partner=partner,
-            organization=organization,
-        )
-    )
+    return send_system_emails(
+        [SystemEmail(kind, to, context, organization=organization, partner=partner)]
+    )[0]
+
+
+def send_system_emails(messages: list[SystemEmail]) -> list[Email]:
+    """Queue many system emails (an alert to many people) in one transaction.
+
+    Every email keeps its own row and SYSTEMAUDIT events; the worker gets them
+    in batches and sends each batch over one connection.
+    """
+    return emails_enqueue([_rendered(message) for message in messages])
 
 
 # -- periodic health check -------------------------------------------------------

@@ -13,7 +13,12 @@ from django.db import close_old_connections
 from kombu.exceptions import OperationalError as BrokerError
 
 from smtp.models import SmtpConfiguration
-from smtp.outbox import close_pooled_connections, outbox_deliver, outbox_sweep
+from smtp.outbox import (
+    close_pooled_connections,
+    outbox_deliver,
+    outbox_deliver_many,
+    outbox_sweep,
+)
 from smtp.services import smtp_config_health_check
 
 logger = logging.getLogger(__name__)
@@ -23,6 +28,12 @@ logger = logging.getLogger(__name__)
 def deliver_email_task(*, email_id: int) -> None:
     """Claim the email (and a batch of its tenant's) and send it."""
     outbox_deliver(email_id=email_id)
+
+
+@shared_task(name="smtp.deliver_emails", ignore_result=True)
+def deliver_emails_task(*, email_ids: list[int]) -> None:
+    """Claim these emails and send them over one connection per configuration."""
+    outbox_deliver_many(email_ids=email_ids)
 
 
 @shared_task(name="smtp.health_check_all", ignore_result=True)

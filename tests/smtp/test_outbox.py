@@ -354,3 +354,39 @@ def test_email_events_appear_under_the_documented_systemaudit_filters(
     )
     assert [e["type"] for e in partner["result"]] == ["email.sent", "email.queued"]
     assert {e["organization"] for e in partner["result"]} == {"acme-prod"}
+
+
+def test_an_alert_to_many_people_goes_out_in_batches_and_keeps_every_event(
+    worker, demo, server
+):
+    from smtp.services import SystemEmail, send_system_emails
+
+    smtp = server()
+    configure_partner(demo["acme"], smtp)
+    emails = send_system_emails(
+        [
+            SystemEmail(
+                EmailKind.ALERT,
+                f"oncall{number}@acme.example",
+                {"title": "Cluster degraded", "message": "2 of 5 nodes are down."},
+                organization=demo["acme-prod"],
+            )
+            for number in range(120)
+        ]
+    )
+    wait_until(
+        lambda: Email.objects.filter(status=EmailStatus.SENT).count() == 120,
+        timeout=60,
+    )
+    assert sorted(m.message_id for m in smtp.messages) == sorted(
+        e.message_id for e in emails
+    )
+    assert smtp.handler.sessions <= 10
+    assert AuditEvent.objects.filter(type="email.queued").count() == 120
+    assert AuditEvent.objects.filter(type="email.sent").count() == 120
+    assert EmailAttempt.objects.filter(ok=True).count() == 120
+    # A sent email's steps are kept with its attempt, and the API shows them.
+    client = page_client(demo["acme_admin"])
+    answer = client.get(f"/event/v1/email/config/verification/{emails[0].pk}").json()
+    assert answer["status"] == "sent"
+    assert [s["name"] for s in answer["steps"]][-1] == "data"

@@ -1,0 +1,324 @@
+"""Email pipeline throughput against a plain smtplib loop, in the same run.
+
+Starts an aiosmtpd sink on loopback and a real Celery worker (over Redis when
+REDIS_URL is set; PostgreSQL when DATABASE_URL is set), queues N system emails
+through the public service (``send_system_emails``, alerts to 100 recipients
+each: outbox rows, SYSTEMAUDIT events, tasks after commit), and measures emails
+per second from the first enqueue to the last message the sink accepted, and the
+queue-to-accepted latency of each email. The baseline, measured first against
+the same sink: one smtplib connection sending the same messages in a loop.
+Prints both and the ratio; for comparison also the same pipeline with one
+``send_system_email`` call per email.
+
+Then measures Send Test Email: from the click (POST of the SMTP form) to the
+result being visible (status final), through the page endpoint and a real worker.
+
+    python bench/pipeline.py [--emails N] [--tests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    ROOT,
+    database_url,
+    percentile,
+    setup_django,
+    table,
+    throwaway_database,
+)
+
+SENDER = "alerts@bench.example"
+
+
+class TimedSink:
+    """The development sink's handler, noting when each Message-ID was accepted."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        from smtp.sink import SinkHandler
+        from tests.support.smtp_servers import free_port
+
+        self.accepted: dict[str, float] = {}
+        self.count = 0
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler(SinkHandler):
+            async def handle_DATA(self, server, session, envelope):
+                data = envelope.original_content or envelope.content
+                message_id = _message_id(data)
+                with sink.lock:
+                    sink.accepted.setdefault(message_id, time.time())
+                    sink.count += 1
+                return "250 2.0.0 Message accepted for delivery"
+
+        self.port = free_port()
+        self.controller = Controller(
+            Handler(), hostname="127.0.0.1", port=self.port, ready_timeout=10
+        )
+        self.controller.start()
+
+    def wait_for(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the sink has {self.count} of {count} messages")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def _message_id(data: bytes) -> str:
+    for line in data.split(b"\r\n"):
+        if line.lower().startswith(b"message-id:"):
+            return line.split(b":", 1)[1].strip().decode()
+        if not line:
+            break
+    return ""
+
+
+def baseline(sink: TimedSink, count: int) -> float:
+    """Emails per second of one reused smtplib connection (the yardstick)."""
+    from smtp.delivery import build_message
+
+    messages = [
+        build_message(
+            sender=SENDER,
+            recipient=f"oncall{n}@bench.example",
+            subject=f"[ALERT] Baseline {n}",
+            body="Disk almost full on node 3.\n",
+            message_id=f"<baseline-{n}-{uuid.uuid4().hex}@bench.example>",
+        )
+        for n in range(count)
+    ]
+    before = sink.count
+    started = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", sink.port, timeout=10) as client:
+        for n, message in enumerate(messages):
+            client.sendmail(SENDER, [f"oncall{n}@bench.example"], message)
+    sink.wait_for(before + count, timeout=60)
+    return count / (time.perf_counter() - started)
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen:
+    log = ROOT / "var" / "bench-worker.log"
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "opsconsole",
+            "worker",
+            "--loglevel",
+            "WARNING",
+            # As deployed (Procfile, deploy/kubernetes/worker-deployment.yaml).
+            "--concurrency",
+            "4",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_for_worker(timeout: float = 60) -> None:
+    from opsconsole.models import WorkerHeartbeat
+    from opsconsole.tasks import heartbeat_task
+
+    heartbeat_task.delay()
+    deadline = time.monotonic() + timeout
+    while not WorkerHeartbeat.objects.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the worker did not start (see var/bench-worker.log)")
+        time.sleep(0.1)
+
+
+def pipeline(
+    sink: TimedSink, count: int, organization, *, fan_out: int
+) -> dict[str, float]:
+    """Queue ``count`` alerts (``fan_out`` recipients per service call) and time
+    them until the sink accepted the last one."""
+    from smtp.models import Email, EmailKind
+    from smtp.services import SystemEmail, send_system_emails
+
+    before = sink.count
+    started_wall = time.time()
+    started = time.perf_counter()
+    for first in range(0, count, fan_out):
+        send_system_emails(
+            [
+                SystemEmail(
+                    EmailKind.ALERT,
+                    f"oncall{n}@bench.example",
+                    {"title": f"Disk almost full {n}", "message": "Node 3 is at 91%."},
+                    organization=organization,
+                )
+                for n in range(first, min(count, first + fan_out))
+            ]
+        )
+    enqueued = time.perf_counter() - started
+    sink.wait_for(before + count, timeout=600)
+    elapsed = time.perf_counter() - started
+    created = dict(
+        Email.objects.filter(created_at__gte=_aware(started_wall)).values_list(
+            "message_id", "created_at"
+        )
+    )
+    latencies = [
+        (sink.accepted[message_id] - stamp.timestamp()) * 1000
+        for message_id, stamp in created.items()
+        if message_id in sink.accepted
+    ]
+    return {
+        "rate": count / elapsed,
+        "enqueue_rate": count / enqueued,
+        "p50": percentile(latencies, 0.5),
+        "p95": percentile(latencies, 0.95),
+        "seconds": elapsed,
+    }
+
+
+def _aware(epoch: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch - 1, tz=UTC)
+
+
+def test_email_latency(sink: TimedSink, user, repeats: int) -> list[float]:
+    """Milliseconds from the click (form POST) to a visible final status."""
+    from django.test import Client
+
+    from smtp.models import Email
+
+    client = Client()
+    client.force_login(user)
+    samples = []
+    for _ in range(repeats):
+        Email.objects.filter(requested_by=user).update(status="sent")  # no 429s
+        started = time.perf_counter()
+        answer = client.post(
+            "/ops/smtp/test",
+            {
+                "host": "127.0.0.1",
+                "port": str(sink.port),
+                "retries": "0",
+                "recipient": "me@bench.example",
+                "mode": "send",
+            },
+        )
+        assert answer.status_code == 202, answer.content
+        url = answer.json()["status_url"]
+        while client.get(url).json()["status"] not in ("sent", "failed"):
+            time.sleep(0.005)
+        samples.append((time.perf_counter() - started) * 1000)
+        Email.objects.filter(requested_by=user).update(created_at=_aware(0))
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--emails", type=int, default=2000)
+    parser.add_argument(
+        "--single", type=int, default=500, help="emails queued one call each"
+    )
+    parser.add_argument("--tests", type=int, default=30)
+    args = parser.parse_args()
+    sink_env = {
+        "SMTP_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
+        "SMTP_TEST_RATE_PER_MINUTE": "1000000",
+    }
+    os.environ.update(sink_env)
+    os.environ.setdefault("CELERY_QUEUE", f"bench-{uuid.uuid4().hex[:8]}")
+    setup_django()
+    from django.db import connection
+
+    from tenants.models import Organization, Partner, User
+
+    sink = TimedSink()
+    try:
+        with throwaway_database():
+            broker = "Redis" if os.environ.get("REDIS_URL") else "file-system broker"
+            print(
+                f"Database: {connection.vendor}; broker: {broker}; "
+                f"sink: 127.0.0.1:{sink.port}"
+            )
+            partner = Partner.objects.create(slug="bench", name="Bench")
+            organization = Organization.objects.create(
+                partner=partner, slug="bench-org", name="Bench Org"
+            )
+            admin = User.objects.create_user(
+                "admin@bench.example", "x" * 12, partner=partner
+            )
+            # The controller default is the sink (trusted: it comes from the
+            # environment), for this process and the worker alike.
+            os.environ.update(
+                FW_EVENT_SMTP_SERVER_ADDR="127.0.0.1",
+                FW_EVENT_SMTP_SERVER_PORT=str(sink.port),
+                FW_EVENT_SMTP_SERVER_USE_TLS="false",
+            )
+            worker = start_worker({**os.environ, "DATABASE_URL": database_url()})
+            try:
+                wait_for_worker()
+                base = baseline(sink, args.emails)
+                result = pipeline(sink, args.emails, organization, fan_out=100)
+                single = pipeline(sink, args.single, organization, fan_out=1)
+                tests = test_email_latency(sink, admin, args.tests)
+            finally:
+                worker.terminate()
+                worker.wait(timeout=30)
+    finally:
+        sink.stop()
+    print()
+    print(
+        table(
+            [
+                ("baseline: smtplib, one reused connection", f"{base:.0f}", "", ""),
+                (
+                    "pipeline: alerts to 100 each -> worker -> sink",
+                    f"{result['rate']:.0f}",
+                    f"{result['p50']:.0f}",
+                    f"{result['p95']:.0f}",
+                ),
+                (
+                    f"pipeline: one call per email ({args.single})",
+                    f"{single['rate']:.0f}",
+                    f"{single['p50']:.0f}",
+                    f"{single['p95']:.0f}",
+                ),
+            ],
+            ("path", "emails/s", "p50 queue-to-accepted ms", "p95 ms"),
+        )
+    )
+    print(
+        f"\nenqueue alone: {result['enqueue_rate']:.0f} emails/s in alerts to 100, "
+        f"{single['enqueue_rate']:.0f} emails/s one call each"
+    )
+    print(f"ratio (pipeline / baseline): {result['rate'] / base:.2f}  (target >= 0.5)")
+    print(
+        f"\nSend Test Email, click to result ({args.tests} tests): "
+        f"p50 {percentile(tests, 0.5):.0f} ms, p95 {percentile(tests, 0.95):.0f} ms"
+        "  (target p50 < 300 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
