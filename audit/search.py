@@ -55,12 +55,13 @@ def index_name() -> str:
 
 
 @lru_cache(maxsize=4)
-def _client(url: str, user: str, password: str, node_class: Any):
+def _client(url: str, user: str, password: str, ca_certs: str, node_class: Any):
     from elasticsearch import Elasticsearch
 
     return Elasticsearch(
         url,
         basic_auth=(user, password),
+        ca_certs=ca_certs or None,
         request_timeout=settings.ES_TIMEOUT,
         max_retries=1,
         retry_on_timeout=False,
@@ -74,6 +75,7 @@ def search_client():
         settings.ELASTIC_SEARCH_FQDN,
         settings.ES_USER_NAME,
         settings.ES_PASSWORD,
+        settings.ES_CA_CERTS,
         NODE_CLASS,
     )
 

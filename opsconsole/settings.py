@@ -332,6 +332,8 @@ ES_USER_NAME = env.str("ES_USER_NAME", default="")
 ES_PASSWORD = env.str("ES_PASSWORD", default="")
 ES_AUDIT_INDEX = env.str("ES_AUDIT_INDEX", default="opsconsole-audit")
 ES_TIMEOUT = env.float("ES_TIMEOUT", default=5.0)
+# CA certificate (PEM file) of the cluster, e.g. the one an operator generated.
+ES_CA_CERTS = env.str("ES_CA_CERTS", default="")
 
 # --- Logging ------------------------------------------------------------------
 LOGGING = {
