@@ -5,22 +5,14 @@ from __future__ import annotations
 from django.contrib import admin
 
 from audit.models import AuditEvent
+from opsconsole.admin import ReadOnlyModelAdmin
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyModelAdmin):
     list_display = ["timestamp", "category", "type", "actor", "partner", "organization"]
     list_filter = ["category", "type"]
     list_select_related = ["partner", "organization"]
     search_fields = ["type", "actor", "summary"]
     date_hierarchy = "timestamp"
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

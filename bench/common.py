@@ -82,19 +82,3 @@ def table(rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> str:
     out = [line.format(*headers), line.format(*("-" * w for w in widths))]
     out.extend(line.format(*row) for row in rows)
     return "\n".join(out)
-
-
-def database_url() -> str:
-    """A DATABASE_URL for the database Django is connected to (for child processes)."""
-    from urllib.parse import quote
-
-    from django.db import connection
-
-    s = connection.settings_dict
-    if s["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{s['NAME']}"
-    user = quote(s.get("USER") or "")
-    password = quote(s.get("PASSWORD") or "")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = s.get("HOST") or "127.0.0.1"
-    return f"postgres://{auth}{host}:{s.get('PORT') or 5432}/{s['NAME']}"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import smtplib
-import subprocess
 import sys
 import threading
 import time
@@ -30,14 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (
-    ROOT,
-    database_url,
-    percentile,
-    setup_django,
-    table,
-    throwaway_database,
-)
+from bench.common import ROOT, percentile, setup_django, table, throwaway_database
+from tests.support.worker import WorkerProcess, database_url_for_test_db
 
 SENDER = "alerts@bench.example"
 
@@ -112,32 +105,6 @@ def baseline(sink: TimedSink, count: int) -> float:
             client.sendmail(SENDER, [f"oncall{n}@bench.example"], message)
     sink.wait_for(before + count, timeout=60)
     return count / (time.perf_counter() - started)
-
-
-def start_worker(env: dict[str, str]) -> subprocess.Popen:
-    log = ROOT / "var" / "bench-worker.log"
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "opsconsole",
-            "worker",
-            "--loglevel",
-            "WARNING",
-            # As deployed (Procfile, deploy/kubernetes/worker-deployment.yaml).
-            "--concurrency",
-            "4",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
 
 
 def wait_for_worker(timeout: float = 60) -> None:
@@ -275,7 +242,15 @@ def main() -> None:
                 FW_EVENT_SMTP_SERVER_PORT=str(sink.port),
                 FW_EVENT_SMTP_SERVER_USE_TLS="false",
             )
-            worker = start_worker({**os.environ, "DATABASE_URL": database_url()})
+            worker = WorkerProcess(
+                queue=os.environ["CELERY_QUEUE"],
+                env={**os.environ, "DATABASE_URL": database_url_for_test_db()},
+                # As deployed (Procfile, deploy/kubernetes/worker-deployment.yaml).
+                pool="prefork",
+                concurrency=4,
+                loglevel="WARNING",
+                log_path=ROOT / "var" / "bench-worker.log",
+            ).start()
             try:
                 wait_for_worker()
                 base = baseline(sink, args.emails)
@@ -283,8 +258,7 @@ def main() -> None:
                 single = pipeline(sink, args.single, organization, fan_out=1)
                 tests = test_email_latency(sink, admin, args.tests)
             finally:
-                worker.terminate()
-                worker.wait(timeout=30)
+                worker.stop()
     finally:
         sink.stop()
     print()

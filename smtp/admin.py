@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from opsconsole.admin import ReadOnlyModelAdmin
 from smtp.models import Email, SmtpConfiguration
 from smtp.selectors import email_counters
 
 
 @admin.register(SmtpConfiguration)
-class SmtpConfigurationAdmin(admin.ModelAdmin):
+class SmtpConfigurationAdmin(ReadOnlyModelAdmin):
     list_display = [
         "__str__",
         "partner",
@@ -46,18 +47,9 @@ class SmtpConfigurationAdmin(admin.ModelAdmin):
     def password_status(self, obj: SmtpConfiguration) -> str:
         return "set (hidden)" if obj.password_set else "not set"
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Email)
-class EmailAdmin(admin.ModelAdmin):
+class EmailAdmin(ReadOnlyModelAdmin):
     """The outbox, read-only, with counters of sent and failed emails per level."""
 
     list_display = [
@@ -87,12 +79,3 @@ class EmailAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "counters": email_counters()}
         return super().changelist_view(request, extra_context=extra_context)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

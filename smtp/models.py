@@ -67,6 +67,11 @@ class SmtpSettingsFields(models.Model):
     def password_set(self) -> bool:
         return bool(self.password)
 
+    @property
+    def level(self) -> Level:
+        """Partner-level without an organization, else organization-level."""
+        return Level.PARTNER if self.organization_id is None else Level.ORGANIZATION
+
 
 class SmtpConfiguration(SmtpSettingsFields):
     """A partner's configuration (no organization) or an organization's."""
@@ -117,10 +122,6 @@ class SmtpConfiguration(SmtpSettingsFields):
         return f"{self.level.label} SMTP {self.host}:{self.port}"
 
     @property
-    def level(self) -> Level:
-        return Level.PARTNER if self.organization_id is None else Level.ORGANIZATION
-
-    @property
     def is_failing(self) -> bool:
         return self.health_status == HealthStatus.FAILING
 
@@ -153,10 +154,6 @@ class SmtpDraft(SmtpSettingsFields):
 
     def __str__(self) -> str:
         return f"Draft SMTP {self.host}:{self.port}"
-
-    @property
-    def level(self) -> Level:
-        return Level.PARTNER if self.organization_id is None else Level.ORGANIZATION
 
 
 class EmailKind(models.TextChoices):

@@ -157,21 +157,22 @@ def emails_enqueue(batch: list[NewEmail]) -> list[Email]:
     return emails
 
 
-def emails_publish(email_ids: list[int]) -> bool:
-    """Hand several emails to the broker in one task; on an outage they wait."""
-    from smtp.tasks import deliver_emails_task
-
+def _publish(task, kwargs: dict, email_ids: list[int], countdown: float = 0) -> bool:
+    """Hand a task to the broker; on an outage, the emails wait for the sweeper."""
     try:
-        deliver_emails_task.apply_async(
-            kwargs={"email_ids": email_ids},
+        task.apply_async(
+            kwargs=kwargs,
+            countdown=countdown or None,
             queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+            # Two quick reconnects (a stale pooled connection), then give up:
+            # the row is the truth, and the sweeper hands it out later.
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY,
         )
     except (BrokerError, OSError) as error:
         logger.warning(
-            "Broker unavailable; %s emails stay queued until the sweeper hands them "
-            "out again: %s",
+            "Broker unavailable; %s email(s) stay queued until the sweeper hands "
+            "them out again: %s",
             len(email_ids),
             error,
         )
@@ -182,34 +183,23 @@ def emails_publish(email_ids: list[int]) -> bool:
     return True
 
 
+def emails_publish(email_ids: list[int]) -> bool:
+    """Hand several emails to the broker in one task."""
+    from smtp.tasks import deliver_emails_task
+
+    return _publish(deliver_emails_task, {"email_ids": email_ids}, email_ids)
+
+
 def email_publish(email_id: int, *, countdown: float = 0, first: bool = False) -> bool:
-    """Hand an email's id to the broker; on a broker outage it stays queued."""
+    """Hand one email's id to the broker (``countdown``: a retry's delay)."""
     from smtp.tasks import deliver_email_task
 
-    try:
-        deliver_email_task.apply_async(
-            kwargs={"email_id": email_id},
-            countdown=countdown or None,
-            queue=settings.CELERY_TASK_DEFAULT_QUEUE,
-            # Two quick reconnects (a stale pooled connection), then give up:
-            # the row is the truth, and the sweeper hands it out later.
-            retry=True,
-            retry_policy=PUBLISH_RETRY_POLICY,
-        )
-    except (BrokerError, OSError) as error:
-        logger.warning(
-            "Broker unavailable; email %s stays queued until the sweeper hands it "
-            "out again: %s",
-            email_id,
-            error,
-        )
-        Email.objects.filter(pk=email_id, status=EmailStatus.QUEUED).update(
-            enqueued_at=None
-        )
-        return False
-    if not first:
+    published = _publish(
+        deliver_email_task, {"email_id": email_id}, [email_id], countdown
+    )
+    if published and not first:
         Email.objects.filter(pk=email_id).update(enqueued_at=timezone.now())
-    return True
+    return published
 
 
 # -- claiming --------------------------------------------------------------

@@ -18,4 +18,4 @@ def test_a_task_round_trips_through_the_broker_to_a_real_worker(worker):
     heartbeat_task.delay()
     # then: the worker process wrote the row
     beat = wait_until(WorkerHeartbeat.objects.first, timeout=30)
-    assert beat.worker.startswith(f"test-{settings.CELERY_TASK_DEFAULT_QUEUE}@")
+    assert beat.worker.startswith(f"{settings.CELERY_TASK_DEFAULT_QUEUE}@")

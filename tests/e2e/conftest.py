@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.smtp_servers import SmtpTestServer, free_port, make_certificates
+from tests.support.worker import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -60,6 +61,7 @@ class Stack:
     sink: SmtpTestServer
     auth_server: SmtpTestServer
     processes: list[subprocess.Popen] = field(default_factory=list)
+    workers: list = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
@@ -162,48 +164,37 @@ def stack(tmp_path_factory):
         stack.manage("migrate", "--noinput", "-v", "0")
         stack.manage("seed_demo", "--force", "-v", "0")
         stack.manage("collectstatic", "--noinput", "-v", "0")
-        commands = {
-            "web": [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "opsconsole.wsgi:application",
-                "--config",
-                "gunicorn.conf.py",
-            ],
-            "worker": [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "opsconsole",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--pool",
-                "threads",
-                "--concurrency",
-                "4",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-        }
-        for name, command in commands.items():
-            log = ROOT / "var" / f"e2e-{tag}-{name}.log"
-            stack.logs.append(log)
-            stack.processes.append(
-                subprocess.Popen(
-                    command,
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log.open("ab"),
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+        web_log = ROOT / "var" / f"e2e-{tag}-web.log"
+        stack.logs.append(web_log)
+        stack.processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "opsconsole.wsgi:application",
+                    "--config",
+                    "gunicorn.conf.py",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=web_log.open("ab"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
+        )
+        worker = WorkerProcess(
+            queue=env["CELERY_QUEUE"],
+            env=env,
+            log_path=ROOT / "var" / f"e2e-{tag}-worker.log",
+        ).start()
+        stack.logs.append(worker.log_path)
+        stack.workers.append(worker)
         _wait_for(f"{base_url}/login/", 60, stack)
         yield stack
     finally:
+        for worker in stack.workers:
+            worker.stop()
         for process in stack.processes:
             if process.poll() is None:
                 process.terminate()

@@ -113,7 +113,7 @@ def test_emails_wait_as_queued_while_the_broker_is_down(demo):
             "opsconsole.heartbeat", queue=queue
         )
         wait_until(
-            lambda: WorkerHeartbeat.objects.filter(worker__startswith=f"test-{queue}@"),
+            lambda: WorkerHeartbeat.objects.filter(worker__startswith=f"{queue}@"),
             timeout=60,
         )
         # when: the broker stops, and the web side saves and queues emails

@@ -49,22 +49,42 @@ def wait_until(
 
 
 class WorkerProcess:
-    """One ``celery worker`` child process."""
+    """One ``celery worker`` child process.
 
-    def __init__(self, *, queue: str, extra_env: dict[str, str] | None = None):
+    By default it runs the suite's settings against the test database; ``env``
+    replaces that environment (the browser stack and the benchmarks have their
+    own), ``extra_env`` adds to it.
+    """
+
+    def __init__(
+        self,
+        *,
+        queue: str,
+        extra_env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+        pool: str = "threads",
+        concurrency: int = 4,
+        loglevel: str = "INFO",
+        log_path: Path | None = None,
+    ):
         self.queue = queue
         self.extra_env = extra_env or {}
+        self.env = env
+        self.pool = pool
+        self.concurrency = concurrency
+        self.loglevel = loglevel
         self.process: subprocess.Popen | None = None
-        self.log_path = ROOT / "var" / f"test-worker-{queue}.log"
+        self.log_path = log_path or ROOT / "var" / f"test-worker-{queue}.log"
 
     def start(self) -> WorkerProcess:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": database_url_for_test_db(),
-            "CELERY_QUEUE": self.queue,
-            **self.extra_env,
-        }
+        base = self.env
+        if base is None:
+            base = {
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "tests.settings",
+                "DATABASE_URL": database_url_for_test_db(),
+            }
+        env = {**base, "CELERY_QUEUE": self.queue, **self.extra_env}
         self.log_path.parent.mkdir(exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -76,15 +96,15 @@ class WorkerProcess:
                 "opsconsole",
                 "worker",
                 "--loglevel",
-                "INFO",
+                self.loglevel,
                 "--pool",
-                "threads",
+                self.pool,
                 "--concurrency",
-                "4",
+                str(self.concurrency),
                 "--without-mingle",
                 "--without-gossip",
                 "--hostname",
-                f"test-{self.queue}@%h",
+                f"{self.queue}@%h",
             ],
             cwd=ROOT,
             env=env,
