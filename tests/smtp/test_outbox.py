@@ -58,6 +58,16 @@ def final(email: Email, timeout: float = 30) -> Email:
     return email
 
 
+def alert(**scope) -> Email:
+    """An alert notification to the on-call address of a partner or organization."""
+    return send_system_email(
+        kind=EmailKind.ALERT,
+        to="oncall@acme.example",
+        context={"title": "t", "message": "m"},
+        **scope,
+    )
+
+
 def events_of(email: Email) -> list[str]:
     return [
         e.type
@@ -96,14 +106,7 @@ def test_a_system_email_is_sent_through_the_partner_configuration(worker, demo, 
 def test_4xx_replies_are_retried_until_accepted(worker, demo, server):
     smtp = server(behaviour=Behaviour(defer_data_times=2))
     configure_partner(demo["acme"], smtp, retries=3)
-    email = final(
-        send_system_email(
-            kind=EmailKind.ALERT,
-            to="oncall@acme.example",
-            context={"title": "t", "message": "m"},
-            partner=demo["acme"],
-        )
-    )
+    email = final(alert(partner=demo["acme"]))
     assert email.status == EmailStatus.SENT
     assert email.attempts == 3
     assert events_of(email) == [
@@ -131,14 +134,7 @@ def test_retries_stop_at_the_configured_number(worker, demo):
         security=Security.NONE,
         retries=1,
     )
-    email = final(
-        send_system_email(
-            kind=EmailKind.ALERT,
-            to="oncall@acme.example",
-            context={"title": "t", "message": "m"},
-            partner=demo["acme"],
-        )
-    )
+    email = final(alert(partner=demo["acme"]))
     assert email.status == EmailStatus.FAILED
     assert email.attempts == 2
     assert (email.failed_step, email.error_field) == ("connect", "port")
@@ -159,14 +155,7 @@ def test_a_permanent_failure_is_not_retried(worker, demo, server, certs):
         password="wrong-" + CANARY,
         retries=3,
     )
-    email = final(
-        send_system_email(
-            kind=EmailKind.ALERT,
-            to="oncall@acme.example",
-            context={"title": "t", "message": "m"},
-            partner=demo["acme"],
-        )
-    )
+    email = final(alert(partner=demo["acme"]))
     assert email.status == EmailStatus.FAILED
     assert email.attempts == 1
     assert (email.failed_step, email.reply_code) == ("auth", 535)
@@ -177,14 +166,7 @@ def test_a_permanent_failure_is_not_retried(worker, demo, server, certs):
 
 
 def test_no_configuration_in_effect_fails_with_the_reason(worker, demo):
-    email = final(
-        send_system_email(
-            kind=EmailKind.ALERT,
-            to="oncall@acme.example",
-            context={"title": "t", "message": "m"},
-            organization=demo["acme-prod"],
-        )
-    )
+    email = final(alert(organization=demo["acme-prod"]))
     assert email.status == EmailStatus.FAILED
     assert email.failed_step == "configuration"
     assert "No SMTP configuration is in effect" in email.last_error
@@ -330,14 +312,7 @@ def test_email_events_appear_under_the_documented_systemaudit_filters(
 ):
     smtp = server()
     configure_partner(demo["acme"], smtp)
-    email = final(
-        send_system_email(
-            kind=EmailKind.ALERT,
-            to="oncall@acme.example",
-            context={"title": "t", "message": "m"},
-            organization=demo["acme-prod"],
-        )
-    )
+    email = final(alert(organization=demo["acme-prod"]))
     assert email.status == EmailStatus.SENT
     org_admin = page_client(demo["prod_admin"])
     documented = org_admin.get(
