@@ -121,18 +121,18 @@ def test_failing_configurations_show_banners(demo, login):
 def test_a_configuration_changed_during_the_check_keeps_no_stale_result(
     demo, monkeypatch
 ):
-    from smtp import services
+    from smtp.delivery import SmtpConnection
 
     configuration = SmtpConfiguration.objects.create(
         partner=demo["acme"], host="127.0.0.1", port=free_port(), security=Security.NONE
     )
-    original = services.SmtpConnection.open
+    original = SmtpConnection.open
 
     def open_and_change_meanwhile(self):
         SmtpConfiguration.objects.get(pk=configuration.pk).save()  # updated_at moves
         return original(self)
 
-    monkeypatch.setattr(services.SmtpConnection, "open", open_and_change_meanwhile)
+    monkeypatch.setattr(SmtpConnection, "open", open_and_change_meanwhile)
     assert smtp_config_health_check(configuration_id=configuration.pk) is None
     configuration.refresh_from_db()
     assert configuration.health_status == HealthStatus.UNKNOWN

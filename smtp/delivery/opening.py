@@ -1,0 +1,407 @@
+"""Opening an SMTP session: resolve, connect, TLS, greeting, EHLO, AUTH.
+
+Addresses are resolved once and checked by the network policy; the connection
+goes only to those checked addresses, in turn, while SNI and certificate checks
+use the host name. Every socket operation has a timeout.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import ipaddress
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from django.conf import settings as django_settings
+
+from smtp.delivery.hints import explain_tls_error
+from smtp.delivery.steps import (
+    Step,
+    StepFailed,
+    StepRecorder,
+    is_transient_code,
+    reply_text,
+    timed_out,
+)
+from smtp.models import IMPLICIT_TLS_PORT, Security
+from smtp.netpolicy import address_permitted
+from smtp.selectors import SmtpSettings
+
+POLICY_MESSAGE = (
+    "This server address is not allowed for partner or organization "
+    "configurations. Use the public address of your SMTP server; if a private "
+    "address is intended, the operator must allow its network "
+    "(SMTP_ALLOWED_NETWORKS)."
+)
+
+Resolver = Callable[[str, int], list[tuple]]
+
+
+def system_resolver(host: str, port: int) -> list[tuple]:
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+@lru_cache(maxsize=1)
+def dns_pool() -> concurrent.futures.ThreadPoolExecutor:
+    # getaddrinfo has no timeout of its own; a lookup runs here and is waited
+    # for at most SMTP_TIMEOUT.
+    return concurrent.futures.ThreadPoolExecutor(
+        max_workers=4, thread_name_prefix="smtp-dns"
+    )
+
+
+def ehlo_name() -> str:
+    """The name this console gives in EHLO: ``SMTP_EHLO_NAME`` or PUBLIC_URL's host."""
+    configured = getattr(django_settings, "SMTP_EHLO_NAME", "")
+    return configured or urlsplit(django_settings.PUBLIC_URL).hostname or "localhost"
+
+
+class SessionOpener(StepRecorder):
+    """The opening half of an SMTP session (``SmtpConnection`` adds the rest)."""
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        timeout: float | None = None,
+        resolver: Resolver = system_resolver,
+        on_step: Callable[[Step], None] | None = None,
+    ):
+        super().__init__(settings, timeout=timeout, on_step=on_step)
+        self.resolver = resolver
+        self.client: smtplib.SMTP | None = None
+
+    def open(self) -> None:
+        """Resolve, connect, TLS, EHLO and AUTH; raises ``StepFailed``."""
+        addresses = self._resolve()
+        sock = self._connect(addresses)
+        client = smtplib.SMTP(local_hostname=ehlo_name(), timeout=self.timeout)
+        # smtplib uses _host for SNI and hostname checks in starttls().
+        client._host = self.settings.host
+        self.client = client
+        if self.settings.security == Security.SSL:
+            sock = self._implicit_tls(sock)
+        client.sock = sock
+        self._greeting()
+        self._ehlo()
+        if self.settings.security == Security.STARTTLS:
+            self._starttls()
+            self._ehlo(after_tls=True)
+        if self.settings.authenticates:
+            self._auth()
+
+    def _resolve(self) -> list[tuple]:
+        step, started = self._begin("resolve")
+        host, port = self.settings.host, self.settings.port
+        future = dns_pool().submit(self.resolver, host, port)
+        try:
+            answers = future.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            raise self._fail(
+                step,
+                started,
+                transient=True,
+                detail=f"DNS lookup of {host} took longer than {self.timeout:g} s.",
+                hint="The DNS server is slow or unreachable; it is retried.",
+                field="host",
+            ) from None
+        except socket.gaierror as error:
+            temporary = error.errno in (socket.EAI_AGAIN,)
+            raise self._fail(
+                step,
+                started,
+                transient=temporary,
+                detail=f"DNS lookup of {host} failed: {error.strerror}.",
+                hint=(
+                    "The DNS server did not answer; it is retried."
+                    if temporary
+                    else "Check the spelling of Host: this name does not exist."
+                ),
+                field="host",
+            ) from None
+        if not self.settings.trusted:
+            for answer in answers:
+                if not address_permitted(ipaddress.ip_address(answer[4][0])):
+                    raise self._fail(
+                        step,
+                        started,
+                        transient=False,
+                        blocked=True,
+                        detail=POLICY_MESSAGE,
+                        hint="Enter the public name or address of your SMTP server.",
+                        field="host",
+                    )
+        shown = ", ".join(dict.fromkeys(answer[4][0] for answer in answers))
+        self._finish(step, started, detail=f"{host} resolves to {shown}.")
+        return answers
+
+    def _connect(self, answers: list[tuple]) -> socket.socket:
+        step, started = self._begin("connect")
+        port = self.settings.port
+        problems = []
+        last_error: OSError | None = None
+        for family, socktype, proto, _name, address in answers:
+            sock = socket.socket(family, socktype, proto)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(address)
+            except OSError as error:
+                sock.close()
+                last_error = error
+                problems.append(f"{address[0]}: {self._connect_reason(error)}")
+                continue
+            self._finish(
+                step, started, detail=f"Connected to {address[0]} port {port}."
+            )
+            return sock
+        refused = isinstance(last_error, ConnectionRefusedError)
+        timed_out = isinstance(last_error, TimeoutError | socket.timeout)
+        if refused:
+            hint = (
+                f"Nothing accepts connections on port {port}: check Port (587 for "
+                "STARTTLS, 465 for implicit TLS, 25 for plain SMTP)."
+            )
+        elif timed_out:
+            hint = (
+                f"No answer within {self.timeout:g} s: a firewall may drop "
+                f"connections to port {port}, or Host or Port is wrong."
+            )
+        else:
+            hint = "The server's network cannot be reached from this console."
+        raise self._fail(
+            step,
+            started,
+            transient=True,
+            detail="Could not connect: " + "; ".join(problems) + ".",
+            hint=hint,
+            field="port" if refused or timed_out else "host",
+        )
+
+    def _connect_reason(self, error: OSError) -> str:
+        if isinstance(error, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(error, TimeoutError | socket.timeout):
+            return f"no answer within {self.timeout:g} s"
+        if error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "network unreachable"
+        return error.strerror or str(error)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        bundle = getattr(django_settings, "SMTP_CA_BUNDLE", "") or None
+        context = ssl.create_default_context(cafile=bundle)
+        if bundle:
+            context.load_default_certs()
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.settings.use_insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _tls_failure(self, step: Step, started: float, error: Exception) -> StepFailed:
+        explained = explain_tls_error(
+            error, host=self.settings.host, port=self.settings.port
+        )
+        if explained is None:
+            return self._io_failure(step, started, error)
+        return self._fail(
+            step,
+            started,
+            transient=False,
+            detail=explained.detail,
+            hint=explained.hint,
+            field=explained.field,
+        )
+
+    def _implicit_tls(self, sock: socket.socket) -> ssl.SSLSocket:
+        step, started = self._begin("tls")
+        try:
+            wrapped = self._tls_context().wrap_socket(
+                sock, server_hostname=self.settings.host
+            )
+        except (ssl.SSLError, OSError) as error:
+            sock.close()
+            raise self._tls_failure(step, started, error) from None
+        self._finish(
+            step,
+            started,
+            detail=f"Implicit TLS: {wrapped.version()}, {wrapped.cipher()[0]}"
+            + (" (certificate not verified)" if self.settings.use_insecure else ""),
+        )
+        return wrapped
+
+    def _greeting(self) -> None:
+        step, started = self._begin("greeting")
+        try:
+            code, message = self.client.getreply()
+        except (OSError, smtplib.SMTPServerDisconnected) as error:
+            # Silence, or a hang-up, before any greeting: typical of a client
+            # speaking plain SMTP to a port that expects implicit TLS.
+            if self.settings.security == Security.SSL:
+                raise self._io_failure(step, started, error) from None
+            what = (
+                f"no greeting within {self.timeout:g} s"
+                if timed_out(error)
+                else "the server hung up before greeting"
+            )
+            raise self._fail(
+                step,
+                started,
+                transient=True,
+                detail=f"Connected, but {what}.",
+                hint=(
+                    "The server expects implicit TLS on this port; turn on TLS "
+                    "(port 465 uses implicit TLS) or use 587 for STARTTLS."
+                    if self.settings.port == IMPLICIT_TLS_PORT
+                    else "The server accepted the connection but never greeted: it "
+                    "may expect implicit TLS (then turn TLS on and use its "
+                    "implicit-TLS port, usually 465), or be overloaded."
+                ),
+                field="port",
+            ) from None
+        if code != 220:
+            raise self._fail(
+                step,
+                started,
+                transient=is_transient_code(code) or code == -1,
+                reply_code=code,
+                reply=reply_text(message),
+                detail="The server refused the session in its greeting.",
+                hint="The server is not accepting mail from this console right now.",
+            )
+        self._finish(step, started, reply_code=code, reply=reply_text(message))
+
+    def _ehlo(self, *, after_tls: bool = False) -> None:
+        step, started = self._begin("ehlo")
+        try:
+            code, message = self.client.ehlo()
+        except (OSError, smtplib.SMTPServerDisconnected) as error:
+            raise self._io_failure(step, started, error) from None
+        if code != 250:
+            raise self._fail(
+                step,
+                started,
+                transient=is_transient_code(code),
+                reply_code=code,
+                reply=reply_text(message),
+                detail="The server refused EHLO.",
+                hint="The server does not speak ESMTP; it cannot be used with TLS or "
+                "authentication.",
+            )
+        features = self.client.esmtp_features
+        offered = []
+        for name in ("starttls", "auth", "size", "8bitmime", "smtputf8", "pipelining"):
+            if name in features:
+                value = features[name].strip()
+                offered.append(f"{name.upper()} {value}".strip())
+        self._finish(
+            step,
+            started,
+            reply_code=code,
+            detail=("After TLS, the server offers: " if after_tls else "Offers: ")
+            + (", ".join(offered) or "no extensions"),
+        )
+
+    def _starttls(self) -> None:
+        step, started = self._begin("tls")
+        if not self.client.has_extn("starttls"):
+            raise self._fail(
+                step,
+                started,
+                transient=False,
+                detail="The server does not offer STARTTLS.",
+                hint=(
+                    "STARTTLS is required when TLS is on (there is no fall-back to "
+                    "plain text). Use the server's implicit-TLS port (465), or turn "
+                    "TLS off only for a trusted relay without authentication."
+                ),
+                field="use_tls",
+            )
+        try:
+            code, message = self.client.starttls(context=self._tls_context())
+        except smtplib.SMTPResponseException as error:
+            raise self._fail(
+                step,
+                started,
+                transient=is_transient_code(error.smtp_code),
+                reply_code=error.smtp_code,
+                reply=reply_text(error.smtp_error),
+                detail="The server refused STARTTLS.",
+                hint="The server offers STARTTLS but would not start it; retry later "
+                "or contact the server's administrator.",
+                field="use_tls",
+            ) from None
+        except (ssl.SSLError, OSError, smtplib.SMTPServerDisconnected) as error:
+            raise self._tls_failure(step, started, error) from None
+        sock = self.client.sock
+        self._finish(
+            step,
+            started,
+            reply_code=code,
+            reply=reply_text(message),
+            detail=f"STARTTLS: {sock.version()}, {sock.cipher()[0]}"
+            + (" (certificate not verified)" if self.settings.use_insecure else ""),
+        )
+
+    def _auth(self) -> None:
+        step, started = self._begin("auth")
+        username = self.settings.username
+        if not self.client.has_extn("auth"):
+            raise self._fail(
+                step,
+                started,
+                transient=False,
+                detail="The server offers no authentication (AUTH).",
+                hint=(
+                    "Clear Username and Password if this relay accepts mail without "
+                    "login; otherwise check Port, since many servers offer AUTH only "
+                    "on 587 (STARTTLS) or 465 (implicit TLS)."
+                ),
+                field="username",
+            )
+        try:
+            code, message = self.client.login(username, self.settings.password.reveal())
+        except smtplib.SMTPAuthenticationError as error:
+            transient = is_transient_code(error.smtp_code)
+            raise self._fail(
+                step,
+                started,
+                transient=transient,
+                reply_code=error.smtp_code,
+                reply=reply_text(error.smtp_error),
+                detail=f"auth failed ({error.smtp_code}) for {username}.",
+                hint=(
+                    "Temporary authentication failure at the server; it is retried."
+                    if transient
+                    else "The server refused the username or password: check both. "
+                    "Providers such as Gmail or Microsoft 365 need an app password, "
+                    "or SMTP AUTH enabled for the mailbox."
+                ),
+                field="password",
+            ) from None
+        except smtplib.SMTPException as error:
+            if isinstance(error, smtplib.SMTPServerDisconnected):
+                raise self._io_failure(step, started, error) from None
+            methods = self.client.esmtp_features.get("auth", "").strip()
+            raise self._fail(
+                step,
+                started,
+                transient=False,
+                detail=f"No common authentication method; the server offers {methods}.",
+                hint="This console authenticates with PLAIN, LOGIN or CRAM-MD5; enable "
+                "one of them for SMTP clients on the server.",
+                field="username",
+            ) from None
+        except OSError as error:
+            raise self._io_failure(step, started, error) from None
+        self._finish(
+            step,
+            started,
+            reply_code=code,
+            reply=reply_text(message),
+            detail=f"Authenticated as {username}.",
+        )

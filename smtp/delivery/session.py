@@ -1,0 +1,191 @@
+"""The SMTP session: the only code that speaks SMTP.
+
+``SmtpConnection`` opens a session with the security mode of the settings (plain,
+STARTTLS required, or implicit TLS), verifies certificates unless ``use_insecure``,
+authenticates when credentials are set, and sends or verifies messages. Every
+socket operation has a timeout. Each step is reported (status, duration, the
+server's reply, a hint a person can act on, and the form field to fix); a failure
+says whether it is transient (worth retrying) or permanent.
+
+Addresses are resolved once and checked by the network policy; the connection
+goes only to those checked addresses, in turn, while SNI and certificate checks
+use the host name. Credentials never appear in a step.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Callable
+
+from smtp.delivery.opening import (
+    POLICY_MESSAGE,
+    Resolver,
+    SessionOpener,
+    ehlo_name,
+    system_resolver,
+)
+from smtp.delivery.steps import (
+    Outcome,
+    Step,
+    StepFailed,
+    is_transient_code,
+    reply_text,
+)
+from smtp.selectors import SmtpSettings
+
+__all__ = [
+    "POLICY_MESSAGE",
+    "SmtpConnection",
+    "deliver",
+    "ehlo_name",
+    "system_resolver",
+]
+
+
+class SmtpConnection(SessionOpener):
+    """An SMTP session to the server of ``settings``; reusable for many messages."""
+
+    def _command(
+        self,
+        name: str,
+        call: Callable[[], tuple[int, bytes]],
+        *,
+        ok: tuple[int, ...],
+        detail: str,
+        refused_hint: str,
+        refused_field: str,
+    ) -> tuple[int, str]:
+        step, started = self._begin(name)
+        try:
+            code, message = call()
+        except smtplib.SMTPResponseException as error:
+            code, message = error.smtp_code, error.smtp_error
+        except (OSError, smtplib.SMTPServerDisconnected) as error:
+            raise self._io_failure(step, started, error) from None
+        reply = reply_text(message)
+        if code not in ok:
+            transient = is_transient_code(code)
+            raise self._fail(
+                step,
+                started,
+                transient=transient,
+                reply_code=code,
+                reply=reply,
+                detail=f"The server refused {name.replace('_', ' ').upper()} ({code}).",
+                hint=(
+                    "The server deferred the message (4xx); it is retried."
+                    if transient
+                    else refused_hint
+                ),
+                field="" if transient else refused_field,
+            )
+        self._finish(step, started, reply_code=code, reply=reply, detail=detail)
+        return code, reply
+
+    def _envelope(self, sender: str, recipients: list[str]) -> None:
+        self._command(
+            "mail_from",
+            lambda: self.client.mail(sender),
+            ok=(250,),
+            detail=f"Sender {sender} accepted.",
+            refused_hint=(
+                f"The server refused the sender {sender}: set Sender to an address "
+                "this account may send as."
+            ),
+            refused_field="sender_email",
+        )
+        for recipient in recipients:
+            self._command(
+                "rcpt_to",
+                lambda recipient=recipient: self.client.rcpt(recipient),
+                ok=(250, 251),
+                detail=f"Recipient {recipient} accepted.",
+                refused_hint=(
+                    f"The server refused the recipient {recipient}: check the "
+                    "address, or, if it says relaying is denied, authenticate "
+                    "(Username and Password) or use a server that relays for you."
+                ),
+                refused_field="recipient",
+            )
+
+    def send(self, message: bytes, *, sender: str, recipients: list[str]) -> str:
+        """MAIL FROM, RCPT TO, DATA (``message`` from ``build_message``); returns
+        the server's reply to DATA."""
+        self._envelope(sender, recipients)
+        payload = message
+        _code, reply = self._command(
+            "data",
+            lambda: self.client.data(payload),
+            ok=(250,),
+            detail=f"Message accepted ({len(payload)} bytes).",
+            refused_hint="The server rejected the message itself (content, size or "
+            "policy): see its reply.",
+            refused_field="",
+        )
+        return reply
+
+    def verify(self, *, sender: str, recipient: str) -> None:
+        """MAIL FROM and RCPT TO, then RSET: proves everything but sends nothing."""
+        self._envelope(sender, [recipient])
+        self._command(
+            "rset",
+            self.client.rset,
+            ok=(250,),
+            detail="Transaction reset: nothing was sent.",
+            refused_hint="The server refused RSET.",
+            refused_field="",
+        )
+
+    def alive(self) -> bool:
+        """Whether an open session still answers (NOOP), for reuse."""
+        if self.client is None or self.client.sock is None:
+            return False
+        try:
+            return self.client.noop()[0] == 250
+        except (OSError, smtplib.SMTPException):
+            return False
+
+    def close(self) -> None:
+        if self.client is None:
+            return
+        try:
+            if self.client.sock is not None:
+                self.client.quit()
+        except (OSError, smtplib.SMTPException):
+            pass
+        finally:
+            self.client.close()
+            self.client = None
+
+
+def deliver(
+    settings: SmtpSettings,
+    message: bytes | None,
+    *,
+    sender: str,
+    recipients: list[str],
+    verify_only: bool = False,
+    on_step: Callable[[Step], None] | None = None,
+    resolver: Resolver = system_resolver,
+    timeout: float | None = None,
+) -> Outcome:
+    """Open a session, send ``message`` (or verify the envelope), close."""
+    connection = SmtpConnection(
+        settings, on_step=on_step, resolver=resolver, timeout=timeout
+    )
+    try:
+        connection.open()
+        if verify_only:
+            connection.verify(sender=sender, recipient=recipients[0])
+        else:
+            connection.send(message, sender=sender, recipients=recipients)
+    except StepFailed as failure:
+        return Outcome(
+            ok=False,
+            steps=connection.steps,
+            transient=failure.transient,
+            blocked=failure.blocked,
+        )
+    finally:
+        connection.close()
+    return Outcome(ok=True, steps=connection.steps)

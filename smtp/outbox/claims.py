@@ -1,0 +1,94 @@
+"""Claiming outbox rows: a conditional UPDATE and a lease."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from smtp.models import (
+    TEST_KINDS,
+    Email,
+    EmailStatus,
+)
+
+
+def claimable(now: datetime) -> Q:
+    return Q(status=EmailStatus.QUEUED, next_attempt_at__lte=now) | Q(
+        status=EmailStatus.SENDING, lease_until__lt=now
+    )
+
+
+def claim_one(email_id: int, *, token: uuid.UUID, now: datetime) -> Email | None:
+    lease = now + timedelta(seconds=settings.SMTP_LEASE_SECONDS)
+    claimed = (
+        Email.objects.filter(pk=email_id)
+        .filter(claimable(now))
+        .update(
+            status=EmailStatus.SENDING,
+            claim_token=token,
+            lease_until=lease,
+            progress="claimed",
+        )
+    )
+    if not claimed:
+        return None
+    return Email.objects.select_related(
+        "draft", "partner", "organization", "requested_by"
+    ).get(pk=email_id)
+
+
+def claim_ids(ids: list[int], *, token: uuid.UUID, now: datetime) -> list[Email]:
+    """Claim these emails (those still claimable); the rest belong to others."""
+    lease = now + timedelta(seconds=settings.SMTP_LEASE_SECONDS)
+    Email.objects.filter(pk__in=ids).filter(claimable(now)).update(
+        status=EmailStatus.SENDING,
+        claim_token=token,
+        lease_until=lease,
+        progress="claimed",
+    )
+    return list(
+        Email.objects.filter(pk__in=ids, claim_token=token)
+        .select_related("draft", "partner", "organization", "requested_by")
+        .order_by("pk")
+    )
+
+
+def claim_more(
+    first: Email, *, token: uuid.UUID, now: datetime, limit: int
+) -> list[Email]:
+    """Other due system emails of the same tenant, for the same connection."""
+    if limit <= 0:
+        return []
+    lease = now + timedelta(seconds=settings.SMTP_LEASE_SECONDS)
+    with transaction.atomic():
+        ids = list(
+            Email.objects.filter(
+                status=EmailStatus.QUEUED,
+                next_attempt_at__lte=now,
+                partner_id=first.partner_id,
+                organization_id=first.organization_id,
+                draft__isnull=True,
+            )
+            .exclude(kind__in=TEST_KINDS)
+            .exclude(pk=first.pk)
+            .order_by("next_attempt_at", "pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        Email.objects.filter(pk__in=ids, status=EmailStatus.QUEUED).update(
+            status=EmailStatus.SENDING,
+            claim_token=token,
+            lease_until=lease,
+            progress="claimed",
+        )
+    return list(
+        Email.objects.filter(pk__in=ids, claim_token=token)
+        .select_related("partner", "organization", "requested_by")
+        .order_by("next_attempt_at", "pk")
+    )

@@ -1,0 +1,102 @@
+"""Open SMTP sessions of a worker thread, by configuration, for reuse."""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+import threading
+import time
+
+from smtp.delivery import SmtpConnection, StepFailed
+from smtp.selectors import SmtpSettings
+
+IDLE_CHECK_AFTER = 5.0
+IDLE_CLOSE_AFTER = 60.0
+
+
+class ConnectionPool(threading.local):
+    """Open sessions of this worker thread, by configuration, for reuse."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, tuple[SmtpConnection, float]] = {}
+
+    @staticmethod
+    def key(settings_: SmtpSettings) -> str:
+        password_digest = hashlib.sha256(
+            settings_.password.reveal().encode()
+        ).hexdigest()
+        parts = (
+            settings_.level,
+            settings_.configuration_id,
+            settings_.updated_at,
+            settings_.host,
+            settings_.port,
+            settings_.security,
+            settings_.use_insecure,
+            settings_.username,
+            password_digest,
+        )
+        return "|".join(str(part) for part in parts)
+
+    def get(self, settings_: SmtpSettings) -> tuple[SmtpConnection, bool]:
+        """A session ready for a transaction, and whether it was reused."""
+        self.close_idle()
+        key = self.key(settings_)
+        entry = self.open.get(key)
+        now = time.monotonic()
+        if entry is not None:
+            connection, last_used = entry
+            if now - last_used < IDLE_CHECK_AFTER or connection.alive():
+                self.open[key] = (connection, now)
+                connection.steps = []
+                return connection, True
+            self.discard(settings_)
+        connection = SmtpConnection(settings_)
+        try:
+            connection.open()
+        except StepFailed:
+            connection.close()
+            raise
+        self.open[key] = (connection, now)
+        return connection, False
+
+    def touch(self, settings_: SmtpSettings) -> None:
+        key = self.key(settings_)
+        if key in self.open:
+            self.open[key] = (self.open[key][0], time.monotonic())
+
+    def reset_or_discard(self, settings_: SmtpSettings) -> None:
+        """After a refused transaction: RSET to keep the session, else drop it."""
+        entry = self.open.get(self.key(settings_))
+        if entry is not None:
+            try:
+                if entry[0].client is not None and entry[0].client.rset()[0] == 250:
+                    return
+            except (OSError, smtplib.SMTPException):
+                pass
+        self.discard(settings_)
+
+    def discard(self, settings_: SmtpSettings) -> None:
+        entry = self.open.pop(self.key(settings_), None)
+        if entry is not None:
+            entry[0].close()
+
+    def close_idle(self) -> None:
+        now = time.monotonic()
+        for key, (connection, last_used) in list(self.open.items()):
+            if now - last_used > IDLE_CLOSE_AFTER:
+                connection.close()
+                del self.open[key]
+
+    def close_all(self) -> None:
+        for connection, _ in self.open.values():
+            connection.close()
+        self.open.clear()
+
+
+pool = ConnectionPool()
+
+
+def close_pooled_connections() -> None:
+    """Close this thread's pooled SMTP sessions (worker shutdown)."""
+    pool.close_all()

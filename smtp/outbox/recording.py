@@ -1,0 +1,234 @@
+"""Recording attempts: rows, attempts and audit events; scheduling retries."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit.models import Category
+from audit.services import EventData, audit_events_record_bulk
+from smtp.models import (
+    Email,
+    EmailAttempt,
+    EmailKind,
+    EmailStatus,
+    Level,
+    SmtpDraft,
+)
+from smtp.outbox.enqueue import email_publish, event_scope
+from smtp.selectors import SmtpSettings
+
+MAX_RETRY_DELAY = 15 * 60
+
+
+@dataclass
+class Result:
+    email: Email
+    ok: bool
+    steps: list[dict]
+    started_at: datetime
+    duration_ms: int
+    settings: SmtpSettings | None
+    transient: bool = False
+    reply: str = ""
+    failed: dict | None = None
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before retry ``attempt`` + 1: exponential, with jitter."""
+    delay = min(MAX_RETRY_DELAY, settings.SMTP_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    return delay * secrets.SystemRandom().uniform(0.5, 1.0)
+
+
+@dataclass
+class _Recorded:
+    emails: list[Email] = field(default_factory=list)
+    attempts: list[EmailAttempt] = field(default_factory=list)
+    events: list[EventData] = field(default_factory=list)
+    retries: list[tuple[int, float]] = field(default_factory=list)
+    drafts: list[int] = field(default_factory=list)
+
+
+RECORDED_FIELDS = [
+    "status",
+    "attempts",
+    "steps",
+    "progress",
+    "lease_until",
+    "claim_token",
+    "level_used",
+    "server",
+    "failed_step",
+    "reply_code",
+    "last_error",
+    "hint",
+    "error_field",
+    "next_attempt_at",
+    "sent_at",
+    "finished_at",
+]
+
+
+def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
+    email = result.email
+    settings_ = result.settings
+    number = email.attempts + 1
+    max_attempts = 1 if email.is_test or settings_ is None else settings_.retries + 1
+    failed = result.failed or {}
+    level = settings_.level if settings_ else Level.NONE
+    server = f"{settings_.host}:{settings_.port}" if settings_ else ""
+    out.attempts.append(
+        EmailAttempt(
+            email=email,
+            number=number,
+            started_at=result.started_at,
+            duration_ms=result.duration_ms,
+            ok=result.ok,
+            transient=result.transient,
+            level=level,
+            server=server,
+            failed_step=failed.get("name", ""),
+            reply_code=failed.get("reply_code"),
+            error=failed.get("detail", ""),
+            steps=result.steps,
+        )
+    )
+    email.attempts = number
+    email.steps = result.steps
+    email.progress = ""
+    email.lease_until = None
+    email.claim_token = None
+    email.level_used = level
+    email.server = server
+    email.failed_step = failed.get("name", "")
+    email.reply_code = failed.get("reply_code")
+    email.last_error = failed.get("detail", "")
+    email.hint = failed.get("hint", "")
+    email.error_field = failed.get("field", "")
+    base = {
+        "email_id": email.pk,
+        "kind": email.kind,
+        "recipient": email.recipient,
+        "message_id": email.message_id,
+        "level": level,
+        "server": server,
+        "attempt": number,
+        "steps": result.steps,
+    }
+    label = email.get_kind_display()
+    if result.ok:
+        email.status = EmailStatus.SENT
+        email.sent_at = email.finished_at = now
+        verb = "verified (nothing sent)" if email.kind == EmailKind.VERIFY else "sent"
+        summary = f"{label} to {email.recipient} {verb} via {level} SMTP {server}"
+        detail = {**base, "reply": result.reply, "duration_ms": result.duration_ms}
+        event_type = "email.sent"
+    else:
+        problem = {
+            "step": failed.get("name", ""),
+            "reply_code": failed.get("reply_code"),
+            "reason": failed.get("detail", ""),
+            "hint": failed.get("hint", ""),
+        }
+        if result.transient and number < max_attempts:
+            delay = retry_delay(number)
+            email.status = EmailStatus.QUEUED
+            email.next_attempt_at = now + timedelta(seconds=delay)
+            out.retries.append((email.pk, delay))
+            event_type = "email.deferred"
+            summary = (
+                f"{label} to {email.recipient} deferred at {problem['step']}; "
+                f"retry {number} of {max_attempts - 1} in {delay:.0f} s"
+            )
+            detail = {
+                **base,
+                **problem,
+                "next_attempt_at": email.next_attempt_at.isoformat(),
+            }
+        else:
+            email.status = EmailStatus.FAILED
+            email.finished_at = now
+            event_type = "email.failed"
+            summary = f"{label} to {email.recipient} failed at {problem['step']}"
+            detail = {**base, **problem, "final": True}
+    if email.is_final and email.draft_id is not None:
+        out.drafts.append(email.draft_id)
+    out.emails.append(email)
+    out.events.append(
+        EventData(
+            category=Category.SYSTEMAUDIT,
+            type=event_type,
+            summary=summary,
+            **event_scope(email),
+            detail=detail,
+        )
+    )
+
+
+def record_results(results: list[Result], *, token: uuid.UUID) -> None:
+    """Store the outcome of every result, in one transaction; schedule retries."""
+    if not results:
+        return
+    now = timezone.now()
+    recorded = _Recorded()
+    with transaction.atomic():
+        owned = set(
+            Email.objects.select_for_update()
+            .filter(pk__in=[r.email.pk for r in results], claim_token=token)
+            .values_list("pk", flat=True)
+        )
+        for result in results:
+            if result.email.pk in owned:
+                _apply_result(result, now, recorded)
+        if not recorded.emails:
+            return
+        _store_rows(recorded.emails, now)
+        EmailAttempt.objects.bulk_create(recorded.attempts)
+        audit_events_record_bulk(recorded.events)
+        if recorded.drafts:
+            # The unsaved form values live only as long as their test.
+            SmtpDraft.objects.filter(pk__in=recorded.drafts).delete()
+        for email_id, delay in recorded.retries:
+            transaction.on_commit(partial(email_publish, email_id, countdown=delay))
+
+
+def _store_rows(emails: list[Email], now: datetime) -> None:
+    """Write the recorded fields: one UPDATE for every system email that was sent
+    through the same server, one per row for the rest (tests, failures).
+
+    A sent system email keeps its steps in its attempt, not on its row.
+    """
+    sent: dict[tuple[str, str], list[int]] = {}
+    for email in emails:
+        if email.status == EmailStatus.SENT and not email.is_test:
+            sent.setdefault((email.level_used, email.server), []).append(email.pk)
+        else:
+            Email.objects.filter(pk=email.pk).update(
+                **{name: getattr(email, name) for name in RECORDED_FIELDS}
+            )
+    for (level, server), ids in sent.items():
+        Email.objects.filter(pk__in=ids).update(
+            status=EmailStatus.SENT,
+            attempts=F("attempts") + 1,
+            steps=[],
+            progress="",
+            lease_until=None,
+            claim_token=None,
+            level_used=level,
+            server=server,
+            failed_step="",
+            reply_code=None,
+            last_error="",
+            hint="",
+            error_field="",
+            sent_at=now,
+            finished_at=now,
+        )

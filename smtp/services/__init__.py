@@ -1,0 +1,31 @@
+"""Writes of the SMTP app (configurations, test emails, system emails)."""
+
+from smtp.services.config import (
+    SaveResult,
+    smtp_config_delete,
+    smtp_config_health_check,
+    smtp_config_remove_password,
+    smtp_config_save,
+)
+from smtp.services.emails import (
+    TEST_SUBJECT,
+    SystemEmail,
+    TestEmailRefused,
+    send_system_email,
+    send_system_emails,
+    smtp_test_email_request,
+)
+
+__all__ = [
+    "TEST_SUBJECT",
+    "SaveResult",
+    "SystemEmail",
+    "TestEmailRefused",
+    "send_system_email",
+    "send_system_emails",
+    "smtp_config_delete",
+    "smtp_config_health_check",
+    "smtp_config_remove_password",
+    "smtp_config_save",
+    "smtp_test_email_request",
+]

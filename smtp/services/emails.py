@@ -1,0 +1,246 @@
+"""Writes that queue emails: test emails (Send Test Email, verification) and
+system emails (account setup, password reset, alerts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from smtp.models import (
+    TEST_KINDS,
+    Email,
+    EmailKind,
+    EmailStatus,
+    SmtpDraft,
+)
+from smtp.outbox import NewEmail, email_enqueue, emails_enqueue
+from smtp.selectors import (
+    smtp_config_effective,
+    smtp_config_get,
+)
+
+# Fields whose old and new values may appear in the audit log (never the password).
+from smtp.services.config import apply_validated, where
+from smtp.validators import (
+    PasswordAction,
+    SmtpInput,
+    SmtpValidationError,
+    ValidatedSmtp,
+    smtp_input_validate,
+    validate_address,
+)
+from tenants.models import Organization, Partner, User
+from tenants.selectors import TenantScope
+
+# -- test emails -----------------------------------------------------------------
+
+TEST_SUBJECT = "Test email from the Ops Console"
+# A test running longer than this no longer blocks its admin's next test.
+TEST_STALE_AFTER = timedelta(minutes=2)
+
+
+class TestEmailRefused(Exception):
+    """A test email is not queued: too many, one is running, or nothing to use."""
+
+    def __init__(self, message: str, *, status: int = 429, retry_after: int = 0):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+
+def _test_body(*, actor: User, scope: TenantScope, settings_desc: str) -> str:
+    return (
+        "This is a test email from the Ops Console.\n\n"
+        f"{actor.email} sent it to check the SMTP configuration of "
+        f"{where(scope)}:\n\n{settings_desc}\n\n"
+        "If you can read this, the configuration delivers mail.\n"
+    )
+
+
+def _describe(values: ValidatedSmtp | None, effective_source: str = "") -> str:
+    if values is None:
+        return f"  The configuration in effect ({effective_source} level)."
+    security = {"none": "none", "starttls": "STARTTLS", "ssl": "implicit TLS"}
+    auth = f"as {values.username}" if values.username else "none"
+    return (
+        f"  Server: {values.host}:{values.port}\n"
+        f"  TLS: {security[values.security]}\n"
+        f"  Authentication: {auth}"
+    )
+
+
+def _check_test_rate(actor: User) -> None:
+    now = timezone.now()
+    mine = Email.objects.filter(requested_by=actor, kind__in=TEST_KINDS)
+    if mine.filter(
+        status__in=[EmailStatus.QUEUED, EmailStatus.SENDING],
+        created_at__gte=now - TEST_STALE_AFTER,
+    ).exists():
+        raise TestEmailRefused(
+            "A test email is already running: wait for its result before starting "
+            "another.",
+            retry_after=2,
+        )
+    limit = settings.SMTP_TEST_RATE_PER_MINUTE
+    recent = list(
+        mine.filter(created_at__gte=now - timedelta(minutes=1))
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+    )
+    if len(recent) >= limit:
+        wait = int((recent[0] + timedelta(minutes=1) - now).total_seconds()) + 1
+        raise TestEmailRefused(
+            f"At most {limit} test emails a minute: try again in {wait} s.",
+            retry_after=wait,
+        )
+
+
+@transaction.atomic
+def smtp_test_email_request(
+    *,
+    scope: TenantScope,
+    actor: User,
+    recipient: str,
+    verify_only: bool = False,
+    form: SmtpInput | None = None,
+    sender: str = "",
+    subject: str = "",
+    body: str = "",
+) -> Email:
+    """Queue a test email (or a verification that sends nothing).
+
+    With ``form``, the unsaved form values are tested (stored encrypted as a
+    draft until the test ends; a blank password uses the stored one when host,
+    port and username are unchanged). Without it, the configuration in effect is.
+    Raises ``SmtpValidationError`` for bad input, ``TestEmailRefused`` otherwise.
+    """
+    errors: dict[str, list[str]] = {}
+    recipient = validate_address(
+        "recipient", "Recipient", recipient, errors, required=True
+    )
+    sender = validate_address("sender_email", "Sender", sender, errors, required=False)
+    if "\r" in subject or "\n" in subject:
+        errors["subject"] = ["Subject must be one line."]
+    if len(subject) > 200:
+        errors["subject"] = ["Subject must be at most 200 characters."]
+    if len(body) > 20000:
+        errors["body"] = ["Body must be at most 20,000 characters."]
+    current = smtp_config_get(partner=scope.partner, organization=scope.organization)
+    values: ValidatedSmtp | None = None
+    if form is not None:
+        try:
+            values = smtp_input_validate(form, current=current)
+        except SmtpValidationError as error:
+            errors.update(error.errors)
+    if errors:
+        raise SmtpValidationError(errors)
+    # Serialize one admin's requests, so that the limits hold under double clicks.
+    User.objects.select_for_update().filter(pk=actor.pk).first()
+    _check_test_rate(actor)
+    draft = None
+    source = ""
+    if values is not None:
+        draft = SmtpDraft(
+            partner=scope.partner, organization=scope.organization, created_by=actor
+        )
+        apply_validated(draft, values)
+        if values.password_action == PasswordAction.KEEP and current is not None:
+            draft.password = current.password
+        draft.save()
+    else:
+        effective = smtp_config_effective(
+            partner=scope.partner, organization=scope.organization
+        )
+        if effective.settings is None:
+            raise TestEmailRefused(
+                "No SMTP configuration is in effect: save one on the SMTP page, or "
+                "set the controller defaults (FW_EVENT_SMTP_SERVER_*).",
+                status=409,
+            )
+        source = effective.source.value
+    kind = EmailKind.VERIFY if verify_only else EmailKind.TEST
+    return email_enqueue(
+        NewEmail(
+            kind=kind,
+            recipient=recipient,
+            subject=subject or TEST_SUBJECT,
+            body=body
+            or _test_body(
+                actor=actor, scope=scope, settings_desc=_describe(values, source)
+            ),
+            partner=scope.partner,
+            organization=scope.organization,
+            sender=sender,
+            requested_by=actor,
+            draft=draft,
+        )
+    )
+
+
+# -- system emails ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemEmail:
+    """A system email to send: rendered from ``templates/emails/<kind>.txt``."""
+
+    kind: EmailKind
+    to: str
+    context: dict[str, Any]
+    organization: Organization | None = None
+    partner: Partner | None = None
+
+
+def _rendered(message: SystemEmail) -> NewEmail:
+    errors: dict[str, list[str]] = {}
+    recipient = validate_address("to", "Recipient", message.to, errors, required=True)
+    if errors:
+        raise SmtpValidationError(errors)
+    organization = message.organization
+    partner = organization.partner if organization is not None else message.partner
+    context = {**message.context, "organization": organization, "partner": partner}
+    subject = " ".join(
+        render_to_string(f"emails/{message.kind}_subject.txt", context).split()
+    )
+    return NewEmail(
+        kind=message.kind,
+        recipient=recipient,
+        subject=subject,
+        body=render_to_string(f"emails/{message.kind}.txt", context),
+        partner=partner,
+        organization=organization,
+    )
+
+
+def send_system_email(
+    *,
+    kind: EmailKind,
+    to: str,
+    context: dict[str, Any],
+    organization: Organization | None = None,
+    partner: Partner | None = None,
+) -> Email:
+    """Queue one system email rendered from ``templates/emails/<kind>.txt``.
+
+    It goes through the configuration in effect for the organization (or the
+    partner, or the controller for users without a tenant) when it is sent.
+    """
+    return send_system_emails(
+        [SystemEmail(kind, to, context, organization=organization, partner=partner)]
+    )[0]
+
+
+def send_system_emails(messages: list[SystemEmail]) -> list[Email]:
+    """Queue many system emails (an alert to many people) in one transaction.
+
+    Every email keeps its own row and SYSTEMAUDIT events; the worker gets them
+    in batches and sends each batch over one connection.
+    """
+    return emails_enqueue([_rendered(message) for message in messages])
