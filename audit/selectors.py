@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 
 from audit.models import AuditEvent, Category
 from audit.timeexpr import TimeExpressionError, parse_time
+from opsconsole.text import is_whole_number
 from tenants.models import Organization
 from tenants.selectors import TenantScope
 
@@ -77,7 +78,7 @@ def decode_cursor(text: str) -> tuple[datetime, int]:
 
 
 def _int(value: str, *, name: str, low: int, high: int, errors, hint: str) -> int:
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not is_whole_number(value) or not low <= int(value) <= high:
         errors.setdefault(name, []).append(
             f"{name} must be a whole number from {low} to {high}{hint}."
         )
@@ -106,9 +107,13 @@ def audit_filter_parse(
             errors.setdefault(key, []).append(
                 f"Unknown parameter. Allowed: {', '.join(allowed)}."
             )
+        elif "\x00" in (params.get(key) or ""):
+            # Databases refuse NUL in text; say so instead of failing.
+            errors.setdefault(key, []).append(f"{key} must not contain NUL characters.")
 
     def get(name: str) -> str:
-        return (params.get(f"{prefix}{name}") or "").strip()
+        value = (params.get(f"{prefix}{name}") or "").strip()
+        return "" if "\x00" in value else value
 
     def when(name: str, default: str) -> tuple[datetime, str]:
         text = get(name) or default
@@ -169,7 +174,7 @@ def audit_filter_parse(
         candidates = Organization.objects.filter(partner=scope.partner)
         organization = (
             candidates.filter(pk=int(wanted)).first()
-            if wanted.isdigit()
+            if is_whole_number(wanted)
             else candidates.filter(slug=wanted).first()
         )
         if organization is None:

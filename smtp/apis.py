@@ -21,6 +21,7 @@ from opsconsole.api import (
     StrictIntegerField,
     StrictSerializer,
 )
+from opsconsole.text import is_whole_number
 from smtp.models import Email, SmtpConfiguration
 from smtp.selectors import (
     EffectiveSmtp,
@@ -288,7 +289,7 @@ MAX_WAIT_SECONDS = 30
 def wait_seconds(request) -> int:
     """``?wait=N``: how long to wait for the result (0-30 s)."""
     raw = request.query_params.get("wait", "0")
-    if not raw.isdigit() or int(raw) > MAX_WAIT_SECONDS:
+    if not is_whole_number(raw) or int(raw) > MAX_WAIT_SECONDS:
         message = (
             f"wait must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}."
         )

@@ -17,6 +17,7 @@ from django.core.validators import validate_email
 from django.db.models import Q
 
 from opsconsole.env import controller_smtp_env
+from opsconsole.text import is_whole_number
 from smtp.models import (
     Level,
     Security,
@@ -192,7 +193,7 @@ def controller_smtp_layer() -> Layer:
         use_tls = _env_bool(raw, "FW_EVENT_SMTP_SERVER_USE_TLS", True)
         use_insecure = _env_bool(raw, "FW_EVENT_SMTP_SERVER_USE_INSECURE", False)
         port_text = raw.get("FW_EVENT_SMTP_SERVER_PORT", "587").strip()
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        if not is_whole_number(port_text) or not 1 <= int(port_text) <= 65535:
             raise ValueError(
                 f"FW_EVENT_SMTP_SERVER_PORT must be a port number, not {port_text!r}."
             )

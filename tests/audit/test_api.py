@@ -296,3 +296,29 @@ def test_the_openapi_schema_has_both_audit_apis(demo, login):
     )
     assert "/event/v1/auditlog" in schema["paths"]
     assert "/opsauditlogs/" in schema["paths"]
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        (PARTNER_URL, "organization"),
+        (PARTNER_URL, "type"),
+        (PARTNER_URL, "timefrom"),
+        (ORG_URL, "filter.type"),
+        (ORG_URL, "filter.cursor"),
+    ],
+)
+def test_nul_characters_are_refused_by_name_not_a_server_error(demo, url, parameter):
+    # Found by fuzzing: PostgreSQL refuses NUL in text, which was a 500.
+    user = demo["acme_admin"] if url == PARTNER_URL else demo["prod_admin"]
+    response = client_for(user).get(url, {parameter: "acme\x00prod"})
+    assert response.status_code == 400
+    assert "must not contain NUL characters" in response.json()["fields"][parameter][0]
+
+
+@pytest.mark.parametrize("parameter", ["offset", "limit", "organization"])
+def test_non_ascii_digits_are_refused_not_a_server_error(demo, parameter):
+    # Found by fuzzing: "¹".isdigit() is true, but int("¹") fails (was a 500).
+    response = client_for(demo["acme_admin"]).get(PARTNER_URL, {parameter: "¹"})
+    assert response.status_code == 400
+    assert parameter in response.json()["fields"]

@@ -134,7 +134,7 @@ def test_at_most_ten_tests_a_minute_per_admin(demo, partner_config, settings):
     assert verify(client, recipient_email="ops@acme.example").status_code == 202
 
 
-@pytest.mark.parametrize("wait", ["31", "-1", "abc"])
+@pytest.mark.parametrize("wait", ["31", "-1", "abc", "¹"])
 def test_wait_is_0_to_30_seconds(demo, partner_config, wait):
     response = api(demo["acme_admin"]).post(
         f"{VERIFY_URL}?wait={wait}",
