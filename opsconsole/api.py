@@ -37,12 +37,6 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
-class TooManyRequests(exceptions.APIException):
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    default_detail = "Too many requests."
-    default_code = "throttled"
-
-
 def _origin_is_ours(request: HttpRequest, origin: str) -> bool:
     own = f"{request.scheme}://{request.get_host()}"
     return origin == own or origin in settings.CSRF_TRUSTED_ORIGINS
