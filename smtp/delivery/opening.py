@@ -160,13 +160,13 @@ class SessionOpener(StepRecorder):
             )
             return sock
         refused = isinstance(last_error, ConnectionRefusedError)
-        timed_out = isinstance(last_error, TimeoutError | socket.timeout)
+        no_answer = isinstance(last_error, TimeoutError | socket.timeout)
         if refused:
             hint = (
                 f"Nothing accepts connections on port {port}: check Port (587 for "
                 "STARTTLS, 465 for implicit TLS, 25 for plain SMTP)."
             )
-        elif timed_out:
+        elif no_answer:
             hint = (
                 f"No answer within {self.timeout:g} s: a firewall may drop "
                 f"connections to port {port}, or Host or Port is wrong."
@@ -179,7 +179,7 @@ class SessionOpener(StepRecorder):
             transient=True,
             detail="Could not connect: " + "; ".join(problems) + ".",
             hint=hint,
-            field="port" if refused or timed_out else "host",
+            field="port" if refused or no_answer else "host",
         )
 
     def _connect_reason(self, error: OSError) -> str:
