@@ -172,23 +172,19 @@ def _audit_export(request: HttpRequest, *, scope: TenantScope) -> HttpResponse:
 
 @ops_page
 def ops_audit_logs(request: HttpRequest) -> HttpResponse:
-    scope = TenantScope(partner=request.partner, organization=None)
-    return _audit_page(request, scope=scope, template="ops/audit_logs.html")
+    return _audit_page(request, scope=request.scope, template="ops/audit_logs.html")
 
 
 @web_page
 def web_audit_logs(request: HttpRequest) -> HttpResponse:
-    scope = TenantScope(partner=request.partner, organization=request.organization)
-    return _audit_page(request, scope=scope, template="console/audit_logs.html")
+    return _audit_page(request, scope=request.scope, template="console/audit_logs.html")
 
 
 @ops_page
 def ops_audit_export(request: HttpRequest) -> HttpResponse:
-    scope = TenantScope(partner=request.partner, organization=None)
-    return _audit_export(request, scope=scope)
+    return _audit_export(request, scope=request.scope)
 
 
 @web_page
 def web_audit_export(request: HttpRequest) -> HttpResponse:
-    scope = TenantScope(partner=request.partner, organization=request.organization)
-    return _audit_export(request, scope=scope)
+    return _audit_export(request, scope=request.scope)

@@ -201,10 +201,6 @@ def _effective_for(scope: TenantScope) -> dict[str, Any]:
     )
 
 
-def _level_name(scope: TenantScope) -> str:
-    return "organization" if scope.organization is not None else "partner"
-
-
 class SmtpConfigApi(APIView):
     """Create or replace, read, and delete the caller's SMTP configuration."""
 
@@ -220,7 +216,7 @@ class SmtpConfigApi(APIView):
         if configuration is None:
             return Response(
                 {
-                    "error": f"No SMTP configuration at the {_level_name(scope)} "
+                    "error": f"No SMTP configuration at the {scope.level} "
                     "level; 'effective' tells which settings are in effect.",
                     "effective": _effective_for(scope),
                 },
@@ -272,7 +268,7 @@ class SmtpConfigApi(APIView):
         if not smtp_config_delete(scope=scope, actor=request.user):
             return Response(
                 {
-                    "error": f"No SMTP configuration at the {_level_name(scope)} "
+                    "error": f"No SMTP configuration at the {scope.level} "
                     "level to delete.",
                     "effective": _effective_for(scope),
                 },

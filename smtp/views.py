@@ -163,15 +163,15 @@ def _deleted_message(scope: TenantScope) -> str:
 
 @ops_page
 def ops_smtp(request: HttpRequest) -> HttpResponse:
-    scope = TenantScope(partner=request.partner, organization=None)
-    return _smtp_page(request, scope=scope, template="ops/smtp.html", nav="smtp")
+    return _smtp_page(
+        request, scope=request.scope, template="ops/smtp.html", nav="smtp"
+    )
 
 
 @console_page(Console.WEB, smtp_feature=True)
 def web_smtp(request: HttpRequest) -> HttpResponse:
-    scope = TenantScope(partner=request.partner, organization=request.organization)
     return _smtp_page(
-        request, scope=scope, template="console/smtp.html", nav="settings"
+        request, scope=request.scope, template="console/smtp.html", nav="settings"
     )
 
 
@@ -213,15 +213,13 @@ def _smtp_test(request: HttpRequest, *, scope: TenantScope) -> JsonResponse:
 @require_POST
 @ops_page
 def ops_smtp_test(request: HttpRequest) -> JsonResponse:
-    scope = TenantScope(partner=request.partner, organization=None)
-    return _smtp_test(request, scope=scope)
+    return _smtp_test(request, scope=request.scope)
 
 
 @require_POST
 @console_page(Console.WEB, smtp_feature=True)
 def web_smtp_test(request: HttpRequest) -> JsonResponse:
-    scope = TenantScope(partner=request.partner, organization=request.organization)
-    return _smtp_test(request, scope=scope)
+    return _smtp_test(request, scope=request.scope)
 
 
 def _email_page(
@@ -245,11 +243,11 @@ def _email_page(
 
 @ops_page
 def ops_email(request: HttpRequest, email_id: int) -> HttpResponse:
-    scope = TenantScope(partner=request.partner, organization=None)
-    return _email_page(request, scope=scope, email_id=email_id, console="ops")
+    return _email_page(request, scope=request.scope, email_id=email_id, console="ops")
 
 
 @web_page
 def web_email(request: HttpRequest, email_id: int) -> HttpResponse:
-    scope = TenantScope(partner=request.partner, organization=request.organization)
-    return _email_page(request, scope=scope, email_id=email_id, console="console")
+    return _email_page(
+        request, scope=request.scope, email_id=email_id, console="console"
+    )

@@ -14,7 +14,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
-from tenants.models import Console, Role
+from tenants.models import Console
 from tenants.selectors import TenantScope, tenant_scope_for_user
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -24,10 +24,25 @@ READ_ONLY_MESSAGE = (
 )
 
 
+def _enforce(request: HttpRequest, scope: TenantScope, *, smtp_feature: bool) -> None:
+    """The feature and role rules shared by pages and APIs."""
+    if (
+        smtp_feature
+        and scope.organization is not None
+        and not scope.organization.smtp_configuration_enabled
+    ):
+        raise Http404(
+            "SMTP configuration is not enabled for this organization; contact "
+            "support to enable it."
+        )
+    if request.method not in SAFE_METHODS and not request.user.is_tenant_admin:
+        raise PermissionDenied(READ_ONLY_MESSAGE)
+
+
 def console_page(
     console: Console, *, smtp_feature: bool = False
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Decorate a view of ``console``; sets ``request.partner``/``organization``.
+    """Decorate a view of ``console``; sets ``request.scope`` (the user's tenant).
 
     ``smtp_feature`` hides the page (404) when the organization's SMTP
     configuration feature is off.
@@ -41,16 +56,8 @@ def console_page(
                 return redirect_to_login(request.get_full_path())
             if user.console != console:
                 raise Http404("No such page in your console.")
-            if console == Console.OPS:
-                request.partner = user.partner
-                request.organization = None
-            else:
-                request.organization = user.organization
-                request.partner = user.organization.partner
-                if smtp_feature and not user.organization.smtp_configuration_enabled:
-                    raise Http404("SMTP configuration is not enabled.")
-            if request.method not in SAFE_METHODS and user.role != Role.ADMIN:
-                raise PermissionDenied(READ_ONLY_MESSAGE)
+            request.scope = tenant_scope_for_user(user=user)
+            _enforce(request, request.scope, smtp_feature=smtp_feature)
             return view(request, *args, **kwargs)
 
         return wrapper
@@ -68,22 +75,11 @@ def api_tenant_scope(request, *, smtp_feature: bool = False) -> TenantScope:
     404 for callers without a tenant and, with ``smtp_feature``, for organizations
     whose SMTP feature is off; 403 for read-only users on unsafe methods.
     """
-    user = request.user
-    scope = tenant_scope_for_user(user=user)
+    scope = tenant_scope_for_user(user=request.user)
     if scope is None:
         raise Http404(
             "This account belongs to no partner or organization; the API acts on "
             "the caller's own tenant."
         )
-    if (
-        smtp_feature
-        and scope.organization is not None
-        and not scope.organization.smtp_configuration_enabled
-    ):
-        raise Http404(
-            "SMTP configuration is not enabled for this organization; contact "
-            "support to enable it."
-        )
-    if request.method not in SAFE_METHODS and user.role != Role.ADMIN:
-        raise PermissionDenied(READ_ONLY_MESSAGE)
+    _enforce(request, scope, smtp_feature=smtp_feature)
     return scope

@@ -55,8 +55,8 @@ def ops_home(request: HttpRequest) -> HttpResponse:
 
 @ops_page
 def ops_organization_list(request: HttpRequest) -> HttpResponse:
-    organizations = organization_list(partner=request.partner)
-    partner_smtp = smtp_config_get(partner=request.partner)
+    organizations = organization_list(partner=request.scope.partner)
+    partner_smtp = smtp_config_get(partner=request.scope.partner)
     return render(
         request,
         "ops/organizations.html",
@@ -76,7 +76,7 @@ def ops_organization_create(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 created = organization_create(
-                    partner=request.partner,
+                    partner=request.scope.partner,
                     actor=request.user,
                     **form.cleaned_data,
                 )
@@ -112,7 +112,7 @@ def ops_organization_create(request: HttpRequest) -> HttpResponse:
 @ops_page
 def ops_organization_detail(request: HttpRequest, organization_id: int) -> HttpResponse:
     organization = organization_get(
-        partner=request.partner, organization_id=organization_id
+        partner=request.scope.partner, organization_id=organization_id
     )
     if organization is None:
         raise Http404("No such organization.")
