@@ -351,13 +351,6 @@ class EmailStatusOutputSerializer(serializers.Serializer):
 VERIFICATION_FIELDS = {"recipient": "recipient_email"}
 
 
-def refused_response(refused: TestEmailRefused) -> Response:
-    response = Response({"error": refused.message}, status=refused.status)
-    if refused.retry_after:
-        response["Retry-After"] = str(refused.retry_after)
-    return response
-
-
 class VerificationApi(APIView):
     """Send a test email through the caller's configuration in effect."""
 
@@ -391,7 +384,11 @@ class VerificationApi(APIView):
                 {VERIFICATION_FIELDS.get(k, k): v for k, v in error.errors.items()}
             ) from error
         except TestEmailRefused as refused:
-            return refused_response(refused)
+            return Response(
+                {"error": refused.message},
+                status=refused.status,
+                headers=refused.headers,
+            )
         if wait:
             email = email_wait_final(email=email, seconds=wait)
         # 202 while the result is pending; 200 once ?wait saw it finish.

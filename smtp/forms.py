@@ -117,8 +117,15 @@ class SmtpConfigForm(forms.Form):
             sender_email=data.get("sender_email") or "",
         )
 
-    def add_rule_errors(self, errors: dict[str, list[str]]) -> None:
+    def rule_fields(self, errors: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The rule errors by the name of the form field they belong to."""
+        fields: dict[str, list[str]] = {}
         for rule_field, messages in errors.items():
             name = self.FIELD_FOR_RULE.get(rule_field, rule_field)
+            fields.setdefault(name, []).extend(messages)
+        return fields
+
+    def add_rule_errors(self, errors: dict[str, list[str]]) -> None:
+        for name, messages in self.rule_fields(errors).items():
             for message in messages:
                 self.add_error(name if name in self.fields else None, message)

@@ -23,7 +23,6 @@ PORT_MESSAGE = (
     "implicit TLS)."
 )
 RETRIES_MESSAGE = "Retries must be a whole number from 0 to 10."
-BOOLEAN_MESSAGE = "{name} must be true or false."
 AUTH_WITHOUT_TLS_MESSAGE = (
     "Without TLS enabled, authentication will not work: turn TLS on, or clear "
     "Username and Password to send without authentication."
@@ -174,24 +173,14 @@ def validate_address(
     return address
 
 
-def _validate_header_value(name: str, value: str, errors: dict[str, list[str]]) -> None:
+def validate_one_line(
+    name: str, label: str, value: str, errors: dict[str, list[str]]
+) -> None:
+    """Header-bound values (sender, username, subject) are one line."""
     if "\r" in value or "\n" in value:
         errors.setdefault(name, []).append(
-            f"{_LABELS[name]} must not contain line breaks: enter it on one line."
+            f"{label} must not contain line breaks: enter it on one line."
         )
-
-
-_LABELS = {
-    "host": "Host",
-    "port": "Port",
-    "use_tls": "TLS",
-    "security": "TLS mode",
-    "use_insecure": "Insecure",
-    "username": "Username",
-    "password": "Password",
-    "retries": "Retries",
-    "sender_email": "Sender",
-}
 
 
 def _server_changes(
@@ -253,8 +242,8 @@ def smtp_input_validate(
 
     username = (data.username or "").strip()
     sender_email = (data.sender_email or "").strip()
-    _validate_header_value("username", data.username or "", errors)
-    _validate_header_value("sender_email", data.sender_email or "", errors)
+    validate_one_line("username", "Username", data.username or "", errors)
+    validate_one_line("sender_email", "Sender", data.sender_email or "", errors)
     if len(username) > 254:
         error("username", "Username must be at most 254 characters.")
     if sender_email and "sender_email" not in errors:

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from smtp.forms import SmtpConfigForm
-from smtp.models import Level, Security
+from smtp.models import Security
 from smtp.selectors import (
     EffectiveSmtp,
     SmtpSettings,
@@ -63,7 +63,6 @@ PANEL_FIELDS: list[tuple[str, Callable[[SmtpSettings], str]]] = [
 
 @dataclass(frozen=True)
 class PanelColumn:
-    level: Level
     label: str
     in_effect: bool
     note: str
@@ -81,7 +80,6 @@ def effective_panel(effective: EffectiveSmtp) -> dict[str, object]:
             note = ""
         columns.append(
             PanelColumn(
-                level=layer.level,
                 label=layer.level.label,
                 in_effect=layer.level == effective.source,
                 note=note,
@@ -106,7 +104,7 @@ def effective_panel(effective: EffectiveSmtp) -> dict[str, object]:
 def _smtp_page(
     request: HttpRequest, *, scope: TenantScope, template: str, nav: str
 ) -> HttpResponse:
-    current = smtp_config_get(partner=scope.partner, organization=scope.organization)
+    form = None
     if request.method == "POST":
         action = request.POST.get("action", "save")
         if action == "delete":
@@ -135,7 +133,8 @@ def _smtp_page(
                     messages.info(request, note)
                 return redirect(request.path)
         # The form is shown again with its errors (200, as browsers expect).
-    else:
+    current = smtp_config_get(partner=scope.partner, organization=scope.organization)
+    if form is None:
         form = SmtpConfigForm(initial=SmtpConfigForm.initial_for(current))
     effective = smtp_config_effective(
         partner=scope.partner, organization=scope.organization
@@ -175,14 +174,17 @@ def web_smtp(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _fields_refused(fields: dict[str, list[str]]) -> JsonResponse:
+    return JsonResponse(
+        {"error": "Fix the fields marked below.", "fields": fields}, status=400
+    )
+
+
 def _smtp_test(request: HttpRequest, *, scope: TenantScope) -> JsonResponse:
     """Queue a test of the values in the form (before Save); JSON for the page."""
     form = SmtpConfigForm(request.POST)
     if not form.is_valid():
-        return JsonResponse(
-            {"error": "Fix the fields marked below.", "fields": form.errors},
-            status=400,
-        )
+        return _fields_refused(form.errors)
     try:
         email = smtp_test_email_request(
             scope=scope,
@@ -192,17 +194,11 @@ def _smtp_test(request: HttpRequest, *, scope: TenantScope) -> JsonResponse:
             form=form.to_input(),
         )
     except SmtpValidationError as error:
-        fields: dict[str, list[str]] = {}
-        for name, problems in error.errors.items():
-            fields.setdefault(form.FIELD_FOR_RULE.get(name, name), []).extend(problems)
-        return JsonResponse(
-            {"error": "Fix the fields marked below.", "fields": fields}, status=400
-        )
+        return _fields_refused(form.rule_fields(error.errors))
     except TestEmailRefused as refused:
-        response = JsonResponse({"error": refused.message}, status=refused.status)
-        if refused.retry_after:
-            response["Retry-After"] = str(refused.retry_after)
-        return response
+        return JsonResponse(
+            {"error": refused.message}, status=refused.status, headers=refused.headers
+        )
     status_url = reverse("api-email-verification-status", args=[email.pk])
     return JsonResponse(
         {"id": email.pk, "status": email.status, "status_url": status_url},

@@ -24,8 +24,6 @@ from smtp.selectors import (
     smtp_config_effective,
     smtp_config_get,
 )
-
-# Fields whose old and new values may appear in the audit log (never the password).
 from smtp.services.config import apply_validated, where
 from smtp.validators import (
     PasswordAction,
@@ -34,6 +32,7 @@ from smtp.validators import (
     ValidatedSmtp,
     smtp_input_validate,
     validate_address,
+    validate_one_line,
 )
 from tenants.models import Organization, Partner, User
 from tenants.selectors import TenantScope
@@ -53,6 +52,11 @@ class TestEmailRefused(Exception):
         self.message = message
         self.status = status
         self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers of the refusal's HTTP answer."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
 
 
 def _test_body(*, actor: User, scope: TenantScope, settings_desc: str) -> str:
@@ -126,15 +130,19 @@ def smtp_test_email_request(
         "recipient", "Recipient", recipient, errors, required=True
     )
     sender = validate_address("sender_email", "Sender", sender, errors, required=False)
-    if "\r" in subject or "\n" in subject:
-        errors["subject"] = ["Subject must be one line."]
+    validate_one_line("subject", "Subject", subject, errors)
     if len(subject) > 200:
-        errors["subject"] = ["Subject must be at most 200 characters."]
+        errors.setdefault("subject", []).append(
+            "Subject must be at most 200 characters."
+        )
     if len(body) > 20000:
         errors["body"] = ["Body must be at most 20,000 characters."]
-    current = smtp_config_get(partner=scope.partner, organization=scope.organization)
+    current = None
     values: ValidatedSmtp | None = None
     if form is not None:
+        current = smtp_config_get(
+            partner=scope.partner, organization=scope.organization
+        )
         try:
             values = smtp_input_validate(form, current=current)
         except SmtpValidationError as error:
