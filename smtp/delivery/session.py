@@ -80,7 +80,7 @@ class SmtpConnection(SessionOpener):
                 field="" if transient else refused_field,
             )
         self._finish(step, started, reply_code=code, reply=reply, detail=detail)
-        return code, reply
+        return code, step.reply  # redacted, like everything a step records
 
     def _envelope(self, sender: str, recipients: list[str]) -> None:
         self._command(
@@ -112,12 +112,11 @@ class SmtpConnection(SessionOpener):
         """MAIL FROM, RCPT TO, DATA (``message`` from ``build_message``); returns
         the server's reply to DATA."""
         self._envelope(sender, recipients)
-        payload = message
         _code, reply = self._command(
             "data",
-            lambda: self.client.data(payload),
+            lambda: self.client.data(message),
             ok=(250,),
-            detail=f"Message accepted ({len(payload)} bytes).",
+            detail=f"Message accepted ({len(message)} bytes).",
             refused_hint="The server rejected the message itself (content, size or "
             "policy): see its reply.",
             refused_field="",
@@ -173,12 +172,13 @@ def deliver(
     connection = SmtpConnection(
         settings, on_step=on_step, resolver=resolver, timeout=timeout
     )
+    reply = ""
     try:
         connection.open()
         if verify_only:
             connection.verify(sender=sender, recipient=recipients[0])
         else:
-            connection.send(message, sender=sender, recipients=recipients)
+            reply = connection.send(message, sender=sender, recipients=recipients)
     except StepFailed as failure:
         return Outcome(
             ok=False,
@@ -188,4 +188,4 @@ def deliver(
         )
     finally:
         connection.close()
-    return Outcome(ok=True, steps=connection.steps)
+    return Outcome(ok=True, steps=connection.steps, reply=reply)

@@ -63,6 +63,8 @@ class Outcome:
     steps: list[Step] = field(default_factory=list)
     transient: bool = False
     blocked: bool = False
+    # The server's reply to DATA, when a message was sent.
+    reply: str = ""
 
     @property
     def failed_step(self) -> Step | None:

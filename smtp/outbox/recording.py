@@ -39,7 +39,11 @@ class Result:
     settings: SmtpSettings | None
     transient: bool = False
     reply: str = ""
-    failed: dict | None = None
+
+    @property
+    def failed(self) -> dict | None:
+        """The failed step, if any."""
+        return next((s for s in self.steps if s["status"] == "failed"), None)
 
 
 def retry_delay(attempt: int) -> float:

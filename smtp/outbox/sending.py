@@ -8,7 +8,7 @@ import uuid
 from django.conf import settings
 from django.utils import timezone
 
-from smtp.delivery import SmtpConnection, Step, StepFailed, build_message
+from smtp.delivery import Step, StepFailed, build_message, deliver
 from smtp.models import (
     Email,
     EmailKind,
@@ -55,10 +55,6 @@ def _message(email: Email, settings_: SmtpSettings):
     )
 
 
-def _failed_dict(steps: list[dict]) -> dict | None:
-    return next((s for s in steps if s["status"] == "failed"), None)
-
-
 def _send_on_pooled(email: Email, settings_: SmtpSettings) -> Result:
     """Send one email over this thread's session for its settings."""
     started_at = timezone.now()
@@ -66,15 +62,13 @@ def _send_on_pooled(email: Email, settings_: SmtpSettings) -> Result:
     sender = email.sender or settings_.sender_email
 
     def result(ok: bool, steps: list[Step], **values) -> Result:
-        dicts = [s.as_dict() for s in steps]
         return Result(
             email=email,
             ok=ok,
-            steps=dicts,
+            steps=[s.as_dict() for s in steps],
             started_at=started_at,
             duration_ms=int((time.monotonic() - clock) * 1000),
             settings=settings_,
-            failed=_failed_dict(dicts),
             **values,
         )
 
@@ -110,7 +104,6 @@ def _no_configuration(email: Email) -> Result:
         started_at=timezone.now(),
         duration_ms=0,
         settings=None,
-        failed=NO_CONFIGURATION_STEP.as_dict(),
     )
 
 
@@ -152,7 +145,6 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
                         duration_ms=0,
                         settings=settings_,
                         transient=result.transient,
-                        failed=result.failed,
                     )
                 )
             break
@@ -176,35 +168,26 @@ def _deliver_test(email: Email, *, token: uuid.UUID) -> None:
 
     started_at = timezone.now()
     clock = time.monotonic()
-    connection = SmtpConnection(settings_, on_step=on_step)
-    reply = ""
-    failure: StepFailed | None = None
-    try:
-        connection.open()
-        sender = email.sender or settings_.sender_email
-        if email.kind == EmailKind.VERIFY:
-            connection.verify(sender=sender, recipient=email.recipient)
-        else:
-            reply = connection.send(
-                _message(email, settings_), sender=sender, recipients=[email.recipient]
-            )
-    except StepFailed as failed:
-        failure = failed
-    finally:
-        connection.close()
-    steps = [s.as_dict() for s in connection.steps]
+    verify_only = email.kind == EmailKind.VERIFY
+    outcome = deliver(
+        settings_,
+        None if verify_only else _message(email, settings_),
+        sender=email.sender or settings_.sender_email,
+        recipients=[email.recipient],
+        verify_only=verify_only,
+        on_step=on_step,
+    )
     record_results(
         [
             Result(
                 email=email,
-                ok=failure is None,
-                steps=steps,
+                ok=outcome.ok,
+                steps=[s.as_dict() for s in outcome.steps],
                 started_at=started_at,
                 duration_ms=int((time.monotonic() - clock) * 1000),
                 settings=settings_,
-                transient=bool(failure and failure.transient),
-                reply=reply,
-                failed=_failed_dict(steps),
+                transient=outcome.transient,
+                reply=outcome.reply,
             )
         ],
         token=token,
