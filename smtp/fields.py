@@ -29,9 +29,5 @@ class EncryptedSecretField(EncryptedTextField):
         return list(settings.FERNET_KEYS)
 
     @property
-    def fernet_keys(self) -> list[bytes]:
-        return [derive_fernet_key(key) for key in self.keys]
-
-    @property
     def fernet(self) -> MultiFernet:
         return _fernet_for(tuple(self.keys))

@@ -8,17 +8,22 @@ all call it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db.models import Q
+from django.db.models import Count, Q
+from django.utils import timezone
 
 from opsconsole.env import controller_smtp_env
 from opsconsole.text import is_whole_number
 from smtp.models import (
+    Email,
+    EmailAttempt,
+    EmailStatus,
     Level,
     Security,
     SmtpConfiguration,
@@ -225,22 +230,10 @@ def controller_smtp_layer() -> Layer:
     )
 
 
-def smtp_config_effective(
-    *, partner: Partner | None, organization: Organization | None = None
-) -> EffectiveSmtp:
-    """Which SMTP configuration is in effect for a partner or one of its organizations.
-
-    One query for the partner's and the organization's rows; the controller
-    defaults are read from the environment now. Without a partner (support
-    staff), only the controller level applies.
-    """
-    if partner is None:
-        layer = controller_smtp_layer()
-        return EffectiveSmtp(
-            source=Level.CONTROLLER if layer.usable else Level.NONE,
-            settings=layer.settings if layer.usable else None,
-            layers=(layer,),
-        )
+def _stored_layers(
+    *, partner: Partner, organization: Organization | None
+) -> list[Layer]:
+    """The organization's (if asked) and the partner's layers, in one query."""
     if organization is not None and organization.partner_id != partner.pk:
         raise ValueError("The organization does not belong to this partner.")
     scope = Q(organization__isnull=True)
@@ -272,6 +265,21 @@ def smtp_config_effective(
             settings=_from_row(partner_row) if partner_row else None,
         )
     )
+    return layers
+
+
+def smtp_config_effective(
+    *, partner: Partner | None, organization: Organization | None = None
+) -> EffectiveSmtp:
+    """Which SMTP configuration is in effect for a partner or one of its organizations.
+
+    One query for the partner's and the organization's rows; the controller
+    defaults are read from the environment now. Without a partner (support
+    staff), only the controller level applies.
+    """
+    layers: list[Layer] = []
+    if partner is not None:
+        layers = _stored_layers(partner=partner, organization=organization)
     layers.append(controller_smtp_layer())
     winner = next((layer for layer in layers if layer.usable), None)
     return EffectiveSmtp(
@@ -285,23 +293,22 @@ def smtp_config_get(
     *, partner: Partner, organization: Organization | None = None
 ) -> SmtpConfiguration | None:
     """The configuration stored at exactly this level (not inherited), if any."""
-    if organization is not None:
-        return (
-            SmtpConfiguration.objects.select_related("updated_by")
-            .filter(organization=organization)
-            .first()
-        )
     return (
         SmtpConfiguration.objects.select_related("updated_by")
-        .filter(partner=partner, organization__isnull=True)
+        .filter(own_level(partner=partner, organization=organization))
         .first()
     )
 
 
+def own_level(*, partner: Partner, organization: Organization | None) -> Q:
+    """The row of exactly this level: the organization's, or the partner's own."""
+    if organization is not None:
+        return Q(organization=organization)
+    return Q(partner=partner, organization__isnull=True)
+
+
 def email_get(*, scope, email_id: int):
     """An email of the caller's tenant (a partner sees its organizations' too)."""
-    from smtp.models import Email
-
     emails = Email.objects.filter(partner=scope.partner)
     if scope.organization is not None:
         emails = emails.filter(organization=scope.organization)
@@ -310,31 +317,24 @@ def email_get(*, scope, email_id: int):
 
 def email_wait_final(*, email, seconds: float, interval: float = 0.1):
     """The email, re-read until it is sent or failed, for at most ``seconds``."""
-    import time
-
     deadline = time.monotonic() + seconds
+    polled = False
     while not email.is_final and time.monotonic() < deadline:
         time.sleep(interval)
+        email.refresh_from_db(fields=["status"])
+        polled = True
+    if polled:
         email.refresh_from_db()
     return email
 
 
 def email_attempts(*, email) -> list:
     """Every attempt to send ``email``, first to last."""
-    from smtp.models import EmailAttempt
-
     return list(EmailAttempt.objects.filter(email=email).order_by("number"))
 
 
 def email_counters(*, now=None) -> dict:
     """Emails sent and failed per configuration level, last 24 hours and 7 days."""
-    from datetime import timedelta
-
-    from django.db.models import Count, Q
-    from django.utils import timezone
-
-    from smtp.models import Email, EmailStatus
-
     now = now or timezone.now()
     windows = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
     rows: dict[str, dict] = {}
@@ -373,8 +373,6 @@ def email_counters(*, now=None) -> dict:
 
 def email_last_steps(*, email) -> list:
     """The steps of an email's last attempt (sent system emails keep them there)."""
-    from smtp.models import EmailAttempt
-
     if email.attempts == 0:
         return []
     last = EmailAttempt.objects.filter(email=email).order_by("-number").first()

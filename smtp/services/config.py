@@ -11,15 +11,13 @@ from django.utils import timezone
 
 from audit.models import Category
 from audit.services import actor_label, audit_event_record
-from smtp.delivery import SmtpConnection, StepFailed
+from smtp.delivery import deliver
 from smtp.models import (
     HealthStatus,
     SmtpConfiguration,
     SmtpSettingsFields,
 )
-from smtp.selectors import (
-    smtp_settings_of_configuration,
-)
+from smtp.selectors import own_level, smtp_settings_of_configuration
 from smtp.validators import (
     PasswordAction,
     SmtpInput,
@@ -50,10 +48,11 @@ class SaveResult:
 
 
 def locked_configuration(scope: TenantScope) -> SmtpConfiguration | None:
-    queryset = SmtpConfiguration.objects.select_for_update()
-    if scope.organization is not None:
-        return queryset.filter(organization=scope.organization).first()
-    return queryset.filter(partner=scope.partner, organization__isnull=True).first()
+    return (
+        SmtpConfiguration.objects.select_for_update()
+        .filter(own_level(partner=scope.partner, organization=scope.organization))
+        .first()
+    )
 
 
 def scope_ids(scope: TenantScope) -> dict[str, int | None]:
@@ -201,26 +200,25 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
     if configuration is None:
         return None
     settings_ = smtp_settings_of_configuration(configuration)
-    connection = SmtpConnection(settings_)
-    try:
-        connection.open()
-        connection.verify(
-            sender=settings_.sender_email, recipient=settings_.sender_email
-        )
-    except StepFailed as failure:
+    outcome = deliver(
+        settings_,
+        None,
+        sender=settings_.sender_email,
+        recipients=[settings_.sender_email],
+        verify_only=True,
+    )
+    step = outcome.failed_step
+    if step is not None:
         status = HealthStatus.FAILING
-        step = failure.step
         detail = f"{step.name}: {step.detail} {step.hint}".strip()
     else:
         status = HealthStatus.OK
-        step = None
         detail = "Every step up to RCPT TO worked; nothing was sent."
-    finally:
-        connection.close()
     with transaction.atomic():
         current = (
             SmtpConfiguration.objects.select_for_update()
             .filter(pk=configuration_id)
+            .only("updated_at", "health_status", "partner", "organization")
             .first()
         )
         if current is None or current.updated_at != configuration.updated_at:
