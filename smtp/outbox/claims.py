@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from smtp.models import (
     TEST_KINDS,
@@ -22,34 +22,23 @@ def claimable(now: datetime) -> Q:
     )
 
 
-def claim_one(email_id: int, *, token: uuid.UUID, now: datetime) -> Email | None:
-    lease = now + timedelta(seconds=settings.SMTP_LEASE_SECONDS)
-    claimed = (
-        Email.objects.filter(pk=email_id)
-        .filter(claimable(now))
-        .update(
-            status=EmailStatus.SENDING,
-            claim_token=token,
-            lease_until=lease,
-            progress="claimed",
-        )
+def _take(emails: QuerySet[Email], *, token: uuid.UUID, now: datetime) -> int:
+    """Mark these rows as this worker's, for the length of a lease."""
+    return emails.update(
+        status=EmailStatus.SENDING,
+        claim_token=token,
+        lease_until=now + timedelta(seconds=settings.SMTP_LEASE_SECONDS),
+        progress="claimed",
     )
-    if not claimed:
-        return None
-    return Email.objects.select_related(
-        "draft", "partner", "organization", "requested_by"
-    ).get(pk=email_id)
+
+
+def claim_one(email_id: int, *, token: uuid.UUID, now: datetime) -> Email | None:
+    return next(iter(claim_ids([email_id], token=token, now=now)), None)
 
 
 def claim_ids(ids: list[int], *, token: uuid.UUID, now: datetime) -> list[Email]:
     """Claim these emails (those still claimable); the rest belong to others."""
-    lease = now + timedelta(seconds=settings.SMTP_LEASE_SECONDS)
-    Email.objects.filter(pk__in=ids).filter(claimable(now)).update(
-        status=EmailStatus.SENDING,
-        claim_token=token,
-        lease_until=lease,
-        progress="claimed",
-    )
+    _take(Email.objects.filter(pk__in=ids).filter(claimable(now)), token=token, now=now)
     return list(
         Email.objects.filter(pk__in=ids, claim_token=token)
         .select_related("draft", "partner", "organization", "requested_by")
@@ -63,7 +52,6 @@ def claim_more(
     """Other due system emails of the same tenant, for the same connection."""
     if limit <= 0:
         return []
-    lease = now + timedelta(seconds=settings.SMTP_LEASE_SECONDS)
     with transaction.atomic():
         ids = list(
             Email.objects.filter(
@@ -81,11 +69,10 @@ def claim_more(
         )
         if not ids:
             return []
-        Email.objects.filter(pk__in=ids, status=EmailStatus.QUEUED).update(
-            status=EmailStatus.SENDING,
-            claim_token=token,
-            lease_until=lease,
-            progress="claimed",
+        _take(
+            Email.objects.filter(pk__in=ids, status=EmailStatus.QUEUED),
+            token=token,
+            now=now,
         )
     return list(
         Email.objects.filter(pk__in=ids, claim_token=token)

@@ -204,35 +204,26 @@ def record_results(results: list[Result], *, token: uuid.UUID) -> None:
             transaction.on_commit(partial(email_publish, email_id, countdown=delay))
 
 
+# A sent system email keeps its steps in its attempt, not on its row; its
+# attempt count goes up by one in the database.
+GROUPED_FIELDS = [name for name in RECORDED_FIELDS if name not in ("attempts", "steps")]
+
+
 def _store_rows(emails: list[Email], now: datetime) -> None:
     """Write the recorded fields: one UPDATE for every system email that was sent
-    through the same server, one per row for the rest (tests, failures).
-
-    A sent system email keeps its steps in its attempt, not on its row.
-    """
-    sent: dict[tuple[str, str], list[int]] = {}
+    through the same server (their recorded values are the same), one per row
+    for the rest (tests, failures)."""
+    sent: dict[tuple[str, str], list[Email]] = {}
     for email in emails:
         if email.status == EmailStatus.SENT and not email.is_test:
-            sent.setdefault((email.level_used, email.server), []).append(email.pk)
+            sent.setdefault((email.level_used, email.server), []).append(email)
         else:
             Email.objects.filter(pk=email.pk).update(
                 **{name: getattr(email, name) for name in RECORDED_FIELDS}
             )
-    for (level, server), ids in sent.items():
-        Email.objects.filter(pk__in=ids).update(
-            status=EmailStatus.SENT,
+    for group in sent.values():
+        Email.objects.filter(pk__in=[email.pk for email in group]).update(
+            **{name: getattr(group[0], name) for name in GROUPED_FIELDS},
             attempts=F("attempts") + 1,
             steps=[],
-            progress="",
-            lease_until=None,
-            claim_token=None,
-            level_used=level,
-            server=server,
-            failed_step="",
-            reply_code=None,
-            last_error="",
-            hint="",
-            error_field="",
-            sent_at=now,
-            finished_at=now,
         )
