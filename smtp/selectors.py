@@ -19,6 +19,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from opsconsole.env import controller_smtp_env
+from opsconsole.redaction import remember
 from opsconsole.text import is_whole_number
 from smtp.models import (
     Email,
@@ -84,6 +85,11 @@ class SmtpSettings:
     configuration_id: int | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
+
+    def __post_init__(self) -> None:
+        # Whatever happens to these settings, logs never show the password or
+        # its AUTH encodings.
+        remember(self.password.reveal(), username=self.username)
 
     @property
     def use_tls(self) -> bool:
