@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 
 from opsconsole.env import BASE_DIR, VAR_DIR, env, required_secret
 
@@ -230,6 +231,25 @@ SMTP_EHLO_NAME = env.str("SMTP_EHLO_NAME", default="")
 # A worker owns an email it claimed for this long; after that the sweeper hands
 # it to another worker (a worker that died mid-send).
 SMTP_LEASE_SECONDS = env.int("SMTP_LEASE_SECONDS", default=300)
+# The longest one SMTP session may take, whatever the server does (a server that
+# drips one byte at a time never trips SMTP_TIMEOUT); a reused session gets this
+# much for each message.
+SMTP_SESSION_DEADLINE = env.float("SMTP_SESSION_DEADLINE", default=60.0)
+# Time limits of the tasks that speak SMTP, inside the lease so that the sweeper
+# never hands an email to a second worker while the first is still sending it.
+# A batch starts no new email after SMTP_BATCH_SECONDS, leaving room for one
+# email on a reused and then a fresh session, and for recording the results.
+SMTP_TASK_TIME_LIMIT = SMTP_LEASE_SECONDS * 0.9
+SMTP_TASK_SOFT_TIME_LIMIT = SMTP_LEASE_SECONDS * 0.8
+SMTP_BATCH_SECONDS = (
+    SMTP_TASK_SOFT_TIME_LIMIT - 2 * SMTP_SESSION_DEADLINE - SMTP_LEASE_SECONDS * 0.05
+)
+if not 0 < SMTP_SESSION_DEADLINE <= SMTP_LEASE_SECONDS / 4:
+    raise ImproperlyConfigured(
+        f"SMTP_SESSION_DEADLINE ({SMTP_SESSION_DEADLINE:g} s) must be positive and "
+        f"at most a quarter of SMTP_LEASE_SECONDS ({SMTP_LEASE_SECONDS} s), so that "
+        "a session always ends inside its email's lease."
+    )
 # First retry delay; each retry doubles it (with jitter), up to 15 minutes.
 SMTP_RETRY_BASE_SECONDS = env.float("SMTP_RETRY_BASE_SECONDS", default=30.0)
 # How often each worker looks for emails left queued or stuck past their lease.
@@ -269,6 +289,13 @@ else:
         "polling_interval": 0.1,
     }
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="opsconsole")
+CELERY_TASK_ANNOTATIONS = {
+    name: {
+        "soft_time_limit": SMTP_TASK_SOFT_TIME_LIMIT,
+        "time_limit": SMTP_TASK_TIME_LIMIT,
+    }
+    for name in ("smtp.deliver_email", "smtp.deliver_emails", "smtp.health_check")
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None

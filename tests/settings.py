@@ -24,6 +24,8 @@ os.environ.setdefault("STATIC_MANIFEST", "false")
 os.environ.setdefault("SMTP_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 # Short timeouts and retries keep failure tests fast.
 os.environ.setdefault("SMTP_TIMEOUT", "3")
+# A server that drips its replies is cut off after this long.
+os.environ.setdefault("SMTP_SESSION_DEADLINE", "8")
 os.environ.setdefault("SMTP_RETRY_BASE_SECONDS", "0.2")
 os.environ.setdefault("WORKER_HEARTBEAT_INTERVAL", "2")
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 
+from smtp.delivery.client import BoundedSMTP, DeadlineExceeded, ReplyTooLong
 from smtp.delivery.hints import explain_tls_error
 from smtp.delivery.steps import (
     Step,
@@ -33,10 +34,14 @@ from smtp.models import IMPLICIT_TLS_PORT, Security
 from smtp.netpolicy import address_permitted
 from smtp.selectors import SmtpSettings
 
+# Partner and organization hosts that do not resolve get the same answer as
+# hosts that resolve to a forbidden address, so that nobody can probe which
+# internal names exist.
 POLICY_MESSAGE = (
-    "This server address is not allowed for partner or organization "
-    "configurations. Use the public address of your SMTP server; if a private "
-    "address is intended, the operator must allow its network "
+    "This host cannot be used: it does not resolve, or it resolves to an address "
+    "that is not allowed for partner or organization configurations. Check the "
+    "spelling of Host and use the public address of your SMTP server; if a "
+    "private address is intended, the operator must allow its network "
     "(SMTP_ALLOWED_NETWORKS)."
 )
 
@@ -96,41 +101,47 @@ class SessionOpener(StepRecorder):
         self.client: smtplib.SMTP | None = None
 
     def open(self) -> None:
-        """Resolve, connect, TLS, EHLO and AUTH; raises ``StepFailed``."""
-        addresses = self._resolve()
-        sock = self._connect(addresses)
-        client = smtplib.SMTP(local_hostname=ehlo_name(), timeout=self.timeout)
-        # smtplib uses _host for SNI and hostname checks in starttls().
-        client._host = self.settings.host
-        self.client = client
-        if self.settings.security == Security.SSL:
-            sock = self._implicit_tls(sock)
-        client.sock = sock
-        self._greeting()
-        self._ehlo()
-        if self.settings.security == Security.STARTTLS:
-            self._starttls()
-            self._ehlo(after_tls=True)
-        if self.settings.authenticates:
-            self._auth()
+        """Resolve, connect, TLS, EHLO and AUTH within one deadline; raises
+        ``StepFailed`` (also for any unexpected error, with its step)."""
+        self.renew_deadline()
+        with self.failing_as_steps():
+            addresses = self._resolve()
+            sock = self._connect(addresses)
+            client = BoundedSMTP(local_hostname=ehlo_name(), budget=self.budget)
+            # smtplib uses _host for SNI and hostname checks in starttls().
+            client._host = self.settings.host
+            self.client = client
+            if self.settings.security == Security.SSL:
+                sock = self._implicit_tls(sock)
+            client.sock = sock
+            self._greeting()
+            self._ehlo()
+            if self.settings.security == Security.STARTTLS:
+                self._starttls()
+                self._ehlo(after_tls=True)
+            if self.settings.authenticates:
+                self._auth()
 
     def _resolve(self) -> list[tuple]:
         step, started = self._begin("resolve")
         host, port = self.settings.host, self.settings.port
+        wait = self.budget()
         future = dns_pool().submit(self.resolver, host, port)
         try:
-            answers = future.result(timeout=self.timeout)
+            answers = future.result(timeout=wait)
         except concurrent.futures.TimeoutError:
             raise self._fail(
                 step,
                 started,
                 transient=True,
-                detail=f"DNS lookup of {host} took longer than {self.timeout:g} s.",
+                detail=f"DNS lookup of {host} took longer than {wait:g} s.",
                 hint="The DNS server is slow or unreachable; it is retried.",
                 field="host",
             ) from None
         except socket.gaierror as error:
             temporary = error.errno in (socket.EAI_AGAIN,)
+            if not temporary and not self.settings.trusted:
+                raise self._unusable_host(step, started) from None
             raise self._fail(
                 step,
                 started,
@@ -146,18 +157,22 @@ class SessionOpener(StepRecorder):
         if not self.settings.trusted:
             for answer in answers:
                 if not address_permitted(ipaddress.ip_address(answer[4][0])):
-                    raise self._fail(
-                        step,
-                        started,
-                        transient=False,
-                        blocked=True,
-                        detail=POLICY_MESSAGE,
-                        hint="Enter the public name or address of your SMTP server.",
-                        field="host",
-                    )
+                    raise self._unusable_host(step, started)
         shown = ", ".join(dict.fromkeys(answer[4][0] for answer in answers))
         self._finish(step, started, detail=f"{host} resolves to {shown}.")
         return answers
+
+    def _unusable_host(self, step: Step, started: float) -> StepFailed:
+        """One answer for a name that does not exist and a forbidden address."""
+        return self._fail(
+            step,
+            started,
+            transient=False,
+            blocked=True,
+            detail=POLICY_MESSAGE,
+            hint="Enter the public name or address of your SMTP server.",
+            field="host",
+        )
 
     def _connect(self, answers: list[tuple]) -> socket.socket:
         step, started = self._begin("connect")
@@ -166,7 +181,7 @@ class SessionOpener(StepRecorder):
         last_error: OSError | None = None
         for family, socktype, proto, _name, address in answers:
             sock = socket.socket(family, socktype, proto)
-            sock.settimeout(self.timeout)
+            sock.settimeout(self.budget())
             try:
                 sock.connect(address)
             except OSError as error:
@@ -235,11 +250,17 @@ class SessionOpener(StepRecorder):
     def _implicit_tls(self, sock: socket.socket) -> ssl.SSLSocket:
         step, started = self._begin("tls")
         try:
+            sock.settimeout(self.budget())
             wrapped = self._tls_context().wrap_socket(
                 sock, server_hostname=self.settings.host
             )
         except (ssl.SSLError, OSError) as error:
             sock.close()
+            if isinstance(error, TimeoutError | socket.timeout):
+                try:
+                    self.budget()
+                except DeadlineExceeded as passed:
+                    error = passed
             raise self._tls_failure(step, started, error) from None
         self._finish(
             step,
@@ -256,7 +277,9 @@ class SessionOpener(StepRecorder):
         except (OSError, smtplib.SMTPServerDisconnected) as error:
             # Silence, or a hang-up, before any greeting: typical of a client
             # speaking plain SMTP to a port that expects implicit TLS.
-            if self.settings.security == Security.SSL:
+            if self.settings.security == Security.SSL or isinstance(
+                error, DeadlineExceeded | ReplyTooLong
+            ):
                 raise self._io_failure(step, started, error) from None
             what = (
                 f"no greeting within {self.timeout:g} s"

@@ -111,29 +111,40 @@ class SmtpConnection(SessionOpener):
     def send(self, message: bytes, *, sender: str, recipients: list[str]) -> str:
         """MAIL FROM, RCPT TO, DATA (``message`` from ``build_message``); returns
         the server's reply to DATA."""
-        self._envelope(sender, recipients)
-        _code, reply = self._command(
-            "data",
-            lambda: self.client.data(message),
-            ok=(250,),
-            detail=f"Message accepted ({len(message)} bytes).",
-            refused_hint="The server rejected the message itself (content, size or "
-            "policy): see its reply.",
-            refused_field="",
-        )
+        with self.failing_as_steps():
+            self._envelope(sender, recipients)
+            _code, reply = self._command(
+                "data",
+                lambda: self.client.data(message),
+                ok=(250,),
+                detail=f"Message accepted ({len(message)} bytes).",
+                refused_hint="The server rejected the message itself (content, "
+                "size or policy): see its reply.",
+                refused_field="",
+            )
         return reply
 
     def verify(self, *, sender: str, recipient: str) -> None:
         """MAIL FROM and RCPT TO, then RSET: proves everything but sends nothing."""
-        self._envelope(sender, [recipient])
-        self._command(
-            "rset",
-            self.client.rset,
-            ok=(250,),
-            detail="Transaction reset: nothing was sent.",
-            refused_hint="The server refused RSET.",
-            refused_field="",
-        )
+        with self.failing_as_steps():
+            self._envelope(sender, [recipient])
+            self._command(
+                "rset",
+                self.client.rset,
+                ok=(250,),
+                detail="Transaction reset: nothing was sent.",
+                refused_hint="The server refused RSET.",
+                refused_field="",
+            )
+
+    def reset(self) -> bool:
+        """RSET after a refused transaction; whether the session is still usable."""
+        if self.client is None or self.client.sock is None:
+            return False
+        try:
+            return self.client.rset()[0] == 250
+        except (OSError, smtplib.SMTPException):
+            return False
 
     def alive(self) -> bool:
         """Whether an open session still answers (NOOP), for reuse."""

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import base64
+import logging
 import smtplib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.conf import settings as django_settings
 
+from opsconsole.redaction import redact, secret_pattern
+from smtp.delivery.client import DeadlineExceeded, ReplyTooLong
 from smtp.selectors import SmtpSettings
 
+logger = logging.getLogger(__name__)
+
 REPLY_LIMIT = 300
+# C0 and C1 control characters and DEL: never shown, stored or exported.
+_CONTROL = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0)], " ")
 
 
 @dataclass
@@ -47,12 +54,15 @@ class StepFailed(Exception):
         transient: bool,
         blocked: bool = False,
         steps: list[Step] | None = None,
+        cause: BaseException | None = None,
     ):
         super().__init__(f"{step.name}: {step.detail}")
         self.step = step
         self.transient = transient
         self.blocked = blocked
         self.steps = steps if steps is not None else [step]
+        # The unexpected exception that ended the session, if one did.
+        self.cause = cause
 
 
 @dataclass
@@ -75,8 +85,7 @@ def reply_text(raw: bytes | str | None) -> str:
     if raw is None:
         return ""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    text = " ".join(text.split())
-    return text[:REPLY_LIMIT]
+    return " ".join(text.translate(_CONTROL).split())
 
 
 def timed_out(error: BaseException) -> bool:
@@ -93,8 +102,9 @@ def is_transient_code(code: int | None) -> bool:
 
 
 class StepRecorder:
-    """Keeps the steps of a session, tells ``on_step`` of each, and redacts the
-    password (and its AUTH encodings) from anything a step records."""
+    """Keeps the steps of a session, tells ``on_step`` of each, redacts the
+    password (in any form a server might echo it) from anything a step records,
+    and holds the session's deadline."""
 
     def __init__(
         self,
@@ -105,33 +115,43 @@ class StepRecorder:
     ):
         self.settings = settings
         self.timeout = float(timeout or django_settings.SMTP_TIMEOUT)
+        self.deadline_seconds = float(django_settings.SMTP_SESSION_DEADLINE)
+        self.deadline = time.monotonic() + self.deadline_seconds
         self.on_step = on_step
         self.steps: list[Step] = []
-        self._secrets = self._secret_forms()
+        self._started: dict[int, float] = {}
+        self._secrets = secret_pattern(
+            [(settings.password.reveal(), settings.username)]
+        )
 
-    def _secret_forms(self) -> list[str]:
-        """The password and its encodings in AUTH, so that replies never echo them."""
-        password = self.settings.password.reveal()
-        if not password:
-            return []
-        user = self.settings.username
-        forms = [
-            password,
-            base64.b64encode(password.encode()).decode(),
-            base64.b64encode(f"\0{user}\0{password}".encode()).decode(),
-        ]
-        return [form for form in forms if form]
+    def renew_deadline(self) -> None:
+        """A new deadline, from now (a reused session's next transaction)."""
+        self.deadline = time.monotonic() + self.deadline_seconds
+
+    def budget(self) -> float:
+        """Seconds the next operation may wait: the step timeout or the time left."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded("the session deadline passed")
+        return min(self.timeout, left)
 
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "********")
-        return text
+        return redact(text, self._secrets)
 
     def _begin(self, name: str) -> tuple[Step, float]:
         step = Step(name=name)
+        started = time.monotonic()
         self.steps.append(step)
+        self._started[id(step)] = started
         self._notify(step)
-        return step, time.monotonic()
+        return step, started
+
+    def _running(self) -> tuple[Step, float]:
+        """The step in progress (or a new "internal" one) and when it began."""
+        step = next((s for s in reversed(self.steps) if s.status == "running"), None)
+        if step is None:
+            return self._begin("internal")
+        return step, self._started.get(id(step), time.monotonic())
 
     def _notify(self, step: Step) -> None:
         if self.on_step is not None:
@@ -140,7 +160,8 @@ class StepRecorder:
     def _finish(self, step: Step, started: float, **values: Any) -> Step:
         for key, value in values.items():
             setattr(step, key, value)
-        step.reply = self._redact(step.reply)
+        # Redacted whole, then shortened: a cut must not leave part of a secret.
+        step.reply = self._redact(step.reply)[:REPLY_LIMIT]
         step.detail = self._redact(step.detail)
         step.duration_ms = int((time.monotonic() - started) * 1000)
         if step.status == "running":
@@ -155,15 +176,41 @@ class StepRecorder:
         *,
         transient: bool,
         blocked: bool = False,
+        cause: BaseException | None = None,
         **values: Any,
     ) -> StepFailed:
         self._finish(step, started, status="failed", **values)
         return StepFailed(
-            step, transient=transient, blocked=blocked, steps=list(self.steps)
+            step,
+            transient=transient,
+            blocked=blocked,
+            steps=list(self.steps),
+            cause=cause,
         )
 
     def _io_failure(self, step: Step, started: float, error: Exception) -> StepFailed:
-        """A timeout or lost connection in the middle of a step (transient)."""
+        """A deadline, an oversized reply, a timeout or a lost connection in the
+        middle of a step."""
+        if isinstance(error, DeadlineExceeded):
+            return self._fail(
+                step,
+                started,
+                transient=True,
+                detail=f"The session took longer than the {self.deadline_seconds:g} s "
+                f"allowed (SMTP_SESSION_DEADLINE) and was stopped during {step.name}.",
+                hint="The server is too slow: it answers too slowly to be used. Check "
+                "the server or ask its administrator; it is retried.",
+            )
+        if isinstance(error, ReplyTooLong):
+            return self._fail(
+                step,
+                started,
+                transient=False,
+                detail=f"Reply too long during {step.name}: {error}.",
+                hint="The server sent a reply far longer than SMTP allows: this is "
+                "not a working mail server. Check Host and Port.",
+                field="host",
+            )
         if timed_out(error):
             return self._fail(
                 step,
@@ -188,3 +235,40 @@ class StepRecorder:
             detail=f"Network error during {step.name}: {error}.",
             hint="Check that the server is reachable from this console.",
         )
+
+    def _unexpected(self, error: Exception) -> StepFailed:
+        """Any other exception ends the session as a failed step, never a crash.
+
+        Its text is not kept (it may hold a credential); its type is, and the
+        traceback goes to the log, where secrets are scrubbed.
+        """
+        step, started = self._running()
+        kind = type(error).__name__
+        if step.name == "auth":
+            logger.error("Unexpected %s during SMTP AUTH (details withheld).", kind)
+        else:
+            logger.error(
+                "Unexpected %s during SMTP step %s.", kind, step.name, exc_info=error
+            )
+        return self._fail(
+            step,
+            started,
+            transient=True,
+            cause=error,
+            detail=f"The session ended with an unexpected error ({kind}) during "
+            f"{step.name}.",
+            hint="This is a fault of the console or of the server's reply, not of "
+            "your settings; it is logged for the operator and retried.",
+        )
+
+    @contextmanager
+    def failing_as_steps(self) -> Iterator[None]:
+        """Whatever goes wrong inside is a ``StepFailed``, with the step recorded."""
+        try:
+            yield
+        except StepFailed:
+            raise
+        except (DeadlineExceeded, ReplyTooLong) as error:
+            raise self._io_failure(*self._running(), error) from None
+        except Exception as error:
+            raise self._unexpected(error) from None

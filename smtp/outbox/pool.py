@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import smtplib
 import threading
 import time
 
@@ -46,6 +45,8 @@ class ConnectionPool(threading.local):
         now = time.monotonic()
         if entry is not None:
             connection, last_used = entry
+            # Each transaction on a reused session has a deadline of its own.
+            connection.renew_deadline()
             if now - last_used < IDLE_CHECK_AFTER or connection.alive():
                 self.open[key] = (connection, now)
                 connection.steps = []
@@ -68,12 +69,8 @@ class ConnectionPool(threading.local):
     def reset_or_discard(self, settings_: SmtpSettings) -> None:
         """After a refused transaction: RSET to keep the session, else drop it."""
         entry = self.open.get(self.key(settings_))
-        if entry is not None:
-            try:
-                if entry[0].client is not None and entry[0].client.rset()[0] == 250:
-                    return
-            except (OSError, smtplib.SMTPException):
-                pass
+        if entry is not None and entry[0].reset():
+            return
         self.discard(settings_)
 
     def discard(self, settings_: SmtpSettings) -> None:

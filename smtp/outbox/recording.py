@@ -39,6 +39,8 @@ class Result:
     settings: SmtpSettings | None
     transient: bool = False
     reply: str = ""
+    # A time limit stopped the session: the batch stops here too.
+    interrupted: bool = False
 
     @property
     def failed(self) -> dict | None:

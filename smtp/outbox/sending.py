@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
@@ -18,6 +20,8 @@ from smtp.outbox.claims import claim_ids, claim_more, claim_one
 from smtp.outbox.pool import pool
 from smtp.outbox.recording import Result, record_results
 from smtp.selectors import SmtpSettings, smtp_config_effective, smtp_settings_of_draft
+
+logger = logging.getLogger(__name__)
 
 # Steps that set up the session: if one fails, every email of the batch would
 # fail the same way, so the batch stops there.
@@ -34,6 +38,41 @@ NO_CONFIGURATION_STEP = Step(
     "(FW_EVENT_SMTP_SERVER_*).",
     field="host",
 )
+
+
+def _internal_step(error: BaseException, *, during: str) -> Step:
+    """A failed step for an exception outside the SMTP session (never a crash)."""
+    kind = type(error).__name__
+    logger.error("Unexpected %s while %s.", kind, during, exc_info=error)
+    return Step(
+        name="internal",
+        status="failed",
+        detail=f"Delivery stopped with an unexpected error ({kind}) while {during}.",
+        hint="This is a fault of the console, not of your settings; it is logged "
+        "for the operator.",
+    )
+
+
+def _failure(
+    email: Email, steps: list[dict], settings_: SmtpSettings | None, *, transient: bool
+) -> Result:
+    return Result(
+        email=email,
+        ok=False,
+        steps=steps,
+        started_at=timezone.now(),
+        duration_ms=0,
+        settings=settings_,
+        transient=transient,
+    )
+
+
+def _give_back(emails: list[Email], *, token: uuid.UUID) -> None:
+    """Return claimed, untried emails to the queue for another worker."""
+    if emails:
+        Email.objects.filter(pk__in=[e.pk for e in emails], claim_token=token).update(
+            status=EmailStatus.QUEUED, claim_token=None, lease_until=None, progress=""
+        )
 
 
 def _settings_for(email: Email) -> SmtpSettings | None:
@@ -72,14 +111,29 @@ def _send_on_pooled(email: Email, settings_: SmtpSettings) -> Result:
             **values,
         )
 
+    try:
+        message = _message(email, settings_)
+    except Exception as error:
+        # The same email would fail the same way again.
+        step = _internal_step(error, during="writing the message")
+        step.name = "message"
+        return _failure(email, [step.as_dict()], settings_, transient=False)
     for on_fresh_session in (False, True):
         reused = False
         try:
             connection, reused = pool.get(settings_)
             reply = connection.send(
-                _message(email, settings_), sender=sender, recipients=[email.recipient]
+                message, sender=sender, recipients=[email.recipient]
             )
         except StepFailed as failure:
+            if isinstance(failure.cause, SoftTimeLimitExceeded):
+                pool.discard(settings_)
+                step = failure.step
+                step.detail = (
+                    f"The task's time limit stopped the session during {step.name}."
+                )
+                step.hint = "The server is too slow right now; it is retried."
+                return result(False, failure.steps, transient=True, interrupted=True)
             in_session = failure.step.name in SESSION_STEPS
             if reused and failure.transient and not on_fresh_session:
                 # The server closed the reused session meanwhile: once more on a
@@ -97,62 +151,74 @@ def _send_on_pooled(email: Email, settings_: SmtpSettings) -> Result:
 
 
 def _no_configuration(email: Email) -> Result:
-    return Result(
-        email=email,
-        ok=False,
-        steps=[NO_CONFIGURATION_STEP.as_dict()],
-        started_at=timezone.now(),
-        duration_ms=0,
-        settings=None,
-    )
+    return _failure(email, [NO_CONFIGURATION_STEP.as_dict()], None, transient=False)
 
 
 def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
-    first = batch[0]
-    settings_ = _settings_for(first)
-    if settings_ is None:
-        record_results([_no_configuration(email) for email in batch], token=token)
-        return
-    deadline = time.monotonic() + settings.SMTP_LEASE_SECONDS / 2
+    """Send a batch over one pooled session; every email ends with a result or
+    back in the queue, whatever is raised (a time limit included)."""
+    # Stay well inside the lease and the task's time limit: emails not started
+    # by then go back to the queue rather than risk another worker sending
+    # them too.
+    give_back_at = time.monotonic() + settings.SMTP_BATCH_SECONDS
     results: list[Result] = []
-    for index, email in enumerate(batch):
-        if len(results) >= RECORD_EVERY:
-            record_results(results, token=token)
-            results = []
-        if time.monotonic() > deadline:
-            # Stay well inside the lease: give the rest back rather than risk
-            # another worker sending them too.
-            Email.objects.filter(
-                pk__in=[e.pk for e in batch[index:]], claim_token=token
-            ).update(
-                status=EmailStatus.QUEUED,
-                claim_token=None,
-                lease_until=None,
-                progress="",
-            )
-            break
-        result = _send_on_pooled(email, settings_)
-        results.append(result)
-        if not result.ok and result.failed and result.failed["name"] in SESSION_STEPS:
-            # The session itself cannot be opened: the rest would fail alike.
-            for rest in batch[index + 1 :]:
-                results.append(
-                    Result(
-                        email=rest,
-                        ok=False,
-                        steps=result.steps,
-                        started_at=result.started_at,
-                        duration_ms=0,
-                        settings=settings_,
-                        transient=result.transient,
-                    )
-                )
-            break
+    handled = 0  # emails of the batch that have a result (or were given back)
+    settings_: SmtpSettings | None = None
+    try:
+        settings_ = _settings_for(batch[0])
+        if settings_ is None:
+            results = [_no_configuration(email) for email in batch]
+            handled = len(batch)
+        for index, email in enumerate(batch[handled:], start=handled):
+            if len(results) >= RECORD_EVERY:
+                record_results(results, token=token)
+                results = []
+            if time.monotonic() > give_back_at:
+                _give_back(batch[index:], token=token)
+                handled = len(batch)
+                break
+            result = _send_on_pooled(email, settings_)
+            results.append(result)
+            handled = index + 1
+            if result.interrupted:
+                _give_back(batch[handled:], token=token)
+                handled = len(batch)
+                break
+            failed = result.failed
+            if not result.ok and failed and failed["name"] in SESSION_STEPS:
+                # The session itself cannot be opened: the rest would fail alike.
+                results += [
+                    _failure(rest, result.steps, settings_, transient=result.transient)
+                    for rest in batch[handled:]
+                ]
+                handled = len(batch)
+                break
+    except SoftTimeLimitExceeded:
+        logger.warning("Time limit reached; untried emails go back to the queue.")
+        _give_back(batch[handled:], token=token)
+    except Exception as error:
+        step = _internal_step(error, during="sending a batch")
+        results += [
+            _failure(email, [step.as_dict()], settings_, transient=True)
+            for email in batch[handled:]
+        ]
     record_results(results, token=token)
 
 
 def _deliver_test(email: Email, *, token: uuid.UUID) -> None:
     """A test email: its own session, progress written live, tried once."""
+    try:
+        _deliver_test_session(email, token=token)
+    except SoftTimeLimitExceeded:
+        _give_back([email], token=token)
+    except Exception as error:
+        step = _internal_step(error, during="sending a test email")
+        record_results(
+            [_failure(email, [step.as_dict()], None, transient=False)], token=token
+        )
+
+
+def _deliver_test_session(email: Email, *, token: uuid.UUID) -> None:
     settings_ = _settings_for(email)
     if settings_ is None:
         record_results([_no_configuration(email)], token=token)

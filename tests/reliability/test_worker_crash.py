@@ -19,6 +19,7 @@ THREADS = 4
 # Short leases and sweeps, so that the restarted worker takes over in seconds.
 CRASH_ENV = {
     "SMTP_LEASE_SECONDS": "3",
+    "SMTP_SESSION_DEADLINE": "0.75",
     "SMTP_SWEEP_INTERVAL": "0.5",
     "SMTP_REQUEUE_AFTER_SECONDS": "2",
     "SMTP_BATCH_SIZE": "20",

@@ -140,6 +140,37 @@ def test_open_and_closed_ports_on_blocked_hosts_look_the_same(no_allowed_network
     assert listener.accepted == []
 
 
+def test_a_name_that_does_not_resolve_looks_like_a_blocked_one(no_allowed_networks):
+    # Otherwise the answers would tell which internal names exist.
+    def no_such_name(host: str, port: int) -> list[tuple]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    answers = [
+        deliver(
+            smtp_settings(25, host=host),
+            None,
+            sender="alerts@acme.example",
+            recipients=["ops@example.com"],
+            verify_only=True,
+            resolver=resolver,
+        )
+        for host, resolver in (
+            ("missing.internal.example", no_such_name),
+            ("db.internal.example", fixed_resolver("10.1.2.3")),
+        )
+    ]
+    shown = {
+        (
+            answer.transient,
+            answer.blocked,
+            *((s.name, s.status, s.detail, s.hint, s.field) for s in answer.steps),
+        )
+        for answer in answers
+    }
+    assert len(shown) == 1
+    assert "not known" not in answers[0].steps[0].detail
+
+
 def test_controller_defaults_are_trusted(no_allowed_networks):
     server = SmtpTestServer()
     try:
