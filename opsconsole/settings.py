@@ -174,13 +174,16 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Login lockout (django-axes): too many failures for one username from one
-# address locks that pair out for a while; a success resets the count.
+# Login lockout (django-axes): too many failures for one email address (in any
+# case) from one IP address lock that pair out for a while; a success resets
+# the count.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_FORM_FIELD = "username"
+# Count failures per normalised email (lower case), as the login matches it.
+AXES_USERNAME_CALLABLE = "tenants.lockout.lockout_username"
 AXES_LOCKOUT_CALLABLE = "tenants.lockout.lockout_response"
 if BEHIND_TLS_PROXY:
     AXES_IPWARE_PROXY_COUNT = 1

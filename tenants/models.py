@@ -59,6 +59,11 @@ class Console(models.TextChoices):
     WEB = "web", "Web Console"
 
 
+def email_key(address: str | None) -> str:
+    """An email address as logins compare it: no surrounding spaces, lower case."""
+    return (address or "").strip().lower()
+
+
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
