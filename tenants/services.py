@@ -48,6 +48,124 @@ def organization_smtp_feature_set(
     return True
 
 
+# -- organization changes in the admin -------------------------------------------
+
+# The fields of an organization besides its feature flags, as the audit log names
+# them; a partner is recorded by its slug.
+ORGANIZATION_FIELDS = ("name", "slug", "partner")
+
+
+def _shown(field: str, value) -> str:
+    return value.slug if field == "partner" else value
+
+
+@transaction.atomic
+def organization_add(*, organization: Organization, actor: User | None) -> Organization:
+    """Save a new organization (no users; the flag starts off, then is set); audited."""
+    enabled = organization.smtp_configuration_enabled
+    organization.smtp_configuration_enabled = False
+    organization.full_clean()
+    organization.save()
+    audit_event_record(
+        category=Category.AUDIT,
+        type="organization.created",
+        summary=f"Organization {organization.name} created",
+        actor=actor_label(actor),
+        partner_id=organization.partner_id,
+        organization_id=organization.pk,
+        detail={
+            "organization": organization.slug,
+            "name": organization.name,
+            "partner": organization.partner.slug,
+        },
+    )
+    if enabled:
+        organization_smtp_feature_set(
+            organization=organization, enabled=True, actor=actor
+        )
+    return organization
+
+
+@transaction.atomic
+def organization_update(
+    *,
+    organization: Organization,
+    actor: User | None,
+    name: str | None = None,
+    slug: str | None = None,
+    partner: Partner | None = None,
+    smtp_configuration_enabled: bool | None = None,
+) -> list[str]:
+    """Change an organization (``None``: keep); audited. The changed fields' names.
+
+    The event has every changed field's old and new value. It is recorded under
+    the partner the organization had, and a move to another partner is recorded
+    under the new partner too: each partner's log keeps only what happened
+    while the organization was theirs. Raises ``ValidationError`` by field.
+    """
+    locked = (
+        Organization.objects.select_for_update()
+        .select_related("partner")
+        .get(pk=organization.pk)
+    )
+    old_partner = locked.partner
+    wanted = {"name": name, "slug": slug, "partner": partner}
+    changes: dict[str, dict[str, str]] = {}
+    for field in ORGANIZATION_FIELDS:
+        old, new = getattr(locked, field), wanted[field]
+        if new is not None and new != old:
+            changes[field] = {"old": _shown(field, old), "new": _shown(field, new)}
+            setattr(locked, field, new)
+    if changes:
+        locked.full_clean(exclude=["smtp_configuration_enabled"])
+        locked.save(update_fields=list(changes))
+        summary = f"Organization {changes.get('name', {}).get('old', locked.name)}"
+        if "partner" in changes:
+            summary += f" moved from {old_partner.name} to {locked.partner.name}"
+            rest = [field for field in changes if field != "partner"]
+            if rest:
+                summary += f"; changed {', '.join(rest)}"
+        else:
+            summary += f" changed: {', '.join(changes)}"
+        partners = [old_partner.pk]
+        if locked.partner_id != old_partner.pk:
+            partners.append(locked.partner_id)
+        for partner_id in partners:
+            audit_event_record(
+                category=Category.AUDIT,
+                type="organization.updated",
+                summary=summary,
+                actor=actor_label(actor),
+                partner_id=partner_id,
+                organization_id=locked.pk,
+                detail={"organization": locked.slug, "changes": changes},
+            )
+    for field in ORGANIZATION_FIELDS:
+        setattr(organization, field, getattr(locked, field))
+    changed = list(changes)
+    if smtp_configuration_enabled is not None and organization_smtp_feature_set(
+        organization=organization, enabled=smtp_configuration_enabled, actor=actor
+    ):
+        changed.append("smtp_configuration_enabled")
+    return changed
+
+
+@transaction.atomic
+def organization_delete(*, organization: Organization, actor: User | None) -> None:
+    """Delete an organization that nothing refers to; audited under its partner."""
+    audit_event_record(
+        category=Category.AUDIT,
+        type="organization.deleted",
+        summary=f"Organization {organization.name} deleted",
+        actor=actor_label(actor),
+        partner_id=organization.partner_id,
+        # Not the organization itself: the event outlives it.
+        organization_id=None,
+        detail={"organization": organization.slug, "name": organization.name},
+    )
+    organization.delete()
+
+
 # -- organizations and their first admin ---------------------------------------
 
 
