@@ -141,6 +141,14 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # One-time links (password setup and reset) expire after this many seconds.
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 3600)
+# "Forgot your password?": reset requests per email address and per client IP
+# address within a window of this many minutes. Requests over a limit get the
+# same answer as any other, and no email.
+PASSWORD_RESET_LIMIT_PER_ADDRESS = env.int(
+    "PASSWORD_RESET_LIMIT_PER_ADDRESS", default=3
+)
+PASSWORD_RESET_LIMIT_PER_CLIENT = env.int("PASSWORD_RESET_LIMIT_PER_CLIENT", default=20)
+PASSWORD_RESET_LIMIT_MINUTES = env.int("PASSWORD_RESET_LIMIT_MINUTES", default=15)
 
 # --- HTTP security ------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
