@@ -27,7 +27,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from audit.models import Category
 from audit.services import actor_label, audit_event_record
 from opsconsole.env import account_creation_strategy
-from smtp.models import EmailKind
+from smtp.models import EmailKind, SmtpConfiguration
 from smtp.services import send_system_email
 from tenants.models import Organization, Partner, Role, User, email_key
 from tenants.ratelimit import rate_limit_hit, rate_limit_key, rate_limit_prune
@@ -131,6 +131,13 @@ def organization_update(
     if changes:
         locked.full_clean(exclude=["smtp_configuration_enabled"])
         locked.save(update_fields=list(changes))
+        if "partner" in changes:
+            # The organization's own SMTP configuration belongs to its partner
+            # too: what is recorded about it from now on (health checks) goes
+            # to the new partner's log, not to the old one's.
+            SmtpConfiguration.objects.filter(organization=locked).update(
+                partner=locked.partner
+            )
         summary = f"Organization {changes.get('name', {}).get('old', locked.name)}"
         if "partner" in changes:
             summary += f" moved from {old_partner.name} to {locked.partner.name}"

@@ -6,8 +6,11 @@ import pytest
 from django.contrib.auth.models import Group
 
 from audit.models import AuditEvent, Category
+from smtp.models import Security, SmtpConfiguration
+from smtp.services import smtp_config_health_check
 from tenants.models import Organization, User
 from tenants.support import SUPPORT_GROUP
+from tests.support.smtp_servers import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -282,3 +285,29 @@ def test_a_superuser_adding_and_deleting_an_organization_is_audited(
     assert (event.partner_id, event.organization_id) == (demo["globex"].pk, None)
     assert event.detail == {"organization": "globex-empty", "name": "Globex Empty"}
     assert event.actor == "root@ops.example"
+
+
+def test_a_moved_organizations_smtp_configuration_moves_with_it(demo, login, superuser):
+    organization = demo["acme-prod"]
+    configuration = SmtpConfiguration.objects.create(
+        partner=demo["acme"],
+        organization=organization,
+        host="127.0.0.1",
+        port=free_port(),
+        security=Security.NONE,
+    )
+    response = login(superuser).post(
+        f"/admin/tenants/organization/{organization.pk}/change/",
+        change_form_data(organization, partner=demo["globex"].pk),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    configuration.refresh_from_db()
+    assert configuration.partner == demo["globex"]
+    # What is recorded about it from now on (here: a health check that finds
+    # nothing listening) is in the new partner's log, not in the old one's.
+    smtp_config_health_check(configuration_id=configuration.pk)
+    event = AuditEvent.objects.get(type="smtp_config.health.failing")
+    assert (event.partner_id, event.organization_id) == (
+        demo["globex"].pk,
+        organization.pk,
+    )
