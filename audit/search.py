@@ -121,7 +121,7 @@ def _date(text: str, parsed: datetime) -> str:
 
 
 def search_body(*, scope: TenantScope, flt: AuditFilter) -> dict[str, Any]:
-    """The query for one partner-level page."""
+    """The query for one page: always on the partner recorded on each event."""
     filters: list[dict[str, Any]] = [
         {"term": {"partner_id": scope.partner.pk}},
         {
@@ -137,8 +137,9 @@ def search_body(*, scope: TenantScope, flt: AuditFilter) -> dict[str, Any]:
         filters.append({"term": {"category": flt.category}})
     if flt.type:
         filters.append({"term": {"type": flt.type}})
-    if flt.organization is not None:
-        filters.append({"term": {"organization_id": flt.organization.pk}})
+    organization = scope.organization or flt.organization
+    if organization is not None:
+        filters.append({"term": {"organization_id": organization.pk}})
     body: dict[str, Any] = {
         "query": {"bool": {"filter": filters}},
         "sort": [{"timestamp": "desc"}, {"id": "desc"}],

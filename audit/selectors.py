@@ -199,13 +199,16 @@ def audit_filter_parse(
 
 
 def audit_events(*, scope: TenantScope, flt: AuditFilter) -> QuerySet[AuditEvent]:
-    """The scope's events in the filter's window, newest first (no paging)."""
-    if scope.organization is not None:
-        events = AuditEvent.objects.filter(organization=scope.organization)
-    elif flt.organization is not None:
-        events = AuditEvent.objects.filter(organization=flt.organization)
-    else:
-        events = AuditEvent.objects.filter(partner=scope.partner)
+    """The scope's events in the filter's window, newest first (no paging).
+
+    Every query filters on the partner recorded on the event when it was written:
+    an organization moved to another partner leaves its history with the old
+    one, and its own log shows what happened since it belongs to this partner.
+    """
+    events = AuditEvent.objects.filter(partner=scope.partner)
+    organization = scope.organization or flt.organization
+    if organization is not None:
+        events = events.filter(organization=organization)
     if flt.category:
         events = events.filter(category=flt.category)
     events = events.filter(timestamp__gte=flt.time_from, timestamp__lte=flt.time_to)
@@ -323,5 +326,7 @@ def audit_event_types() -> list[str]:
         "feature.smtp_configuration.enabled",
         "feature.smtp_configuration.disabled",
         "organization.created",
+        "organization.updated",
+        "organization.deleted",
         "user.password_set",
     ]

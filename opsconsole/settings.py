@@ -142,6 +142,14 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # One-time links (password setup and reset) expire after this many seconds.
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 3600)
+# "Forgot your password?": reset requests per email address and per client IP
+# address within a window of this many minutes. Requests over a limit get the
+# same answer as any other, and no email.
+PASSWORD_RESET_LIMIT_PER_ADDRESS = env.int(
+    "PASSWORD_RESET_LIMIT_PER_ADDRESS", default=3
+)
+PASSWORD_RESET_LIMIT_PER_CLIENT = env.int("PASSWORD_RESET_LIMIT_PER_CLIENT", default=20)
+PASSWORD_RESET_LIMIT_MINUTES = env.int("PASSWORD_RESET_LIMIT_MINUTES", default=15)
 
 # --- HTTP security ------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -175,13 +183,16 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Login lockout (django-axes): too many failures for one username from one
-# address locks that pair out for a while; a success resets the count.
+# Login lockout (django-axes): too many failures for one email address (in any
+# case) from one IP address lock that pair out for a while; a success resets
+# the count.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_FORM_FIELD = "username"
+# Count failures per normalised email (lower case), as the login matches it.
+AXES_USERNAME_CALLABLE = "tenants.lockout.lockout_username"
 AXES_LOCKOUT_CALLABLE = "tenants.lockout.lockout_response"
 if BEHIND_TLS_PROXY:
     AXES_IPWARE_PROXY_COUNT = 1

@@ -7,7 +7,13 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserCreationForm as DjangoUserCreationForm
 
 from tenants.models import Organization, Partner, User
-from tenants.services import organization_smtp_feature_set
+from tenants.services import (
+    ORGANIZATION_FIELDS,
+    organization_add,
+    organization_delete,
+    organization_smtp_feature_set,
+    organization_update,
+)
 
 admin.site.site_header = "Ops Console support"
 admin.site.site_title = "Ops Console support"
@@ -45,6 +51,10 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         readonly = ["created_at", "smtp_in_effect"]
+        if obj is not None and not request.user.is_superuser:
+            # Support switches feature flags; only superusers rename an
+            # organization or move it to another partner.
+            readonly.extend(ORGANIZATION_FIELDS)
         if not request.user.has_perm(FLAG_PERMISSION):
             readonly.append("smtp_configuration_enabled")
         return readonly
@@ -57,22 +67,23 @@ class OrganizationAdmin(admin.ModelAdmin):
         return actions
 
     def save_model(self, request, obj, form, change):
-        # The flag goes through the service so that the change is audited.
-        wanted = obj.smtp_configuration_enabled
-        if change:
-            previous = Organization.objects.get(pk=obj.pk).smtp_configuration_enabled
-            obj.smtp_configuration_enabled = previous
-            super().save_model(request, obj, form, change)
-            organization_smtp_feature_set(
-                organization=obj, enabled=wanted, actor=request.user
-            )
-        else:
-            obj.smtp_configuration_enabled = False
-            super().save_model(request, obj, form, change)
-            if wanted:
-                organization_smtp_feature_set(
-                    organization=obj, enabled=True, actor=request.user
-                )
+        # Through the services, so that every change is audited.
+        if not change:
+            organization_add(organization=obj, actor=request.user)
+            return
+        changed = {
+            field: form.cleaned_data[field]
+            for field in (*ORGANIZATION_FIELDS, "smtp_configuration_enabled")
+            if field in form.changed_data
+        }
+        organization_update(organization=obj, actor=request.user, **changed)
+
+    def delete_model(self, request, obj):
+        organization_delete(organization=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for organization in queryset:
+            organization_delete(organization=organization, actor=request.user)
 
     def _set_flag(self, request, queryset, enabled: bool) -> None:
         changed = sum(

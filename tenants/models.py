@@ -59,6 +59,11 @@ class Console(models.TextChoices):
     WEB = "web", "Web Console"
 
 
+def email_key(address: str | None) -> str:
+    """An email address as logins compare it: no surrounding spaces, lower case."""
+    return (address or "").strip().lower()
+
+
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
@@ -150,3 +155,26 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_tenant_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+
+class RateLimitCounter(models.Model):
+    """Requests counted under one key, in a window that opens with the first one.
+
+    ``tenants.ratelimit`` counts a request with one INSERT ... ON CONFLICT DO
+    UPDATE, so concurrent requests can never both take the last place.
+    """
+
+    # A scope and a keyed hash of what is counted (an email address, an IP
+    # address): the table never holds the addresses themselves.
+    key = models.CharField(max_length=128, unique=True)
+    window_started = models.DateTimeField()
+    hits = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [
+            # Pruning deletes the counters whose window is over.
+            models.Index("window_started", name="ratelimit_window_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.hits} since {self.window_started:%H:%M:%S}"

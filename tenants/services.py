@@ -1,9 +1,17 @@
-"""Writes about tenants: feature flags (audited) and console users."""
+"""Writes about tenants: organizations, feature flags, users, password resets.
+
+Organization changes and flag switches are audited; password reset requests are
+rate-limited, and their lookup runs in the worker.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
@@ -14,13 +22,17 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
+from kombu.exceptions import OperationalError as BrokerError
 
 from audit.models import Category
 from audit.services import actor_label, audit_event_record
 from opsconsole.env import account_creation_strategy
-from smtp.models import EmailKind
+from smtp.models import EmailKind, SmtpConfiguration
 from smtp.services import send_system_email
-from tenants.models import Organization, Partner, Role, User
+from tenants.models import Organization, Partner, Role, User, email_key
+from tenants.ratelimit import rate_limit_hit, rate_limit_key, rate_limit_prune
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -46,6 +58,131 @@ def organization_smtp_feature_set(
         detail={"feature": "smtp_configuration", "enabled": enabled},
     )
     return True
+
+
+# -- organization changes in the admin -------------------------------------------
+
+# The fields of an organization besides its feature flags, as the audit log names
+# them; a partner is recorded by its slug.
+ORGANIZATION_FIELDS = ("name", "slug", "partner")
+
+
+def _shown(field: str, value) -> str:
+    return value.slug if field == "partner" else value
+
+
+@transaction.atomic
+def organization_add(*, organization: Organization, actor: User | None) -> Organization:
+    """Save a new organization (no users; the flag starts off, then is set); audited."""
+    enabled = organization.smtp_configuration_enabled
+    organization.smtp_configuration_enabled = False
+    organization.full_clean()
+    organization.save()
+    audit_event_record(
+        category=Category.AUDIT,
+        type="organization.created",
+        summary=f"Organization {organization.name} created",
+        actor=actor_label(actor),
+        partner_id=organization.partner_id,
+        organization_id=organization.pk,
+        detail={
+            "organization": organization.slug,
+            "name": organization.name,
+            "partner": organization.partner.slug,
+        },
+    )
+    if enabled:
+        organization_smtp_feature_set(
+            organization=organization, enabled=True, actor=actor
+        )
+    return organization
+
+
+@transaction.atomic
+def organization_update(
+    *,
+    organization: Organization,
+    actor: User | None,
+    name: str | None = None,
+    slug: str | None = None,
+    partner: Partner | None = None,
+    smtp_configuration_enabled: bool | None = None,
+) -> list[str]:
+    """Change an organization (``None``: keep); audited. The changed fields' names.
+
+    The event has every changed field's old and new value. It is recorded under
+    the partner the organization had, and a move to another partner is recorded
+    under the new partner too: each partner's log keeps only what happened
+    while the organization was theirs. Raises ``ValidationError`` by field.
+    """
+    locked = (
+        Organization.objects.select_for_update()
+        .select_related("partner")
+        .get(pk=organization.pk)
+    )
+    old_partner = locked.partner
+    wanted = {"name": name, "slug": slug, "partner": partner}
+    changes: dict[str, dict[str, str]] = {}
+    for field in ORGANIZATION_FIELDS:
+        old, new = getattr(locked, field), wanted[field]
+        if new is not None and new != old:
+            changes[field] = {"old": _shown(field, old), "new": _shown(field, new)}
+            setattr(locked, field, new)
+    if changes:
+        locked.full_clean(exclude=["smtp_configuration_enabled"])
+        locked.save(update_fields=list(changes))
+        if "partner" in changes:
+            # The organization's own SMTP configuration belongs to its partner
+            # too: what is recorded about it from now on (health checks) goes
+            # to the new partner's log, not to the old one's.
+            SmtpConfiguration.objects.filter(organization=locked).update(
+                partner=locked.partner
+            )
+        summary = f"Organization {changes.get('name', {}).get('old', locked.name)}"
+        if "partner" in changes:
+            summary += f" moved from {old_partner.name} to {locked.partner.name}"
+            rest = [field for field in changes if field != "partner"]
+            if rest:
+                summary += f"; changed {', '.join(rest)}"
+        else:
+            summary += f" changed: {', '.join(changes)}"
+        partners = [old_partner.pk]
+        if locked.partner_id != old_partner.pk:
+            partners.append(locked.partner_id)
+        for partner_id in partners:
+            audit_event_record(
+                category=Category.AUDIT,
+                type="organization.updated",
+                summary=summary,
+                actor=actor_label(actor),
+                partner_id=partner_id,
+                organization_id=locked.pk,
+                detail={"organization": locked.slug, "changes": changes},
+            )
+    for field in ORGANIZATION_FIELDS:
+        setattr(organization, field, getattr(locked, field))
+    changed = list(changes)
+    if smtp_configuration_enabled is not None and organization_smtp_feature_set(
+        organization=organization, enabled=smtp_configuration_enabled, actor=actor
+    ):
+        changed.append("smtp_configuration_enabled")
+    return changed
+
+
+@transaction.atomic
+def organization_delete(*, organization: Organization, actor: User | None) -> None:
+    """Delete an organization that nothing refers to; audited under its partner."""
+    audit_event_record(
+        category=Category.AUDIT,
+        type="organization.deleted",
+        summary=f"Organization {organization.name} deleted",
+        actor=actor_label(actor),
+        partner_id=organization.partner_id,
+        # Not the organization itself: the event outlives it.
+        organization_id=None,
+        detail={"organization": organization.slug, "name": organization.name},
+    )
+    organization.delete()
 
 
 # -- organizations and their first admin ---------------------------------------
@@ -180,13 +317,75 @@ def organization_create(
     )
 
 
-def password_reset_request(*, email: str) -> int:
-    """Send a reset link to the active user with this email, if any (no hint if not)."""
+RESET_LINK_TASK = "tenants.password_reset_send"
+PASSWORD_RESET_SCOPES = ("password-reset:client", "password-reset:address")
+# Two quick reconnects (a stale pooled connection), then give up: a web request
+# is not held up by a broker outage.
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.2,
+}
+
+
+def password_reset_window() -> timedelta:
+    return timedelta(minutes=settings.PASSWORD_RESET_LIMIT_MINUTES)
+
+
+def password_reset_request(*, email: str, client: str) -> bool:
+    """Count a reset request and hand it to the worker, within the limits.
+
+    The same work whether or not an account uses the address: the lookup and the
+    email happen in the worker (``password_reset_send``), so neither the answer
+    nor its timing tells. ``client`` is the requester's IP address. False, and
+    nothing queued, when the client or the address is over its limit.
+    """
+    address = email_key(email)
+    window = password_reset_window()
+    client_scope, address_scope = PASSWORD_RESET_SCOPES
+    if not rate_limit_hit(
+        key=rate_limit_key(scope=client_scope, value=client),
+        limit=settings.PASSWORD_RESET_LIMIT_PER_CLIENT,
+        window=window,
+    ) or not rate_limit_hit(
+        key=rate_limit_key(scope=address_scope, value=address),
+        limit=settings.PASSWORD_RESET_LIMIT_PER_ADDRESS,
+        window=window,
+    ):
+        return False
+    transaction.on_commit(partial(_password_reset_publish, address))
+    return True
+
+
+def _password_reset_publish(address: str) -> None:
+    try:
+        current_app.send_task(
+            RESET_LINK_TASK,
+            kwargs={"email": address},
+            queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY,
+        )
+    except (BrokerError, OSError) as error:
+        # The person sees the usual answer and can ask again; the address is not
+        # logged.
+        logger.warning(
+            "Broker unavailable; a password reset request was lost: %s", error
+        )
+
+
+def password_reset_send(*, email: str) -> int:
+    """Queue a reset link for the active user with this email, if any: how many.
+
+    The worker's half of ``password_reset_request``; it also prunes the request
+    counters whose window is over.
+    """
     users = [
         user
         for user in User.objects.select_related(
             "organization__partner", "partner"
-        ).filter(email__iexact=(email or "").strip(), is_active=True)
+        ).filter(email__iexact=email_key(email), is_active=True)
         if user.has_usable_password()
     ]
     for user in users:
@@ -197,4 +396,6 @@ def password_reset_request(*, email: str) -> int:
             partner=user.partner,
             context=link_context(user, "password-reset-confirm"),
         )
+    for scope in PASSWORD_RESET_SCOPES:
+        rate_limit_prune(scope=scope, window=password_reset_window())
     return len(users)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from axes.helpers import get_client_ip_address
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
@@ -167,16 +168,21 @@ class AccountSetupView(PasswordLinkView):
 
 
 def password_reset(request: HttpRequest) -> HttpResponse:
-    """Ask for a reset link; the answer never tells whether the address exists."""
+    """Ask for a reset link; the answer never tells whether the address exists.
+
+    Every valid request gets the same page, at the same cost: the view only counts
+    the request (same queries for any address) and hands the address to the
+    worker, which looks it up. Over a limit, the page is the same and no email
+    goes out.
+    """
     if request.method == "POST":
         form = PasswordResetRequestForm(request.POST)
         if form.is_valid():
-            password_reset_request(email=form.cleaned_data["email"])
-            return render(
-                request,
-                "registration/password_reset_sent.html",
-                {"email": form.cleaned_data["email"]},
+            password_reset_request(
+                email=form.cleaned_data["email"],
+                client=get_client_ip_address(request) or "",
             )
+            return render(request, "registration/password_reset_sent.html")
     else:
         form = PasswordResetRequestForm()
     return render(request, "registration/password_reset_form.html", {"form": form})

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from axes.models import AccessAttempt
 from django.test import Client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +135,82 @@ def test_json_login_failures_count_towards_the_lockout(demo, settings):
         assert response.status_code == 401
     locked = client.post("/auth/v1/login/", data=body, content_type="application/json")
     assert locked.status_code == 429
+
+
+@pytest.mark.django_db
+def test_the_lockout_counts_every_spelling_of_an_address_as_one(demo, settings):
+    # given: the lowercase address is locked out from this address
+    client = Client()
+    locked = fail(client, "partner-admin@globex.example", settings.AXES_FAILURE_LIMIT)
+    assert locked.status_code == 429
+    # when: the same address is typed with capitals and spaces, even with the
+    # right password, on the page and on the JSON API
+    page = client.post(
+        "/login/",
+        {
+            "username": " Partner-Admin@GLOBEX.example ",
+            "password": "Globex-Partner-Pass-1",
+        },
+    )
+    api = Client().post(
+        "/auth/v1/login/",
+        data=json.dumps(
+            {
+                "username": "PARTNER-ADMIN@globex.example",
+                "password": "Globex-Partner-Pass-1",
+            }
+        ),
+        content_type="application/json",
+    )
+    # then: both get the lockout answer they get today, and no session
+    assert page.status_code == 429
+    assert "Too many failed logins" in page.content.decode()
+    assert int(page["Retry-After"]) == 15 * 60
+    assert "rsid" not in page.cookies
+    assert api.status_code == 429
+    assert "Too many failed logins" in api.json()["error"]
+    assert "rsid" not in api.cookies
+
+
+@pytest.mark.django_db
+def test_failures_under_different_spellings_add_up_to_one_lockout(demo, settings):
+    client = Client()
+    spellings = [
+        "org-admin@acme-prod.example",
+        "Org-Admin@acme-prod.example",
+        "ORG-ADMIN@ACME-PROD.EXAMPLE",
+        " org-admin@Acme-Prod.example",
+    ]
+    body = {"password": "wrong-pass"}
+    for number in range(settings.AXES_FAILURE_LIMIT - 1):
+        username = spellings[number % len(spellings)]
+        if number % 2:
+            response = client.post(
+                "/auth/v1/login/",
+                data=json.dumps({**body, "username": username}),
+                content_type="application/json",
+            )
+            assert response.status_code == 401
+        else:
+            response = client.post("/login/", {**body, "username": username})
+            assert response.status_code == 200
+    locked = client.post("/login/", {**body, "username": "Org-Admin@ACME-prod.example"})
+    assert locked.status_code == 429
+    assert list(AccessAttempt.objects.values_list("username", flat=True)) == [
+        "org-admin@acme-prod.example"
+    ]
+
+
+@pytest.mark.django_db
+def test_a_successful_login_in_capitals_resets_the_lowercase_count(demo, settings):
+    email = "org-admin@acme-prod.example"
+    fail(Client(), email, settings.AXES_FAILURE_LIMIT - 1)
+    good = Client().post(
+        "/login/",
+        {"username": "ORG-ADMIN@acme-prod.example", "password": "Acme-Prod-Pass-1"},
+    )
+    assert good.status_code == 302
+    assert fail(Client(), email, settings.AXES_FAILURE_LIMIT - 1).status_code == 200
 
 
 @pytest.mark.django_db

@@ -8,7 +8,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from audit.models import Category
+from audit.models import AuditEvent, Category
+from tenants.models import User
+from tenants.services import organization_update
 
 pytestmark = pytest.mark.django_db
 
@@ -322,3 +324,39 @@ def test_non_ascii_digits_are_refused_not_a_server_error(demo, parameter):
     response = client_for(demo["acme_admin"]).get(PARTNER_URL, {parameter: "¹"})
     assert response.status_code == 400
     assert parameter in response.json()["fields"]
+
+
+def test_history_stays_with_the_partner_it_was_recorded_for(demo, make_events):
+    # given: acme-dev's history under acme, then support moves it to globex
+    organization = demo["acme-dev"]
+    old = make_events(3, partner=demo["acme"], organization=organization)
+    root = User.objects.create_superuser("root@ops.example", "Root-Pass-12345")
+    organization_update(organization=organization, actor=root, partner=demo["globex"])
+    new = make_events(2, partner=demo["globex"], organization=organization)
+    old_ids = {event.pk for event in old}
+    new_ids = {event.pk for event in new}
+    moves = dict(
+        AuditEvent.objects.filter(type="organization.updated").values_list(
+            "partner_id", "pk"
+        )
+    )
+
+    def ids(user, url, **params) -> set[int]:
+        response = client_for(user).get(url, params)
+        assert response.status_code == 200, response.content
+        return {event["id"] for event in response.json()["result"]}
+
+    # then: the new partner and the organization itself see only what happened
+    # since the move (the move itself included)...
+    globex = demo["globex_admin"]
+    assert ids(globex, PARTNER_URL, organization="acme-dev", limit="500") == new_ids | {
+        moves[demo["globex"].pk]
+    }
+    assert not ids(globex, PARTNER_URL, limit="500") & old_ids
+    assert ids(demo["dev_admin"], ORG_URL, **{"filter.limit": "500"}) == new_ids | {
+        moves[demo["globex"].pk]
+    }
+    # ...and the old partner keeps its history, without anything after the move.
+    acme_ids = ids(demo["acme_admin"], PARTNER_URL, limit="500")
+    assert old_ids | {moves[demo["acme"].pk]} <= acme_ids
+    assert not acme_ids & (new_ids | {moves[demo["globex"].pk]})

@@ -16,7 +16,8 @@ from elastic_transport._node import NodeApiResponse
 
 from audit import search
 from audit.models import Category
-from audit.selectors import decode_cursor
+from audit.selectors import audit_filter_parse, decode_cursor
+from tenants.selectors import TenantScope
 
 pytestmark = pytest.mark.django_db
 
@@ -218,6 +219,23 @@ def test_when_elasticsearch_fails_the_database_answers(
     assert response.status_code == 200
     assert response.json()["count"] == 4
     assert elasticsearch.requests
+
+
+def test_queries_filter_on_the_partner_recorded_on_each_event(demo):
+    # An organization's query, and a partner's narrowed to one organization:
+    # both on the partner recorded on the event and on the organization.
+    organization = demo["acme-dev"]
+    for scope, params in (
+        (TenantScope(partner=demo["acme"], organization=organization), {}),
+        (
+            TenantScope(partner=demo["acme"], organization=None),
+            {"organization": "acme-dev"},
+        ),
+    ):
+        flt = audit_filter_parse(params, scope=scope)
+        filters = search.search_body(scope=scope, flt=flt)["query"]["bool"]["filter"]
+        assert {"term": {"partner_id": demo["acme"].pk}} in filters
+        assert {"term": {"organization_id": organization.pk}} in filters
 
 
 def test_organization_queries_always_read_the_database(

@@ -176,26 +176,3 @@ def test_an_expired_link_no_longer_works(demo, settings):
     settings.PASSWORD_RESET_TIMEOUT = -1
     page = Client().get(link, follow=True)
     assert "This link no longer works" in page.content.decode()
-
-
-@pytest.mark.django_db
-def test_password_reset_queues_a_link_through_the_users_partner(demo):
-    response = Client().post(
-        "/password-reset/", {"email": "Partner-Admin@Acme.example"}
-    )
-    assert response.status_code == 200
-    assert "If an account uses" in response.content.decode()
-    email = Email.objects.get(kind=EmailKind.PASSWORD_RESET)
-    assert email.recipient == "partner-admin@acme.example"
-    assert email.partner == demo["acme"] and email.organization is None
-    assert "/password-reset/" in email.body
-
-
-@pytest.mark.django_db
-def test_password_reset_for_an_unknown_address_looks_the_same_and_sends_nothing(
-    demo,
-):
-    response = Client().post("/password-reset/", {"email": "nobody@nowhere.example"})
-    assert response.status_code == 200
-    assert "If an account uses" in response.content.decode()
-    assert not Email.objects.exists()
