@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from datetime import timedelta
@@ -65,6 +66,15 @@ def test_a_bad_custom_time_shows_a_message(demo, login):
     response = login(demo["prod_admin"]).get(WEB, {"range": "custom", "from": "soon"})
     assert response.status_code == 200
     assert "timefrom: &#x27;soon+00:00&#x27; is not a time" in response.content.decode()
+
+
+def test_a_hand_made_cursor_outside_the_calendar_shows_a_message(demo, login):
+    # Found by an outside review: a cursor of year 9999 at -01:00 was a 500.
+    cursor = base64.urlsafe_b64encode(b"9999-12-31T23:59:59-01:00|5").decode()
+    response = login(demo["prod_admin"]).get(WEB, {"cursor": cursor.rstrip("=")})
+    assert response.status_code == 200
+    assert "cursor is not a cursor this API gave" in response.content.decode()
+    assert 'class="event"' not in response.content.decode()
 
 
 def test_paging_with_older_links(demo, login, make_events):
