@@ -4,7 +4,8 @@
   no CSRF token and no JSON content type, so instead of a token, unsafe requests
   that a browser marks as cross-site (``Sec-Fetch-Site``) or that carry a foreign
   ``Origin`` are refused; the cookie itself is HttpOnly and SameSite=Lax.
-- Bodies are parsed as JSON whatever the content type, up to 64 KiB.
+- Bodies are parsed as JSON whatever the content type, up to 64 KiB; JSON nested
+  deeper than the parser's recursion limit is a 400, not a crash.
 - Serializers refuse unknown fields.
 - Errors are ``{"error": "...", "fields": {"name": ["..."]}}``.
 """
@@ -97,6 +98,11 @@ class AnyContentJSONParser(BaseParser):
             raise exceptions.ParseError(
                 f"Malformed JSON: {error.msg} at line {error.lineno} column "
                 f"{error.colno}."
+            ) from error
+        except RecursionError as error:
+            # json's decoder recurses once per level: "[[[[..." exhausts the stack.
+            raise exceptions.ParseError(
+                "JSON nested too deeply; no API takes more than a few levels."
             ) from error
 
 
