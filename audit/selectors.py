@@ -27,6 +27,8 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 500
 MAX_OFFSET = 10_000
 COUNT_CAP = 10_000
+# Ids are 64-bit (BigAutoField); a larger one in a cursor would fail in the query.
+MAX_EVENT_ID = 2**63 - 1
 PARAMETERS = ("timefrom", "timeto", "category", "type", "offset", "limit", "cursor")
 
 
@@ -69,11 +71,19 @@ def encode_cursor(timestamp: datetime, event_id: int) -> str:
 
 
 def decode_cursor(text: str) -> tuple[datetime, int]:
+    """The (UTC timestamp, event id) of a cursor ``encode_cursor`` made.
+
+    Raises ``ValueError`` for anything else, also for a hand-made one whose time
+    has no zone or falls outside years 1-9999 in UTC, or whose id is no event id.
+    """
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
         stamp, event_id = raw.rsplit("|", 1)
-        return datetime.fromisoformat(stamp), int(event_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        when, number = datetime.fromisoformat(stamp), int(event_id)
+        if when.tzinfo is None or not 0 < number <= MAX_EVENT_ID:
+            raise ValueError("not a cursor this API gave")
+        return when.astimezone(UTC), number
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as error:
         raise ValueError("not a cursor this API gave") from error
 
 

@@ -52,7 +52,14 @@ def parse_time(value: str, *, name: str, now: datetime | None = None) -> datetim
             raise TimeExpressionError(
                 f"{name}: {text!r} has no time zone; add one, e.g. Z or +01:00."
             )
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError as error:
+            # 0001-01-01T00:00:00+01:00 is year 0 in UTC: Python has no such year.
+            raise TimeExpressionError(
+                f"{name}: {text!r} is out of range; use a time from year 1 to 9999 "
+                "in UTC."
+            ) from error
     raise TimeExpressionError(f"{name}: {text!r} is not a time. Use {ACCEPTED_FORMS}.")
 
 

@@ -1,4 +1,7 @@
-"""Audit Logs pages of both consoles, and the CSV export of the current filter."""
+"""Audit Logs pages of both consoles, and the CSV export of the current filter.
+
+Export cells that a spreadsheet would run as a formula get a leading quote.
+"""
 
 from __future__ import annotations
 
@@ -129,6 +132,18 @@ def _with_pretty_detail(events: list[dict]) -> list[dict]:
     ]
 
 
+# Spreadsheets run a cell that starts with one of these as a formula
+# (=HYPERLINK(...), +cmd|...); a leading quote makes it text (OWASP: CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text, never runs as a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return f"'{value}"
+    return value
+
+
 class _Echo:
     """A file-like object whose write returns the line, for streaming CSV."""
 
@@ -141,19 +156,18 @@ def _csv_rows(flt: AuditFilter, scope: TenantScope) -> Iterator[str]:
     yield writer.writerow(CSV_COLUMNS)
     for row in audit_events_export(scope=scope, flt=flt):
         event = audit_row_output(row)
-        yield writer.writerow(
-            [
-                event["id"],
-                event["timestamp"],
-                event["category"],
-                event["type"],
-                event["actor"],
-                event["partner"] or "",
-                event["organization"] or "",
-                event["summary"],
-                json.dumps(event["detail"], sort_keys=True),
-            ]
-        )
+        cells = [
+            event["id"],
+            event["timestamp"],
+            event["category"],
+            event["type"],
+            event["actor"],
+            event["partner"] or "",
+            event["organization"] or "",
+            event["summary"],
+            json.dumps(event["detail"], sort_keys=True),
+        ]
+        yield writer.writerow([_csv_cell(cell) for cell in cells])
 
 
 def _audit_export(request: HttpRequest, *, scope: TenantScope) -> HttpResponse:

@@ -3,8 +3,11 @@
 - Authentication by the ``rsid`` session cookie. The documented curl commands send
   no CSRF token and no JSON content type, so instead of a token, unsafe requests
   that a browser marks as cross-site (``Sec-Fetch-Site``) or that carry a foreign
-  ``Origin`` are refused; the cookie itself is HttpOnly and SameSite=Lax.
-- Bodies are parsed as JSON whatever the content type, up to 64 KiB.
+  ``Origin`` (or, with neither header, a foreign ``Referer``) are refused; the
+  cookie itself is HttpOnly and SameSite=Lax. Clients that send none of the three,
+  like curl, are not browsers and pass.
+- Bodies are parsed as JSON whatever the content type, up to 64 KiB; JSON nested
+  deeper than the parser's recursion limit is a 400, not a crash.
 - Serializers refuse unknown fields.
 - Errors are ``{"error": "...", "fields": {"name": ["..."]}}``.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -42,6 +46,15 @@ def _origin_is_ours(request: HttpRequest, origin: str) -> bool:
     return origin == own or origin in settings.CSRF_TRUSTED_ORIGINS
 
 
+def _origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of an absolute URL; empty for anything else."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
 def cross_site_reason(request: HttpRequest) -> str | None:
     """Why an unsafe request looks cross-site, or ``None`` when it does not."""
     if request.method in SAFE_METHODS:
@@ -52,6 +65,12 @@ def cross_site_reason(request: HttpRequest) -> str | None:
     origin = request.META.get("HTTP_ORIGIN", "")
     if origin and not _origin_is_ours(request, origin):
         return f"Origin {origin} is not this console"
+    referer = request.META.get("HTTP_REFERER", "")
+    if referer and not fetch_site and not origin:
+        # Older browsers send neither header, but still the page's address.
+        referer_origin = _origin_of(referer)
+        if not _origin_is_ours(request, referer_origin):
+            return f"Referer {referer_origin or 'header'} is not this console"
     return None
 
 
@@ -97,6 +116,11 @@ class AnyContentJSONParser(BaseParser):
             raise exceptions.ParseError(
                 f"Malformed JSON: {error.msg} at line {error.lineno} column "
                 f"{error.colno}."
+            ) from error
+        except RecursionError as error:
+            # json's decoder recurses once per level: "[[[[..." exhausts the stack.
+            raise exceptions.ParseError(
+                "JSON nested too deeply; no API takes more than a few levels."
             ) from error
 
 

@@ -36,10 +36,32 @@ CONTROLLER_SMTP_VARIABLES = (
 )
 
 
+# The placeholders of .env.example and deploy/kubernetes/secret.example.yaml: a
+# deployment that kept one would encrypt and sign with a published key.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "change-me-to-a-long-random-string",
+        "FAKE-secret-key-replace-me",
+        "FAKE-fernet-key-replace-me",
+    }
+)
+
+
+def _refuse_placeholder(name: str, value: str) -> None:
+    if value.strip() in PLACEHOLDER_SECRETS:
+        raise ImproperlyConfigured(
+            f"{name} is the example placeholder {value.strip()!r}, which is public. "
+            f"Set {name} to a long random value of your own (see .env.example)."
+        )
+
+
 def required_secret(name: str, *, debug: bool, dev_default: str) -> str:
-    """Return a secret variable; outside DEBUG a missing one stops start-up."""
+    """Return a secret variable; outside DEBUG a missing one or an example
+    placeholder stops start-up."""
     value = env.str(name, default="")
     if value:
+        if not debug:
+            _refuse_placeholder(name, value)
         return value
     if debug:
         return dev_default
@@ -47,6 +69,25 @@ def required_secret(name: str, *, debug: bool, dev_default: str) -> str:
         f"{name} is not set. It is required when DEBUG is false: set {name} in the "
         f"environment (see .env.example)."
     )
+
+
+def required_secret_list(name: str, *, debug: bool, dev_default: str) -> list[str]:
+    """A comma-separated secret list without blank entries, as ``required_secret``;
+    outside DEBUG a list with no entry (``", "``) or with a placeholder stops
+    start-up too."""
+    raw = required_secret(name, debug=debug, dev_default=dev_default)
+    values = [item.strip() for item in raw.split(",") if item.strip()]
+    if debug:
+        return values or [dev_default]
+    if not values:
+        raise ImproperlyConfigured(
+            f"{name} holds no key, only commas or spaces. It is required when DEBUG "
+            f"is false: set {name} to one key or more, comma-separated (see "
+            ".env.example)."
+        )
+    for value in values:
+        _refuse_placeholder(name, value)
+    return values
 
 
 def controller_smtp_env() -> dict[str, str]:

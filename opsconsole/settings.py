@@ -12,7 +12,13 @@ from pathlib import Path
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-from opsconsole.env import BASE_DIR, VAR_DIR, env, required_secret
+from opsconsole.env import (
+    BASE_DIR,
+    VAR_DIR,
+    env,
+    required_secret,
+    required_secret_list,
+)
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -22,13 +28,9 @@ SECRET_KEY = required_secret(
 # Fernet keys for the encrypted SMTP passwords: a comma-separated list, newest first.
 # The first key encrypts; every key decrypts, so old keys can be rotated out with
 # ``manage.py rotate_fernet_keys``.
-FERNET_KEYS = [
-    key.strip()
-    for key in required_secret(
-        "FERNET_KEYS", debug=DEBUG, dev_default="dev-only-insecure-fernet-key"
-    ).split(",")
-    if key.strip()
-]
+FERNET_KEYS = required_secret_list(
+    "FERNET_KEYS", debug=DEBUG, dev_default="dev-only-insecure-fernet-key"
+)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

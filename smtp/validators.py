@@ -15,6 +15,7 @@ from enum import StrEnum
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from opsconsole.text import has_control_characters
 from smtp.models import Security, SmtpSettingsFields, security_from_tls
 
 # Messages shared with the type checks of forms and serializers.
@@ -164,6 +165,8 @@ def validate_address(
                 f"{label} is required: enter an email address, e.g. ops@example.com."
             )
         return address
+    if validate_no_controls(name, label, address, errors):
+        return address
     try:
         validate_email(address)
     except ValidationError:
@@ -171,6 +174,20 @@ def validate_address(
             f"{label} must be an email address, e.g. ops@example.com."
         )
     return address
+
+
+def validate_no_controls(
+    name: str, label: str, value: str, errors: dict[str, list[str]]
+) -> bool:
+    """Refuse control characters (ESC, DEL...) in a value bound for an SMTP
+    command or a header; returns whether it did."""
+    if not has_control_characters(value):
+        return False
+    errors.setdefault(name, []).append(
+        f"{label} must not contain control characters (such as ESC, tab or DEL): "
+        "retype it without them."
+    )
+    return True
 
 
 def validate_one_line(
@@ -244,6 +261,13 @@ def smtp_input_validate(
     sender_email = (data.sender_email or "").strip()
     validate_one_line("username", "Username", data.username or "", errors)
     validate_one_line("sender_email", "Sender", data.sender_email or "", errors)
+    # A username that is an address becomes the sender when Sender is empty.
+    for name, label, value in (
+        ("username", "Username", username),
+        ("sender_email", "Sender", sender_email),
+    ):
+        if name not in errors:
+            validate_no_controls(name, label, value, errors)
     if len(username) > 254:
         error("username", "Username must be at most 254 characters.")
     if sender_email and "sender_email" not in errors:

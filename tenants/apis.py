@@ -36,7 +36,13 @@ class LoginApi(APIView):
     permission_classes = [AllowAny]
 
     class InputSerializer(StrictSerializer):
-        username = serializers.CharField(help_text="The user's email address.")
+        # Bounded like User.email, before any lookup: longer names were a 500
+        # (SQLite's LIKE limit, the lockout table's column).
+        username = serializers.CharField(
+            max_length=254,
+            error_messages={"max_length": "Email must be at most 254 characters."},
+            help_text="The user's email address.",
+        )
         password = serializers.CharField(trim_whitespace=False)
 
     @extend_schema(

@@ -9,8 +9,12 @@ from django.contrib.auth.forms import AuthenticationForm
 class EmailAuthenticationForm(AuthenticationForm):
     """Django's login form, asking for an email address."""
 
+    # Bounded like User.email (AuthenticationForm's own bound comes after the
+    # field's validators are built), so a longer one never reaches a lookup.
     username = forms.EmailField(
         label="Email",
+        max_length=254,
+        error_messages={"max_length": "Email must be at most 254 characters."},
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
 

@@ -264,6 +264,13 @@ def organization_create(
             errors["admin_email"] = [
                 "A user with this email already exists: use another address."
             ]
+    if not admin_email.isprintable():
+        # Control characters: validate_email takes some in a quoted local part,
+        # and the address goes into SMTP commands and headers of account emails.
+        errors["admin_email"] = [
+            "Admin email must not contain control characters (such as ESC, tab or "
+            "DEL): retype it without them."
+        ]
     admin = User(email=admin_email, role=Role.ADMIN)
     if strategy == AccountStrategy.AUTO:
         if not admin_password:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 
 import pytest
@@ -316,6 +317,41 @@ def test_nul_characters_are_refused_by_name_not_a_server_error(demo, url, parame
     response = client_for(user).get(url, {parameter: "acme\x00prod"})
     assert response.status_code == 400
     assert "must not contain NUL characters" in response.json()["fields"][parameter][0]
+
+
+def hand_made_cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("url", "query", "parameter"),
+    [
+        (ORG_URL, {"filter.timefrom": "0001-01-01T00:00:00+01:00"}, "filter.timefrom"),
+        (ORG_URL, {"filter.timeto": "9999-12-31T23:59:59-01:00"}, "filter.timeto"),
+        (PARTNER_URL, {"timefrom": "0001-01-01T00:00:00+01:00"}, "timefrom"),
+        (PARTNER_URL, {"timeto": "9999-12-31T23:59:59-01:00"}, "timeto"),
+        (
+            ORG_URL,
+            {"filter.cursor": hand_made_cursor("9999-12-31T23:59:59-01:00|5")},
+            "filter.cursor",
+        ),
+        (PARTNER_URL, {"cursor": hand_made_cursor("9999-12-31T23:59:59|5")}, "cursor"),
+        (
+            PARTNER_URL,
+            {"cursor": hand_made_cursor(f"2026-11-25T10:00:00+00:00|{2**64}")},
+            "cursor",
+        ),
+    ],
+)
+def test_times_outside_the_calendar_are_400_naming_them(demo, url, query, parameter):
+    # Found by an outside review: these were OverflowErrors (a 500).
+    user = demo["acme_admin"] if url == PARTNER_URL else demo["prod_admin"]
+    response = client_for(user).get(url, query)
+    assert response.status_code == 400
+    body = response.json()
+    assert list(body["fields"]) == [parameter]
+    message = " ".join(body["fields"][parameter])
+    assert "out of range" in message or "not a cursor this API gave" in message
 
 
 @pytest.mark.parametrize("parameter", ["offset", "limit", "organization"])

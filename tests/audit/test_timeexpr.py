@@ -27,6 +27,8 @@ NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
         ("2026-11-25T10:00:00.250000Z", datetime(2026, 11, 25, 10, 0, 0, 250000, UTC)),
         ("1764064800", datetime.fromtimestamp(1764064800, tz=UTC)),
         ("1764064800.5", datetime.fromtimestamp(1764064800.5, tz=UTC)),
+        ("0001-01-01T00:00:00Z", datetime(1, 1, 1, tzinfo=UTC)),
+        ("9999-12-31T23:59:59Z", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
     ],
 )
 def test_accepted_forms(text, expected):
@@ -47,6 +49,9 @@ def test_accepted_forms(text, expected):
         ("2026-13-40T10:00:00Z", "is not a time"),
         ("-5", "is not a time"),
         ("now-999999999w", "too far"),
+        # Found by an outside review: year 0 and year 10000 in UTC (were a 500).
+        ("0001-01-01T00:00:00+01:00", "out of range"),
+        ("9999-12-31T23:59:59-01:00", "out of range"),
     ],
 )
 def test_malformed_forms_name_the_parameter_and_the_accepted_forms(text, message_part):

@@ -239,6 +239,10 @@ def test_a_body_over_64_kib_gets_413(demo):
         {"Sec-Fetch-Site": "same-site"},
         {"Origin": "https://evil.example"},
         {"Origin": "null"},
+        # Browsers that send neither Origin nor Sec-Fetch-Site still send this.
+        {"Referer": "https://evil.example/x"},
+        {"Referer": "http://testserver.evil.example/"},
+        {"Referer": "not a url"},
     ],
 )
 @pytest.mark.parametrize("method", ["post", "delete"])
@@ -269,6 +273,22 @@ def test_same_origin_browser_requests_are_accepted(demo):
         headers={"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"},
     )
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # curl sends no Origin, Sec-Fetch-Site or Referer
+        {"Referer": "http://testserver/ops/smtp/"},
+        {"Referer": "http://testserver/console/x", "Sec-Fetch-Site": "same-origin"},
+    ],
+)
+def test_same_origin_referers_and_none_are_accepted(demo, headers):
+    response = cookie_client(demo["acme_admin"]).post(
+        URL, data=documented_body(), content_type=CURL_CONTENT_TYPE, headers=headers
+    )
+    assert response.status_code == 201
+    assert SmtpConfiguration.objects.get().host == "smtp.acme.example"
 
 
 def test_a_read_only_user_can_read_but_not_write(demo):
