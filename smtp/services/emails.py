@@ -121,8 +121,9 @@ def smtp_test_email_request(
     """Queue a test email (or a verification that sends nothing).
 
     With ``form``, the unsaved form values are tested (stored encrypted as a
-    draft until the test ends; a blank password uses the stored one when host,
-    port and username are unchanged). Without it, the configuration in effect is.
+    draft until the test ends; a blank password uses the stored one only when
+    the validators allow it: same host, port and username, no weaker server
+    checks). Without it, the configuration in effect is.
     Raises ``SmtpValidationError`` for bad input, ``TestEmailRefused`` otherwise.
     """
     errors: dict[str, list[str]] = {}

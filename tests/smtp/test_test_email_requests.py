@@ -232,6 +232,30 @@ def test_page_test_with_a_changed_host_asks_for_the_password(
     assert not Email.objects.exists() and not SmtpDraft.objects.exists()
 
 
+def test_page_test_with_insecure_turned_on_asks_for_the_password(
+    demo, login, partner_config
+):
+    response = login(demo["acme_admin"]).post(
+        "/ops/smtp/test",
+        {
+            "host": "smtp.acme.example",
+            "port": "587",
+            "use_tls": "on",
+            "use_insecure": "on",
+            "username": "mailer@acme.example",
+            "password": "",
+            "retries": "3",
+            "recipient": "me@acme.example",
+        },
+    )
+    assert response.status_code == 400
+    assert (
+        "Certificate verification turned off"
+        in (response.json()["fields"]["password"][0])
+    )
+    assert not Email.objects.exists() and not SmtpDraft.objects.exists()
+
+
 def test_page_test_names_a_bad_recipient(demo, login):
     response = login(demo["acme_admin"]).post(
         "/ops/smtp/test",
