@@ -230,6 +230,20 @@ def controller_smtp_layer() -> Layer:
     )
 
 
+FEATURE_OFF = "the organization's SMTP configuration feature is off"
+
+
+def smtp_config_in_use() -> Q:
+    """Configurations that are, or may become, in effect without a change.
+
+    Every partner's (it serves the organizations without their own), and an
+    organization's while its SMTP feature is on; the precedence below skips the rest.
+    """
+    return Q(organization__isnull=True) | Q(
+        organization__smtp_configuration_enabled=True
+    )
+
+
 def _stored_layers(
     *, partner: Partner, organization: Organization | None
 ) -> list[Layer]:
@@ -250,7 +264,7 @@ def _stored_layers(
         org_row = by_level.get(Level.ORGANIZATION)
         skipped = ""
         if org_row is not None and not organization.smtp_configuration_enabled:
-            skipped = "the organization's SMTP configuration feature is off"
+            skipped = FEATURE_OFF
         layers.append(
             Layer(
                 level=Level.ORGANIZATION,
