@@ -241,6 +241,11 @@ SMTP_REQUEUE_AFTER_SECONDS = env.int("SMTP_REQUEUE_AFTER_SECONDS", default=120)
 SMTP_BATCH_SIZE = env.int("SMTP_BATCH_SIZE", default=50)
 # Send Test Email: tests per admin per minute.
 SMTP_TEST_RATE_PER_MINUTE = env.int("SMTP_TEST_RATE_PER_MINUTE", default=10)
+# Tests through a configuration the tenant does not own (an organization using
+# its partner's or the controller's): per tenant per minute, all admins together.
+SMTP_TEST_RATE_PER_TENANT_PER_MINUTE = env.int(
+    "SMTP_TEST_RATE_PER_TENANT_PER_MINUTE", default=20
+)
 
 # --- Celery -------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

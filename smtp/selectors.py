@@ -31,7 +31,7 @@ from smtp.models import (
     security_from_tls,
 )
 from smtp.validators import validate_host
-from tenants.models import Organization, Partner
+from tenants.models import Organization, Partner, User
 
 
 class Secret:
@@ -301,6 +301,29 @@ def smtp_config_effective(
         settings=winner.settings if winner else None,
         layers=tuple(layers),
     )
+
+
+def smtp_config_is_own(*, effective: EffectiveSmtp, level: str) -> bool:
+    """Whether the configuration in effect is the caller's level's own."""
+    return effective.source.value == level
+
+
+def smtp_test_recipient_allowed(
+    *, partner: Partner, organization: Organization | None, address: str
+) -> bool:
+    """Whether ``address`` is an active user of the tenant.
+
+    A partner's tenant is the partner's users and those of its organizations:
+    it creates those organizations and their users, and system emails reach them
+    through the same configurations.
+    """
+    if organization is not None:
+        users = User.objects.filter(organization=organization)
+    else:
+        users = User.objects.filter(
+            Q(partner=partner) | Q(organization__partner=partner)
+        )
+    return users.filter(is_active=True, email__iexact=address).exists()
 
 
 def smtp_config_get(
