@@ -120,6 +120,17 @@ class Gunicorn:
 
 
 @pytest.fixture
+def demo(demo):
+    """The demo tenants, with a second admin of the acme partner."""
+    from tenants.models import User
+
+    demo["acme_admin_2"] = User.objects.create_user(
+        "partner-admin-2@acme.example", partner=demo["acme"]
+    )
+    return demo
+
+
+@pytest.fixture
 def gunicorn(transactional_db, tmp_path):
     """gunicorn as deployed (gunicorn.conf.py), 1 process x 4 threads."""
     server = Gunicorn(threads=4, log=tmp_path / "gunicorn.log")
@@ -160,6 +171,30 @@ def test_a_users_third_wait_is_refused_and_healthz_stays_fast(demo, gunicorn):
             assert CAP - 0.5 <= seconds <= CAP + 1.5
     # Every slot was given back.
     assert not ApiWait.objects.exists()
+
+
+def test_a_process_spends_at_most_half_its_threads_waiting(demo, gunicorn):
+    # given: one user's two waits take half of the four threads
+    email = pending_email(demo["acme"])
+    first = session_cookie(demo["acme_admin"])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [
+            pool.submit(
+                gunicorn.get, STATUS_URL.format(email.pk) + "?wait=30", cookie=first
+            )
+            for _ in range(2)
+        ]
+        wait_until(lambda: ApiWait.objects.count() == 2, timeout=5)
+        # when: another user of the tenant asks to wait too
+        second = session_cookie(demo["acme_admin_2"])
+        status, _, body, seconds = gunicorn.get(
+            STATUS_URL.format(email.pk) + "?wait=30", cookie=second
+        )
+        # then: it is answered at once, without waiting
+        assert status == 200 and body["status"] == "queued"
+        assert seconds < 1.0
+        assert all(not future.done() for future in futures)
+    assert [future.result()[0] for future in futures] == [200, 200]
 
 
 def test_waits_are_counted_across_processes(demo, gunicorn):
