@@ -27,7 +27,7 @@ from smtp.selectors import (
     smtp_config_is_own,
     smtp_test_recipient_allowed,
 )
-from smtp.services.config import apply_validated, where
+from smtp.services.config import AUDITED_FIELDS, apply_validated, where
 from smtp.validators import (
     PasswordAction,
     SmtpInput,
@@ -162,9 +162,37 @@ def _check_other_level_test(
             )
 
 
+def _pinned_copy(*, scope: TenantScope, actor: User) -> SmtpDraft:
+    """The caller's own configuration, copied as the draft its test goes through.
+
+    A test of one's own configuration may go anywhere; pinned to a copy, it
+    cannot end up on another level's server when the configuration is deleted
+    (or its feature turned off) before a worker sends it.
+    """
+    configuration = smtp_config_get(
+        partner=scope.partner, organization=scope.organization
+    )
+    if configuration is None:  # deleted since the configuration in effect was read
+        raise TestEmailRefused(
+            "The SMTP configuration changed meanwhile: try again.", status=409
+        )
+    draft = SmtpDraft(
+        partner=scope.partner, organization=scope.organization, created_by=actor
+    )
+    for name in AUDITED_FIELDS:
+        setattr(draft, name, getattr(configuration, name))
+    draft.password = configuration.password
+    draft.save()
+    return draft
+
+
 def _check_tenant_rate(scope: TenantScope) -> None:
-    """At most SMTP_TEST_RATE_PER_TENANT_PER_MINUTE tests of the configuration in
-    effect per tenant, whichever of its admins asks."""
+    """At most SMTP_TEST_RATE_PER_TENANT_PER_MINUTE tests through a configuration
+    the tenant does not own, whichever of its admins asks.
+
+    Those are the tenant's tests without a draft: tests of its own configuration
+    go through a pinned copy, tests of form values through their draft.
+    """
     # Serialize the tenant's requests, so that the limit holds across its admins.
     if scope.organization is not None:
         Organization.objects.select_for_update().filter(
@@ -276,6 +304,8 @@ def smtp_test_email_request(
                 status=409,
             )
         source = effective.source.value
+        if not other_level:
+            draft = _pinned_copy(scope=scope, actor=actor)
     kind = EmailKind.VERIFY if verify_only else EmailKind.TEST
     return email_enqueue(
         NewEmail(

@@ -71,7 +71,11 @@ def test_verification_queues_a_test_of_the_configuration_in_effect(
         "noreply@acme.example",
         "ops@acme.example",
     )
-    assert email.draft is None  # the saved configuration in effect is used
+    # The saved configuration in effect, pinned: a copy the test goes through.
+    assert (email.draft.host, email.draft.password) == (
+        partner_config.host,
+        partner_config.password,
+    )
 
 
 @pytest.mark.parametrize(
@@ -306,6 +310,7 @@ def test_an_org_admin_using_the_partners_configuration_reaches_only_its_users(
     email = Email.objects.get()
     assert email.recipient.lower() == colleague.email
     assert (email.sender, email.subject) == ("", "Test email from the Ops Console")
+    assert email.draft is None  # nothing of the partner's is copied
     assert "org-admin@acme-prod.example sent it" in email.body
 
 
