@@ -7,7 +7,7 @@ from opsconsole.env import env
 bind = env.str("GUNICORN_BIND", default="0.0.0.0:8000")
 workers = env.int("WEB_CONCURRENCY", default=multiprocessing.cpu_count() * 2 + 1)
 threads = env.int("GUNICORN_THREADS", default=2)
-# Above the verification API's longest wait (?wait=30).
+# Well above the verification API's longest wait (API_WAIT_MAX_SECONDS, 10 s).
 timeout = env.int("GUNICORN_TIMEOUT", default=60)
 graceful_timeout = 30
 keepalive = 5

@@ -274,6 +274,11 @@ SMTP_REQUEUE_AFTER_SECONDS = env.int("SMTP_REQUEUE_AFTER_SECONDS", default=120)
 SMTP_BATCH_SIZE = env.int("SMTP_BATCH_SIZE", default=50)
 # Send Test Email: tests per admin per minute.
 SMTP_TEST_RATE_PER_MINUTE = env.int("SMTP_TEST_RATE_PER_MINUTE", default=10)
+# Tests through a configuration the tenant does not own (an organization using
+# its partner's or the controller's): per tenant per minute, all admins together.
+SMTP_TEST_RATE_PER_TENANT_PER_MINUTE = env.int(
+    "SMTP_TEST_RATE_PER_TENANT_PER_MINUTE", default=20
+)
 
 # --- Celery -------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -360,6 +365,15 @@ SPECTACULAR_SETTINGS = {
 }
 # Largest JSON body the API accepts.
 API_MAX_BODY_BYTES = 64 * 1024
+# Long polls (?wait=N) hold a web server thread: the longest wait in seconds;
+# how many one user may have at a time, across every web process (429 beyond);
+# and how many threads one process spends on them (beyond, the answer comes at
+# once). The last defaults to half of GUNICORN_THREADS.
+API_WAIT_MAX_SECONDS = env.int("API_WAIT_MAX_SECONDS", default=10)
+API_WAITS_PER_USER = env.int("API_WAITS_PER_USER", default=2)
+API_WAITS_PER_PROCESS = env.int(
+    "API_WAITS_PER_PROCESS", default=max(1, env.int("GUNICORN_THREADS", default=2) // 2)
+)
 
 # --- Account creation (documented) ------------------------------------------------
 # ACCOUNT_CREATION_STRATEGY is read at use time (opsconsole.env).

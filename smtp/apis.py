@@ -21,6 +21,7 @@ from opsconsole.api import (
     StrictIntegerField,
     StrictSerializer,
 )
+from opsconsole.longpoll import WaitRefused, api_wait
 from opsconsole.text import is_whole_number
 from smtp.models import Email, SmtpConfiguration
 from smtp.selectors import (
@@ -280,10 +281,16 @@ class SmtpConfigApi(APIView):
 # -- verification ------------------------------------------------------------------
 
 MAX_WAIT_SECONDS = 30
+WAIT_HELP = (
+    "Wait up to N seconds (0-30) for the result; the server waits at most "
+    "API_WAIT_MAX_SECONDS (10 by default), and at most 2 waits per user at a time "
+    "(429 with Retry-After beyond)."
+)
 
 
 def wait_seconds(request) -> int:
-    """``?wait=N``: how long to wait for the result (0-30 s)."""
+    """``?wait=N``: how long to wait for the result (0-30 s asked; the wait itself
+    is bounded by ``opsconsole.longpoll``)."""
     raw = request.query_params.get("wait", "0")
     if not is_whole_number(raw) or int(raw) > MAX_WAIT_SECONDS:
         message = (
@@ -291,6 +298,14 @@ def wait_seconds(request) -> int:
         )
         raise serializers.ValidationError({"wait": [message]})
     return int(raw)
+
+
+def wait_refused(refused: WaitRefused) -> Response:
+    return Response(
+        {"error": refused.message},
+        status=status.HTTP_429_TOO_MANY_REQUESTS,
+        headers=refused.headers,
+    )
 
 
 def email_status_output(email: Email, *, request) -> dict[str, Any]:
@@ -357,11 +372,7 @@ class VerificationApi(APIView):
     @extend_schema(
         operation_id="email_config_verify",
         request=VerificationInputSerializer,
-        parameters=[
-            OpenApiParameter(
-                "wait", int, description="Wait up to N seconds (0-30) for the result."
-            )
-        ],
+        parameters=[OpenApiParameter("wait", int, description=WAIT_HELP)],
         responses={202: EmailStatusOutputSerializer, 200: EmailStatusOutputSerializer},
     )
     def post(self, request):
@@ -371,14 +382,17 @@ class VerificationApi(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         try:
-            email = smtp_test_email_request(
-                scope=scope,
-                actor=request.user,
-                recipient=data["recipient_email"],
-                sender=data.get("sender_email", ""),
-                subject=data.get("subject", ""),
-                body=data.get("body", ""),
-            )
+            # The place to wait is taken first: a refused wait queues nothing.
+            with api_wait(user=request.user, seconds=wait) as seconds:
+                email = smtp_test_email_request(
+                    scope=scope,
+                    actor=request.user,
+                    recipient=data["recipient_email"],
+                    sender=data.get("sender_email", ""),
+                    subject=data.get("subject", ""),
+                    body=data.get("body", ""),
+                )
+                email = email_wait_final(email=email, seconds=seconds)
         except SmtpValidationError as error:
             raise serializers.ValidationError(
                 {VERIFICATION_FIELDS.get(k, k): v for k, v in error.errors.items()}
@@ -389,8 +403,8 @@ class VerificationApi(APIView):
                 status=refused.status,
                 headers=refused.headers,
             )
-        if wait:
-            email = email_wait_final(email=email, seconds=wait)
+        except WaitRefused as refused:
+            return wait_refused(refused)
         # 202 while the result is pending; 200 once ?wait saw it finish.
         code = status.HTTP_200_OK if email.is_final else status.HTTP_202_ACCEPTED
         return Response(email_status_output(email, request=request), status=code)
@@ -401,11 +415,7 @@ class VerificationStatusApi(APIView):
 
     @extend_schema(
         operation_id="email_config_verification_status",
-        parameters=[
-            OpenApiParameter(
-                "wait", int, description="Wait up to N seconds (0-30) for the result."
-            )
-        ],
+        parameters=[OpenApiParameter("wait", int, description=WAIT_HELP)],
         responses={200: EmailStatusOutputSerializer},
     )
     def get(self, request, email_id: int):
@@ -414,6 +424,9 @@ class VerificationStatusApi(APIView):
         email = email_get(scope=scope, email_id=email_id)
         if email is None:
             raise Http404("No such verification email for your tenant.")
-        if wait:
-            email = email_wait_final(email=email, seconds=wait)
+        try:
+            with api_wait(user=request.user, seconds=wait) as seconds:
+                email = email_wait_final(email=email, seconds=seconds)
+        except WaitRefused as refused:
+            return wait_refused(refused)
         return Response(email_status_output(email, request=request))

@@ -32,7 +32,7 @@ from smtp.models import (
     security_from_tls,
 )
 from smtp.validators import validate_host
-from tenants.models import Organization, Partner
+from tenants.models import Organization, Partner, User
 
 
 class Secret:
@@ -236,6 +236,20 @@ def controller_smtp_layer() -> Layer:
     )
 
 
+FEATURE_OFF = "the organization's SMTP configuration feature is off"
+
+
+def smtp_config_in_use() -> Q:
+    """Configurations that are, or may become, in effect without a change.
+
+    Every partner's (it serves the organizations without their own), and an
+    organization's while its SMTP feature is on; the precedence below skips the rest.
+    """
+    return Q(organization__isnull=True) | Q(
+        organization__smtp_configuration_enabled=True
+    )
+
+
 def _stored_layers(
     *, partner: Partner, organization: Organization | None
 ) -> list[Layer]:
@@ -256,7 +270,7 @@ def _stored_layers(
         org_row = by_level.get(Level.ORGANIZATION)
         skipped = ""
         if org_row is not None and not organization.smtp_configuration_enabled:
-            skipped = "the organization's SMTP configuration feature is off"
+            skipped = FEATURE_OFF
         layers.append(
             Layer(
                 level=Level.ORGANIZATION,
@@ -293,6 +307,29 @@ def smtp_config_effective(
         settings=winner.settings if winner else None,
         layers=tuple(layers),
     )
+
+
+def smtp_config_is_own(*, effective: EffectiveSmtp, level: str) -> bool:
+    """Whether the configuration in effect is the caller's level's own."""
+    return effective.source.value == level
+
+
+def smtp_test_recipient_allowed(
+    *, partner: Partner, organization: Organization | None, address: str
+) -> bool:
+    """Whether ``address`` is an active user of the tenant.
+
+    A partner's tenant is the partner's users and those of its organizations:
+    it creates those organizations and their users, and system emails reach them
+    through the same configurations.
+    """
+    if organization is not None:
+        users = User.objects.filter(organization=organization)
+    else:
+        users = User.objects.filter(
+            Q(partner=partner) | Q(organization__partner=partner)
+        )
+    return users.filter(is_active=True, email__iexact=address).exists()
 
 
 def smtp_config_get(

@@ -12,14 +12,13 @@ from django.conf import settings
 from django.db import close_old_connections
 from kombu.exceptions import OperationalError as BrokerError
 
-from smtp.models import SmtpConfiguration
 from smtp.outbox import (
     close_pooled_connections,
     outbox_deliver,
     outbox_deliver_many,
     outbox_sweep,
 )
-from smtp.services import smtp_config_health_check
+from smtp.services import smtp_config_health_check, smtp_config_health_check_targets
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +37,8 @@ def deliver_emails_task(*, email_ids: list[int]) -> None:
 
 @shared_task(name="smtp.health_check_all", ignore_result=True)
 def health_check_all_task() -> None:
-    """Beat: check every saved configuration, one task each."""
-    for configuration_id in SmtpConfiguration.objects.values_list("pk", flat=True):
+    """Beat: check every configuration in use, one task each."""
+    for configuration_id in smtp_config_health_check_targets():
         health_check_task.delay(configuration_id=configuration_id)
 
 

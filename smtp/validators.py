@@ -201,9 +201,17 @@ def validate_one_line(
 
 
 def _server_changes(
-    data: SmtpInput, current: SmtpSettingsFields, host: str | None
+    data: SmtpInput,
+    current: SmtpSettingsFields,
+    host: str | None,
+    security: Security | None,
 ) -> list[str]:
-    """What differs from the server and account the stored password was entered for."""
+    """What differs from the server and account the stored password was entered for.
+
+    Weaker checks of the server's identity count too: turning certificate
+    verification off, or TLS off. Switching between STARTTLS and implicit TLS
+    does not: both verify the certificate before AUTH, and there is no fall-back.
+    """
     changes = []
     if host is not None and host != current.host:
         changes.append(f"Host changed from {current.host}")
@@ -211,6 +219,10 @@ def _server_changes(
         changes.append(f"Port changed from {current.port}")
     if data.username.strip() != current.username:
         changes.append("Username changed")
+    if data.use_insecure and not current.use_insecure:
+        changes.append("Certificate verification turned off (Insecure)")
+    if security == Security.NONE and current.security != Security.NONE:
+        changes.append("TLS turned off")
     return changes
 
 
@@ -305,7 +317,7 @@ def smtp_input_validate(
     elif new_password:
         action = PasswordAction.SET
     elif current is not None and current.password_set:
-        changes = _server_changes(data, current, host)
+        changes = _server_changes(data, current, host, security)
         if not username:
             action = PasswordAction.CLEAR
             notes.append("Stored password removed, since Username is now empty.")
@@ -314,7 +326,8 @@ def smtp_input_validate(
             error(
                 "password",
                 f"{'; '.join(changes)}: enter the password again. A stored password "
-                "is only sent to the server and username it was entered for.",
+                "is only sent to the server and username it was entered for, and "
+                "never with weaker checks of that server's identity.",
             )
         else:
             action = PasswordAction.KEEP

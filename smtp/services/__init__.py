@@ -4,6 +4,7 @@ from smtp.services.config import (
     SaveResult,
     smtp_config_delete,
     smtp_config_health_check,
+    smtp_config_health_check_targets,
     smtp_config_remove_password,
     smtp_config_save,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "send_system_emails",
     "smtp_config_delete",
     "smtp_config_health_check",
+    "smtp_config_health_check_targets",
     "smtp_config_remove_password",
     "smtp_config_save",
     "smtp_test_email_request",

@@ -17,7 +17,12 @@ from smtp.models import (
     SmtpConfiguration,
     SmtpSettingsFields,
 )
-from smtp.selectors import own_level, smtp_settings_of_configuration
+from smtp.selectors import (
+    FEATURE_OFF,
+    own_level,
+    smtp_config_in_use,
+    smtp_settings_of_configuration,
+)
 from smtp.validators import (
     PasswordAction,
     SmtpInput,
@@ -185,12 +190,46 @@ def smtp_config_remove_password(*, scope: TenantScope, actor: User | None) -> bo
 
 # -- periodic health check -------------------------------------------------------
 
+NOT_IN_USE_DETAIL = (
+    f"Not checked: {FEATURE_OFF}, so this configuration is not used. It is "
+    "checked again once support turns the feature on."
+)
+
+
+def _mark_not_in_use(configurations) -> None:
+    """Forget the health state of configurations that are not used (not contacted).
+
+    A "failing" banner about a server nobody sends through would be stale news;
+    "unknown" with the reason is the truth until the next check.
+    """
+    configurations.exclude(health_detail=NOT_IN_USE_DETAIL).update(
+        health_status=HealthStatus.UNKNOWN,
+        health_checked_at=None,
+        health_detail=NOT_IN_USE_DETAIL,
+    )
+
+
+def smtp_config_health_check_targets() -> list[int]:
+    """The ids of the configurations the periodic check verifies: those in use.
+
+    The others (an organization's behind its disabled feature) are never
+    contacted: their health state is reset instead.
+    """
+    in_use = smtp_config_in_use()
+    _mark_not_in_use(SmtpConfiguration.objects.exclude(in_use))
+    return list(
+        SmtpConfiguration.objects.filter(in_use)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
 
 def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
     """Verify a saved configuration (up to RCPT TO, then RSET; no mail is sent).
 
     Stores the result on the configuration; a SYSTEMAUDIT event is recorded only
-    when the state changes into or out of failing. ``None`` if it was deleted.
+    when the state changes into or out of failing. ``None`` if it was deleted, or
+    is not in use (checked now, not when queued: it is then not contacted).
     """
     configuration = (
         SmtpConfiguration.objects.select_related("updated_by")
@@ -198,6 +237,12 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
         .first()
     )
     if configuration is None:
+        return None
+    not_in_use = SmtpConfiguration.objects.filter(pk=configuration_id).exclude(
+        smtp_config_in_use()
+    )
+    if not_in_use.exists():
+        _mark_not_in_use(not_in_use)
         return None
     settings_ = smtp_settings_of_configuration(configuration)
     outcome = deliver(
@@ -216,13 +261,15 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
         detail = "Every step up to RCPT TO worked; nothing was sent."
     with transaction.atomic():
         current = (
-            SmtpConfiguration.objects.select_for_update()
-            .filter(pk=configuration_id)
+            SmtpConfiguration.objects.select_for_update(of=("self",))
+            .filter(smtp_config_in_use(), pk=configuration_id)
             .only("updated_at", "health_status", "partner", "organization")
             .first()
         )
         if current is None or current.updated_at != configuration.updated_at:
-            return None  # deleted or changed while being checked: result is stale
+            # Deleted, changed or no longer in use while being checked: the
+            # result is stale.
+            return None
         previous = current.health_status
         SmtpConfiguration.objects.filter(pk=configuration_id).update(
             health_status=status,

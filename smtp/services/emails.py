@@ -21,10 +21,13 @@ from smtp.models import (
 )
 from smtp.outbox import NewEmail, email_enqueue, emails_enqueue
 from smtp.selectors import (
+    EffectiveSmtp,
     smtp_config_effective,
     smtp_config_get,
+    smtp_config_is_own,
+    smtp_test_recipient_allowed,
 )
-from smtp.services.config import apply_validated, where
+from smtp.services.config import AUDITED_FIELDS, apply_validated, where
 from smtp.validators import (
     PasswordAction,
     SmtpInput,
@@ -80,30 +83,134 @@ def _describe(values: ValidatedSmtp | None, effective_source: str = "") -> str:
     )
 
 
-def _check_test_rate(actor: User) -> None:
+def _check_per_minute(tests, *, limit: int, whose: str) -> None:
+    """Refuse when ``tests`` has ``limit`` emails from the last minute."""
     now = timezone.now()
+    recent = list(
+        tests.filter(created_at__gte=now - timedelta(minutes=1))
+        .order_by("created_at")
+        .values_list("created_at", flat=True)[:limit]
+    )
+    if len(recent) >= limit:
+        wait = int((recent[0] + timedelta(minutes=1) - now).total_seconds()) + 1
+        raise TestEmailRefused(
+            f"At most {limit} test emails a minute{whose}: try again in {wait} s.",
+            retry_after=wait,
+        )
+
+
+def _check_test_rate(actor: User) -> None:
     mine = Email.objects.filter(requested_by=actor, kind__in=TEST_KINDS)
     if mine.filter(
         status__in=[EmailStatus.QUEUED, EmailStatus.SENDING],
-        created_at__gte=now - TEST_STALE_AFTER,
+        created_at__gte=timezone.now() - TEST_STALE_AFTER,
     ).exists():
         raise TestEmailRefused(
             "A test email is already running: wait for its result before starting "
             "another.",
             retry_after=2,
         )
-    limit = settings.SMTP_TEST_RATE_PER_MINUTE
-    recent = list(
-        mine.filter(created_at__gte=now - timedelta(minutes=1))
-        .order_by("created_at")
-        .values_list("created_at", flat=True)
+    _check_per_minute(mine, limit=settings.SMTP_TEST_RATE_PER_MINUTE, whose="")
+
+
+# Whose configuration a test uses, when it is not the caller's level's own.
+OTHER_LEVEL = {"partner": "the partner's", "controller": "the controller's default"}
+
+
+def _check_other_level_test(
+    *,
+    scope: TenantScope,
+    effective: EffectiveSmtp,
+    recipient: str,
+    sender: str,
+    subject: str,
+    body: str,
+    errors: dict[str, list[str]],
+) -> None:
+    """A test through a configuration the caller does not own is a standard test
+    to the caller's own users, from that configuration's own sender.
+
+    Otherwise an organization admin could send anything to anyone through its
+    partner's authenticated relay (or a partner admin through the controller's).
+    """
+    through = (
+        f"this test goes through {OTHER_LEVEL[effective.source.value]} SMTP "
+        f"configuration, which your {scope.level} does not own"
     )
-    if len(recent) >= limit:
-        wait = int((recent[0] + timedelta(minutes=1) - now).total_seconds()) + 1
-        raise TestEmailRefused(
-            f"At most {limit} test emails a minute: try again in {wait} s.",
-            retry_after=wait,
+    if "recipient" not in errors and not smtp_test_recipient_allowed(
+        partner=scope.partner, organization=scope.organization, address=recipient
+    ):
+        users = (
+            "a user of your organization"
+            if scope.organization is not None
+            else "a user of your partner or of one of its organizations"
         )
+        errors.setdefault("recipient", []).append(
+            f"Recipient must be {users}: {through}. Save a configuration of your "
+            "own to test with any address."
+        )
+    own_sender = effective.settings.sender_email
+    if sender and "sender_email" not in errors and sender.lower() != own_sender.lower():
+        errors.setdefault("sender_email", []).append(
+            f"Sender must be empty or the configuration's own sender ({own_sender}): "
+            f"{through}."
+        )
+    for name, label, value in (("subject", "Subject", subject), ("body", "Body", body)):
+        if value:
+            errors.setdefault(name, []).append(
+                f"{label} must be empty: {through}, so it sends the standard test text."
+            )
+
+
+def _pinned_copy(*, scope: TenantScope, actor: User) -> SmtpDraft:
+    """The caller's own configuration, copied as the draft its test goes through.
+
+    A test of one's own configuration may go anywhere; pinned to a copy, it
+    cannot end up on another level's server when the configuration is deleted
+    (or its feature turned off) before a worker sends it.
+    """
+    configuration = smtp_config_get(
+        partner=scope.partner, organization=scope.organization
+    )
+    if configuration is None:  # deleted since the configuration in effect was read
+        raise TestEmailRefused(
+            "The SMTP configuration changed meanwhile: try again.", status=409
+        )
+    draft = SmtpDraft(
+        partner=scope.partner, organization=scope.organization, created_by=actor
+    )
+    for name in AUDITED_FIELDS:
+        setattr(draft, name, getattr(configuration, name))
+    draft.password = configuration.password
+    draft.save()
+    return draft
+
+
+def _check_tenant_rate(scope: TenantScope) -> None:
+    """At most SMTP_TEST_RATE_PER_TENANT_PER_MINUTE tests through a configuration
+    the tenant does not own, whichever of its admins asks.
+
+    Those are the tenant's tests without a draft: tests of its own configuration
+    go through a pinned copy, tests of form values through their draft.
+    """
+    # Serialize the tenant's requests, so that the limit holds across its admins.
+    if scope.organization is not None:
+        Organization.objects.select_for_update().filter(
+            pk=scope.organization.pk
+        ).first()
+    else:
+        Partner.objects.select_for_update().filter(pk=scope.partner.pk).first()
+    tests = Email.objects.filter(
+        kind__in=TEST_KINDS,
+        draft__isnull=True,
+        partner=scope.partner,
+        organization=scope.organization,
+    )
+    _check_per_minute(
+        tests,
+        limit=settings.SMTP_TEST_RATE_PER_TENANT_PER_MINUTE,
+        whose=f" for your {scope.level} through a configuration it does not own",
+    )
 
 
 @transaction.atomic
@@ -120,9 +227,14 @@ def smtp_test_email_request(
 ) -> Email:
     """Queue a test email (or a verification that sends nothing).
 
-    With ``form``, the unsaved form values are tested (stored encrypted as a
-    draft until the test ends; a blank password uses the stored one when host,
-    port and username are unchanged). Without it, the configuration in effect is.
+    With ``form``, the unsaved form values (always of the caller's own level)
+    are tested: stored encrypted as a draft until the test ends; a blank
+    password uses the stored one only when the validators allow it (same host,
+    port and username, no weaker server checks). Without it, the configuration
+    in effect is; when it belongs to another level than the caller's (an
+    organization using its partner's or the controller's, a partner the
+    controller's), only the standard test goes, to users of the caller's
+    tenant, from that configuration's sender, within a per-tenant limit too.
     Raises ``SmtpValidationError`` for bad input, ``TestEmailRefused`` otherwise.
     """
     errors: dict[str, list[str]] = {}
@@ -139,6 +251,8 @@ def smtp_test_email_request(
         errors["body"] = ["Body must be at most 20,000 characters."]
     current = None
     values: ValidatedSmtp | None = None
+    effective: EffectiveSmtp | None = None
+    other_level = False
     if form is not None:
         current = smtp_config_get(
             partner=scope.partner, organization=scope.organization
@@ -147,11 +261,31 @@ def smtp_test_email_request(
             values = smtp_input_validate(form, current=current)
         except SmtpValidationError as error:
             errors.update(error.errors)
+    else:
+        effective = smtp_config_effective(
+            partner=scope.partner, organization=scope.organization
+        )
+        other_level = effective.settings is not None and not smtp_config_is_own(
+            effective=effective, level=scope.level
+        )
+        if other_level:
+            _check_other_level_test(
+                scope=scope,
+                effective=effective,
+                recipient=recipient,
+                sender=sender,
+                subject=subject,
+                body=body,
+                errors=errors,
+            )
+            sender = ""  # the configuration's own, when it is sent
     if errors:
         raise SmtpValidationError(errors)
     # Serialize one admin's requests, so that the limits hold under double clicks.
     User.objects.select_for_update().filter(pk=actor.pk).first()
     _check_test_rate(actor)
+    if other_level:
+        _check_tenant_rate(scope)
     draft = None
     source = ""
     if values is not None:
@@ -163,9 +297,6 @@ def smtp_test_email_request(
             draft.password = current.password
         draft.save()
     else:
-        effective = smtp_config_effective(
-            partner=scope.partner, organization=scope.organization
-        )
         if effective.settings is None:
             raise TestEmailRefused(
                 "No SMTP configuration is in effect: save one on the SMTP page, or "
@@ -173,6 +304,8 @@ def smtp_test_email_request(
                 status=409,
             )
         source = effective.source.value
+        if not other_level:
+            draft = _pinned_copy(scope=scope, actor=actor)
     kind = EmailKind.VERIFY if verify_only else EmailKind.TEST
     return email_enqueue(
         NewEmail(

@@ -314,3 +314,36 @@ def test_the_openapi_schema_describes_the_endpoints(demo, login):
     assert schema["components"]["securitySchemes"]["rsid"]["in"] == "cookie"
     docs = login(demo["acme_admin"]).get("/api/docs/")
     assert docs.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("changes", "message_part"),
+    [
+        ({"use_insecure": True}, "Certificate verification turned off"),
+        ({"use_tls": False, "username": "mailer@acme.example"}, "TLS turned off"),
+    ],
+)
+def test_weakening_the_server_checks_asks_for_the_password_again(
+    demo, changes, message_part
+):
+    client = cookie_client(demo["acme_admin"])
+    assert post(client, documented_body()).status_code == 201
+    before = state()
+    events_before = AuditEvent.objects.count()
+    response = post(client, documented_body(password="", **changes))
+    assert response.status_code == 400
+    messages = response.json()["fields"]["email_config.smtp_config.password"]
+    assert message_part in messages[0]
+    assert "enter the password again" in messages[0]
+    assert state() == before
+    assert not SmtpConfiguration.objects.get().use_insecure
+    assert AuditEvent.objects.count() == events_before
+
+
+def test_a_tls_mode_change_keeps_the_password(demo):
+    client = cookie_client(demo["acme_admin"])
+    assert post(client, documented_body()).status_code == 201
+    response = post(client, documented_body(password="", security="ssl"))
+    assert response.status_code == 200
+    configuration = SmtpConfiguration.objects.get()
+    assert (configuration.security, configuration.password) == ("ssl", CANARY)

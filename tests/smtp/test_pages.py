@@ -116,6 +116,34 @@ def test_blank_password_keeps_and_a_host_change_asks_for_it_again(demo, login):
     assert (configuration.host, configuration.password) == ("smtp.acme.example", CANARY)
 
 
+def test_turning_insecure_on_asks_for_the_password_again(demo, login):
+    client = login(demo["acme_admin"])
+    client.post(OPS_URL, form())
+    before = rows()
+    events_before = AuditEvent.objects.count()
+    response = client.post(OPS_URL, form(password="", use_insecure="on"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    field_block = html.split('id="field-password"', 1)[1].split('id="field-', 1)[0]
+    assert "Certificate verification turned off (Insecure)" in field_block
+    assert rows() == before
+    assert not SmtpConfiguration.objects.get().use_insecure
+    assert AuditEvent.objects.count() == events_before
+    # With the password typed again, the change is saved.
+    assert client.post(OPS_URL, form(use_insecure="on")).status_code == 302
+    assert SmtpConfiguration.objects.get().use_insecure
+
+
+def test_a_tls_mode_change_and_insecure_off_keep_the_password(demo, login):
+    client = login(demo["acme_admin"])
+    client.post(OPS_URL, form(use_insecure="on"))
+    response = client.post(OPS_URL, form(password="", tls_mode="ssl"))
+    assert response.status_code == 302
+    configuration = SmtpConfiguration.objects.get()
+    assert (configuration.security, configuration.use_insecure) == ("ssl", False)
+    assert configuration.password == CANARY
+
+
 def test_remove_password_action(demo, login):
     client = login(demo["acme_admin"])
     client.post(OPS_URL, form())

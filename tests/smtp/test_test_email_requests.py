@@ -71,7 +71,11 @@ def test_verification_queues_a_test_of_the_configuration_in_effect(
         "noreply@acme.example",
         "ops@acme.example",
     )
-    assert email.draft is None  # the saved configuration in effect is used
+    # The saved configuration in effect, pinned: a copy the test goes through.
+    assert (email.draft.host, email.draft.password) == (
+        partner_config.host,
+        partner_config.password,
+    )
 
 
 @pytest.mark.parametrize(
@@ -232,6 +236,30 @@ def test_page_test_with_a_changed_host_asks_for_the_password(
     assert not Email.objects.exists() and not SmtpDraft.objects.exists()
 
 
+def test_page_test_with_insecure_turned_on_asks_for_the_password(
+    demo, login, partner_config
+):
+    response = login(demo["acme_admin"]).post(
+        "/ops/smtp/test",
+        {
+            "host": "smtp.acme.example",
+            "port": "587",
+            "use_tls": "on",
+            "use_insecure": "on",
+            "username": "mailer@acme.example",
+            "password": "",
+            "retries": "3",
+            "recipient": "me@acme.example",
+        },
+    )
+    assert response.status_code == 400
+    assert (
+        "Certificate verification turned off"
+        in (response.json()["fields"]["password"][0])
+    )
+    assert not Email.objects.exists() and not SmtpDraft.objects.exists()
+
+
 def test_page_test_names_a_bad_recipient(demo, login):
     response = login(demo["acme_admin"]).post(
         "/ops/smtp/test",
@@ -251,3 +279,193 @@ def test_read_only_users_cannot_send_tests(demo, login, partner_config):
     )
     assert response.status_code == 403
     assert not Email.objects.exists()
+
+
+# -- tests through a configuration of another level --------------------------------
+
+
+def org_user(organization, email: str, **fields):
+    from tenants.models import User
+
+    return User.objects.create_user(email, organization=organization, **fields)
+
+
+def test_an_org_admin_using_the_partners_configuration_reaches_only_its_users(
+    demo, partner_config
+):
+    # given: acme-prod has no configuration of its own: the partner's is in effect
+    client = api(demo["prod_admin"])
+    colleague = org_user(demo["acme-prod"], "colleague@acme-prod.example")
+    # when / then: an outside address, or a user of another organization, is refused
+    for outsider in ("victim@elsewhere.example", "org-admin@acme-dev.example"):
+        response = verify(client, recipient_email=outsider)
+        assert response.status_code == 400
+        message = " ".join(response.json()["fields"]["recipient_email"])
+        assert "a user of your organization" in message
+        assert "partner's SMTP configuration" in message
+    assert not Email.objects.exists()
+    # A user of the organization (any case) gets the standard test.
+    response = verify(client, recipient_email="Colleague@acme-prod.example")
+    assert response.status_code == 202
+    email = Email.objects.get()
+    assert email.recipient.lower() == colleague.email
+    assert (email.sender, email.subject) == ("", "Test email from the Ops Console")
+    assert email.draft is None  # nothing of the partner's is copied
+    assert "org-admin@acme-prod.example sent it" in email.body
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"sender_email": "ceo@bank.example"}, "sender_email", "own sender"),
+        ({"subject": "Your invoice"}, "subject", "standard test text"),
+        ({"body": "Click here"}, "body", "standard test text"),
+    ],
+)
+def test_an_org_admin_using_the_partners_configuration_cannot_set_the_message(
+    demo, partner_config, body, field, message
+):
+    response = verify(
+        api(demo["prod_admin"]),
+        recipient_email="org-admin@acme-prod.example",
+        **body,
+    )
+    assert response.status_code == 400
+    text = " ".join(response.json()["fields"][field])
+    assert message in text and "partner's SMTP configuration" in text
+    assert not Email.objects.exists()
+
+
+def test_the_configurations_own_sender_may_be_named(demo, partner_config):
+    partner_config.sender_email = "alerts@acme.example"
+    partner_config.save()
+    response = verify(
+        api(demo["prod_admin"]),
+        recipient_email="org-admin@acme-prod.example",
+        sender_email="Alerts@acme.example",
+    )
+    assert response.status_code == 202
+
+
+def test_a_partner_admin_using_the_controller_default_reaches_only_its_tenants(
+    demo, controller_smtp
+):
+    controller_smtp(ADDR="mail.controller.example", PORT="25", USE_TLS="false")
+    client = api(demo["acme_admin"])
+    for outsider in ("victim@elsewhere.example", "org-admin@globex-main.example"):
+        response = verify(client, recipient_email=outsider)
+        assert response.status_code == 400
+        message = " ".join(response.json()["fields"]["recipient_email"])
+        assert "a user of your partner or of one of its organizations" in message
+        assert "controller's default SMTP configuration" in message
+    response = verify(client, recipient_email="ops@acme.example", subject="Hi")
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {"recipient_email", "subject"}
+    assert not Email.objects.exists()
+    # Its own users and those of its organizations are fine.
+    assert (
+        verify(client, recipient_email="partner-admin@acme.example").status_code == 202
+    )
+    Email.objects.update(status=EmailStatus.SENT)
+    assert (
+        verify(client, recipient_email="org-admin@acme-dev.example").status_code == 202
+    )
+
+
+def test_a_verification_through_another_levels_configuration_follows_the_rule(
+    demo, partner_config
+):
+    from smtp.services import smtp_test_email_request
+    from smtp.validators import SmtpValidationError
+    from tenants.selectors import tenant_scope_for_user
+
+    admin = demo["prod_admin"]
+    scope = tenant_scope_for_user(user=admin)
+    with pytest.raises(SmtpValidationError) as refused:
+        smtp_test_email_request(
+            scope=scope,
+            actor=admin,
+            recipient="probe@elsewhere.example",
+            verify_only=True,
+        )
+    assert "a user of your organization" in refused.value.errors["recipient"][0]
+    assert not Email.objects.exists()
+
+
+def test_an_org_admin_testing_its_own_configuration_keeps_every_freedom(
+    demo, partner_config
+):
+    SmtpConfiguration.objects.create(
+        partner=demo["acme"],
+        organization=demo["acme-prod"],
+        host="smtp.prod.example",
+        security=Security.STARTTLS,
+    )
+    response = verify(
+        api(demo["prod_admin"]),
+        recipient_email="anyone@elsewhere.example",
+        sender_email="noreply@prod.example",
+        subject="Hello",
+        body="Body",
+    )
+    assert response.status_code == 202
+    email = Email.objects.get()
+    assert (email.recipient, email.sender, email.subject, email.body) == (
+        "anyone@elsewhere.example",
+        "noreply@prod.example",
+        "Hello",
+        "Body",
+    )
+
+
+def test_page_test_of_its_own_values_keeps_every_freedom_for_an_inheriting_org(
+    demo, login, partner_config
+):
+    # The page always tests the form's values: a draft of the organization's own.
+    response = login(demo["prod_admin"]).post(
+        "/console/infrastructure/system/settings/smtp/test",
+        {
+            "host": "smtp.prod.example",
+            "port": "587",
+            "use_tls": "on",
+            "retries": "3",
+            "recipient": "anyone@elsewhere.example",
+            "mode": "send",
+        },
+    )
+    assert response.status_code == 202
+    email = Email.objects.get()
+    assert email.recipient == "anyone@elsewhere.example"
+    assert email.draft.host == "smtp.prod.example"
+    assert email.draft.password is None  # nothing of the partner's is used
+
+
+def test_tests_through_another_levels_configuration_are_limited_per_tenant(
+    demo, partner_config, settings
+):
+    settings.SMTP_TEST_RATE_PER_TENANT_PER_MINUTE = 3
+    admins = [demo["prod_admin"]] + [
+        org_user(demo["acme-prod"], f"admin{n}@acme-prod.example") for n in range(3)
+    ]
+    # given: three admins of the organization each sent one test this minute
+    for admin in admins[:3]:
+        response = verify(api(admin), recipient_email="org-admin@acme-prod.example")
+        assert response.status_code == 202
+        Email.objects.update(status=EmailStatus.SENT)
+    # when: a fourth admin asks
+    response = verify(api(admins[3]), recipient_email="org-admin@acme-prod.example")
+    # then
+    assert response.status_code == 429
+    assert (
+        "At most 3 test emails a minute for your organization"
+        in (response.json()["error"])
+    )
+    assert 1 <= int(response["Retry-After"]) <= 61
+    assert Email.objects.count() == 3
+    # The partner's admin testing its own configuration is not held up by it.
+    own = verify(api(demo["acme_admin"]), recipient_email="ops@elsewhere.example")
+    assert own.status_code == 202
+    # A minute later the organization may test again.
+    Email.objects.update(created_at=timezone.now() - timedelta(minutes=2))
+    again = verify(api(admins[3]), recipient_email="org-admin@acme-prod.example")
+    assert again.status_code == 202

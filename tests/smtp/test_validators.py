@@ -186,6 +186,42 @@ def test_a_server_change_without_a_new_password_does_not_reuse_the_stored_one(
     assert "only sent to the server" in errors["password"][0]
 
 
+@pytest.mark.parametrize(
+    ("change", "message_part"),
+    [
+        ({"use_insecure": True}, "Certificate verification turned off (Insecure)"),
+        ({"use_tls": False}, "TLS turned off"),
+        ({"security": "none", "use_tls": None}, "TLS turned off"),
+    ],
+)
+def test_weaker_server_checks_without_a_new_password_do_not_reuse_the_stored_one(
+    change, message_part
+):
+    errors = errors_of(valid(password=None, **change), current=stored())
+    assert message_part in errors["password"][0]
+    assert "never with weaker checks" in errors["password"][0]
+
+
+@pytest.mark.parametrize(
+    ("current", "change"),
+    [
+        # STARTTLS <-> implicit TLS: the certificate is verified either way.
+        ({}, {"security": "ssl", "use_tls": None}),
+        ({"security": Security.SSL}, {"security": "starttls", "use_tls": None}),
+        # Verification turned back on, or left off as it was.
+        ({"use_insecure": True}, {"use_insecure": False}),
+        ({"use_insecure": True}, {"use_insecure": True}),
+    ],
+)
+def test_security_changes_that_keep_verifying_the_server_keep_the_password(
+    current, change
+):
+    result = smtp_input_validate(
+        valid(password=None, **change), current=stored(**current)
+    )
+    assert result.password_action == PasswordAction.KEEP
+
+
 def test_a_server_change_with_a_new_password_is_accepted():
     result = smtp_input_validate(
         valid(host="smtp.other.example", password="new-one"), current=stored()

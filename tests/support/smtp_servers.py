@@ -236,6 +236,16 @@ class TestHandler(SinkHandler):
         return await super().handle_DATA(server, session, envelope)
 
 
+class CountingController(Controller):
+    """A controller that counts the TCP connections it accepts."""
+
+    connections = 0
+
+    def factory(self):
+        self.connections += 1
+        return super().factory()
+
+
 class SmtpTestServer:
     """An aiosmtpd server on 127.0.0.1 with the given TLS and AUTH options."""
 
@@ -262,7 +272,7 @@ class SmtpTestServer:
             # Implicit TLS is TLS from the start; aiosmtpd only knows STARTTLS.
             kwargs["auth_require_tls"] = implicit_tls is None and starttls is not None
         self.port = free_port(address)
-        self.controller = Controller(
+        self.controller = CountingController(
             self.handler,
             hostname=address,
             port=self.port,
@@ -271,6 +281,13 @@ class SmtpTestServer:
             **kwargs,
         )
         self.controller.start()
+        # start() connects once to check the server is up: that one is not a client.
+        self.controller.connections = 0
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted from clients."""
+        return self.controller.connections
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         self.auth_attempts += 1
