@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from tenants.models import Organization, Partner, User
+from tests.support.hostile import HostileServer
 from tests.support.worker import WorkerProcess, wait_until
 
 
@@ -66,6 +67,21 @@ def worker(celery_worker_process, transactional_db):
             "the Celery worker did not start:\n" + celery_worker_process.log_tail()
         )
     return celery_worker_process
+
+
+@pytest.fixture
+def hostile():
+    """``hostile(script)``: a misbehaving SMTP server (tests/support/hostile.py)."""
+    started: list[HostileServer] = []
+
+    def start(script) -> HostileServer:
+        server = HostileServer(script)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 CONTROLLER_VARIABLES = (

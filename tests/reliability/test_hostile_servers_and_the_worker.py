@@ -16,7 +16,7 @@ from django.db import connection
 from audit.models import AuditEvent
 from smtp.models import Email, EmailKind, EmailStatus, Security, SmtpConfiguration
 from smtp.services import send_system_email
-from tests.support.hostile import HostileServer, drip, echo_auth, flood
+from tests.support.hostile import drip, echo_auth, flood
 from tests.support.worker import ROOT, wait_until
 
 CANARY = "pässwörd-€-Worker9"
@@ -33,20 +33,6 @@ def canary_forms(user: str = USER, password: str = CANARY) -> list[str]:
         password.encode("unicode_escape").decode(),
         repr(raw)[2:-1],
     ]
-
-
-@pytest.fixture
-def hostile():
-    started: list[HostileServer] = []
-
-    def start(script) -> HostileServer:
-        server = HostileServer(script)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def configure(partner, port: int, **fields) -> SmtpConfiguration:

@@ -21,7 +21,7 @@ from smtp.delivery import build_message, deliver
 from smtp.models import Email, EmailKind, EmailStatus, Security, SmtpConfiguration
 from smtp.outbox import outbox_deliver
 from smtp.services import send_system_email
-from tests.support.hostile import HostileServer, drip, echo_auth, flood
+from tests.support.hostile import drip, echo_auth, flood
 from tests.support.smtp_servers import smtp_settings
 from tests.support.worker import wait_until
 
@@ -38,20 +38,6 @@ def verify(settings_, **options):
         verify_only=True,
         **options,
     )
-
-
-@pytest.fixture
-def hostile():
-    started: list[HostileServer] = []
-
-    def start(script) -> HostileServer:
-        server = HostileServer(script)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 # -- the session deadline ------------------------------------------------------------
