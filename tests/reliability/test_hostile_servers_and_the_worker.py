@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from django.db import connection
 
 from audit.models import AuditEvent
