@@ -6,8 +6,10 @@ broker. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import ssl
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
@@ -292,6 +294,15 @@ if REDIS_URL:
         # web request for seconds; the email waits in the outbox for the sweeper.
         "max_retries": 0,
     }
+    if urlsplit(REDIS_URL).scheme in ("redis", "rediss"):
+        # kombu's Redis transport with a channel that survives losing Redis
+        # while a task is in hand (opsconsole/broker.py).
+        CELERY_BROKER_TRANSPORT = "opsconsole.broker:Transport"
+    if urlsplit(REDIS_URL).scheme == "rediss":
+        # Naming the transport skips kombu's default for rediss:// (TLS without
+        # checking the certificate); check it unless the URL's ssl_cert_reqs
+        # says otherwise.
+        CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 else:
     # A broker that needs no server: messages are files under var/broker, so a
     # real worker process still runs in development.

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
+from django.utils import timezone
 
 from opsconsole.models import WorkerHeartbeat
 from smtp.models import Email, EmailStatus, Security, SmtpConfiguration
-from tests.support.smtp_servers import SmtpTestServer, free_port
+from tests.support.redis_server import RedisServer
+from tests.support.smtp_servers import Behaviour, SmtpTestServer
 from tests.support.worker import WorkerProcess, database_url_for_test_db, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,51 +52,6 @@ for number in range(5):
     )
 print("saved and queued")
 """
-
-
-class RedisServer:
-    """A Redis server of this test's own, on a free port, that it can stop."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        app = Celery(broker=self.url, set_as_current=False)
-        wait_until(lambda: self._answers(app), timeout=20)
-
-    @staticmethod
-    def _answers(app: Celery) -> bool:
-        try:
-            with app.connection_for_write() as connection:
-                connection.ensure_connection(max_retries=1)
-        except Exception:  # not up yet
-            return False
-        return True
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -159,4 +116,109 @@ def test_emails_wait_as_queued_while_the_broker_is_down(demo):
         server.stop()
     assert sorted(m.message_id for m in server.messages) == sorted(
         e.message_id for e in waiting
+    )
+
+
+# Queues system emails from a process of its own, whose broker is the test's
+# Redis server (the test process itself publishes to the suite's broker).
+QUEUE_EMAILS = """
+import django
+django.setup()
+from smtp.models import EmailKind
+from smtp.services import send_system_email
+from tenants.models import Organization
+
+organization = Organization.objects.get(slug="acme-prod")
+for number in range(%(first)s, %(first)s + %(count)s):
+    send_system_email(
+        kind=EmailKind.ALERT,
+        to=f"oncall{number}@acme.example",
+        context={"title": f"Alert {number}", "message": "m"},
+        organization=organization,
+    )
+"""
+
+
+def queue_emails(*, redis: RedisServer, queue: str, first: int, count: int) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", QUEUE_EMAILS % {"first": first, "count": count}],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url_for_test_db(),
+            "REDIS_URL": redis.url,
+            "CELERY_QUEUE": queue,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_survives_losing_the_broker_with_a_task_in_hand(demo):
+    redis = RedisServer()
+    redis.start()
+    # The server holds DATA long enough for Redis to go away under the task.
+    server = SmtpTestServer(behaviour=Behaviour(data_delay=6))
+    queue = f"survive-{uuid.uuid4().hex[:10]}"
+    worker = WorkerProcess(
+        queue=queue,
+        pool="prefork",  # as deployed
+        concurrency=2,
+        extra_env={
+            "REDIS_URL": redis.url,
+            "SMTP_TIMEOUT": "30",
+            "SMTP_SESSION_DEADLINE": "30",
+            "SMTP_SWEEP_INTERVAL": "0.5",
+        },
+    ).start()
+    try:
+        SmtpConfiguration.objects.create(
+            partner=demo["acme"],
+            host="127.0.0.1",
+            port=server.port,
+            security=Security.NONE,
+        )
+        # given: the worker holds a task it has not acknowledged (acks_late):
+        # its email waits for the server's answer to DATA
+        queue_emails(redis=redis, queue=queue, first=0, count=1)
+        wait_until(lambda: server.handler.data_calls >= 1, timeout=60)
+        pid = worker.process.pid
+        # when: Redis stops under it, stays away a while, and comes back
+        redis.stop()
+        time.sleep(10)
+        server.handler.behaviour.data_delay = 0
+        redis.start()
+        back = timezone.now()
+        # and emails are queued after it returned
+        queue_emails(redis=redis, queue=queue, first=1, count=5)
+        # then: the same worker process sends every one of them
+        wait_until(
+            lambda: (
+                Email.objects.filter(status=EmailStatus.SENT).count() == 6
+                or worker.process.poll() is not None
+            ),
+            timeout=120,
+        )
+        assert worker.process.poll() is None, worker.log_tail(80)
+        assert worker.process.pid == pid
+        # and its heartbeats, which /readyz reads, come through again
+        wait_until(
+            lambda: WorkerHeartbeat.objects.filter(
+                worker__startswith=f"{queue}@", seen_at__gt=back
+            ),
+            timeout=60,
+        )
+    finally:
+        worker.stop()
+        redis.stop()
+        server.stop()
+    # Each email reached the server once.
+    emails = Email.objects.all()
+    assert {e.status for e in emails} == {EmailStatus.SENT}
+    assert sorted(m.message_id for m in server.messages) == sorted(
+        e.message_id for e in emails
     )
