@@ -129,6 +129,28 @@ def test_web_probes_use_the_health_endpoints():
         assert web[probe]["httpGet"]["port"] in port_names
 
 
+@pytest.mark.parametrize(
+    "name", ["opsconsole-web", "opsconsole-worker", "opsconsole-beat"]
+)
+def test_a_pod_whose_process_exits_is_started_again(name):
+    doc = workload(name)
+    assert doc["kind"] == "Deployment"
+    assert doc["spec"]["template"]["spec"]["restartPolicy"] == "Always"
+    # Kubernetes restarts a container when its main process ends: that process
+    # is the program itself, not a shell that could outlive it.
+    assert main_container(name)["command"][0] in {"celery", "gunicorn"}
+
+
+def test_a_worker_that_no_longer_answers_over_the_broker_is_restarted():
+    worker = main_container("opsconsole-worker")
+    probe = worker["livenessProbe"]
+    assert "celery -A opsconsole inspect ping" in probe["exec"]["command"][-1]
+    # It asks this pod's worker, whose node name is Celery's default.
+    assert "--destination celery@$HOSTNAME" in probe["exec"]["command"][-1]
+    assert not {"--hostname", "-n"} & set(worker["command"])
+    assert probe["failureThreshold"] * probe["periodSeconds"] <= 300
+
+
 def test_the_ingress_host_is_an_allowed_host():
     ingress = next(d for d in documents() if d["kind"] == "Ingress")
     hosts = {rule["host"] for rule in ingress["spec"]["rules"]}
