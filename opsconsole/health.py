@@ -1,9 +1,10 @@
 """Liveness and readiness for load balancers and Kubernetes probes.
 
 ``/healthz``: the process answers (no dependencies). ``/readyz``: the database,
-the broker and a worker (a heartbeat within the last minute) all answer. Both
-are served before host validation and HTTPS redirects, because probes come to
-the pod's own address over plain HTTP.
+the broker and a worker (a heartbeat within three heartbeat intervals) all
+answer; workers that stopped reporting are named with the age of their last
+heartbeat. Both are served before host validation and HTTPS redirects, because
+probes come to the pod's own address over plain HTTP.
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
-WORKER_HEARTBEAT_MAX_AGE = timedelta(seconds=60)
+# A worker that missed this many heartbeats in a row is stale (a minute with the
+# default WORKER_HEARTBEAT_INTERVAL of 20 s).
+HEARTBEATS_MISSED = 3
+# Stale workers are named for this long; one silent for longer is gone (a
+# replaced pod has a new name), not stale.
+STALE_WORKERS_NAMED_FOR = timedelta(hours=1)
+STALE_WORKERS_NAMED = 10
 
 
 def _timed(check: Callable[[], dict]) -> dict:
@@ -47,14 +55,35 @@ def _broker() -> dict:
 def _worker() -> dict:
     from opsconsole.models import WorkerHeartbeat
 
+    now = timezone.now()
+    max_age = timedelta(seconds=HEARTBEATS_MISSED * settings.WORKER_HEARTBEAT_INTERVAL)
     latest = WorkerHeartbeat.objects.order_by("-seen_at").first()
     if latest is None:
         return {"ok": False, "error": "no worker has ever reported"}
-    age = timezone.now() - latest.seen_at
-    return {
-        "ok": age <= WORKER_HEARTBEAT_MAX_AGE,
-        "last_seen_seconds": int(age.total_seconds()),
+    age = _seconds(now - latest.seen_at)
+    result: dict = {
+        "ok": now - latest.seen_at <= max_age,
+        "worker": latest.worker,
+        "last_seen_seconds": age,
     }
+    if not result["ok"]:
+        result["error"] = (
+            f"no worker heartbeat within {_seconds(max_age)} s: {latest.worker} "
+            f"last reported {age} s ago"
+        )
+    stale = WorkerHeartbeat.objects.filter(
+        seen_at__lt=now - max_age, seen_at__gte=now - STALE_WORKERS_NAMED_FOR
+    ).order_by("-seen_at")[:STALE_WORKERS_NAMED]
+    if stale:
+        result["stale"] = [
+            {"worker": beat.worker, "last_seen_seconds": _seconds(now - beat.seen_at)}
+            for beat in stale
+        ]
+    return result
+
+
+def _seconds(age: timedelta) -> int:
+    return int(age.total_seconds())
 
 
 def readiness() -> tuple[bool, dict]:

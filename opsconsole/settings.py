@@ -335,7 +335,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 # Each worker proves every this many seconds that it consumes from the broker
-# (/readyz wants a heartbeat within the last minute).
+# (/readyz wants a heartbeat within three of them, a minute by default).
 WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=20.0)
 # Beat re-verifies every saved SMTP configuration this often (seconds; 0: off).
 SMTP_HEALTHCHECK_INTERVAL = env.int("SMTP_HEALTHCHECK_INTERVAL", default=1800)
