@@ -199,13 +199,17 @@ class Behaviour:
 
 
 class TestHandler(SinkHandler):
-    """The sink handler, with the refusals and delays of a ``Behaviour``."""
+    """The sink handler, with the refusals and delays of a ``Behaviour``; it
+    keeps what clients said (MAIL FROM options, RCPT TO addresses)."""
 
     def __init__(self, behaviour: Behaviour):
         super().__init__()
         self.behaviour = behaviour
         self.data_calls = 0
         self.sessions = 0
+        self.mail_froms: list[tuple[str, list[str]]] = []
+        self.rcpt_tos: list[str] = []
+        self.resets = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.sessions += 1
@@ -213,6 +217,7 @@ class TestHandler(SinkHandler):
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.mail_froms.append((address, list(mail_options)))
         if self.behaviour.refuse_sender:
             return "553 5.7.1 Sender address rejected: not owned by user"
         envelope.mail_from = address
@@ -220,9 +225,14 @@ class TestHandler(SinkHandler):
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.rcpt_tos.append(address)
         if address in self.behaviour.refuse_recipients:
             return "550 5.1.1 User unknown"
         envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_RSET(self, server, session, envelope):
+        self.resets += 1
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
@@ -257,6 +267,7 @@ class SmtpTestServer:
         users: dict[str, str] | None = None,
         behaviour: Behaviour | None = None,
         address: str = "127.0.0.1",
+        smtputf8: bool = False,
     ):
         self.handler = TestHandler(behaviour or Behaviour())
         self.address = address
@@ -278,6 +289,7 @@ class SmtpTestServer:
             port=self.port,
             ready_timeout=10,
             server_hostname="smtp.test",
+            enable_SMTPUTF8=smtputf8,
             **kwargs,
         )
         self.controller.start()
