@@ -18,6 +18,7 @@ import smtplib
 from collections.abc import Callable
 
 from opsconsole.addresses import AddressError, WireAddress, wire_address
+from smtp.delivery.hints import Refusal, diagnose
 from smtp.delivery.opening import (
     POLICY_MESSAGE,
     Resolver,
@@ -29,7 +30,6 @@ from smtp.delivery.steps import (
     Outcome,
     Step,
     StepFailed,
-    is_transient_code,
     reply_text,
 )
 from smtp.selectors import SmtpSettings
@@ -60,8 +60,8 @@ class SmtpConnection(SessionOpener):
         *,
         ok: tuple[int, ...],
         detail: str,
-        refused_hint: str,
-        refused_field: str,
+        sender: str = "",
+        recipient: str = "",
     ) -> tuple[int, str]:
         step, started = self._begin(name)
         try:
@@ -72,20 +72,25 @@ class SmtpConnection(SessionOpener):
             raise self._io_failure(step, started, error) from None
         reply = reply_text(message)
         if code not in ok:
-            transient = is_transient_code(code)
+            diagnosis = diagnose(
+                Refusal(
+                    step=name,
+                    code=code,
+                    text=reply,
+                    settings=self.settings,
+                    sender=sender,
+                    recipient=recipient,
+                )
+            )
             raise self._fail(
                 step,
                 started,
-                transient=transient,
+                transient=diagnosis.transient,
                 reply_code=code,
                 reply=reply,
                 detail=f"The server refused {name.replace('_', ' ').upper()} ({code}).",
-                hint=(
-                    "The server deferred the message (4xx); it is retried."
-                    if transient
-                    else refused_hint
-                ),
-                field="" if transient else refused_field,
+                hint=diagnosis.hint,
+                field=diagnosis.field,
             )
         self._finish(step, started, reply_code=code, reply=reply, detail=detail)
         return code, step.reply  # redacted, like everything a step records
@@ -149,11 +154,7 @@ class SmtpConnection(SessionOpener):
             lambda: self.client.mail(wire_sender.envelope, options),
             ok=(250,),
             detail=f"Sender {_shown(sender, wire_sender)} accepted.",
-            refused_hint=(
-                f"The server refused the sender {sender}: set Sender to an address "
-                "this account may send as."
-            ),
-            refused_field="sender_email",
+            sender=sender,
         )
         for recipient, wire in zip(recipients, wire_recipients, strict=True):
             self._command(
@@ -161,12 +162,8 @@ class SmtpConnection(SessionOpener):
                 lambda wire=wire: self.client.rcpt(wire.envelope),
                 ok=(250, 251),
                 detail=f"Recipient {_shown(recipient, wire)} accepted.",
-                refused_hint=(
-                    f"The server refused the recipient {recipient}: check the "
-                    "address, or, if it says relaying is denied, authenticate "
-                    "(Username and Password) or use a server that relays for you."
-                ),
-                refused_field="recipient",
+                sender=sender,
+                recipient=recipient,
             )
 
     def send(self, message: bytes, *, sender: str, recipients: list[str]) -> str:
@@ -179,9 +176,7 @@ class SmtpConnection(SessionOpener):
                 lambda: self.client.data(message),
                 ok=(250,),
                 detail=f"Message accepted ({len(message)} bytes).",
-                refused_hint="The server rejected the message itself (content, "
-                "size or policy): see its reply.",
-                refused_field="",
+                sender=sender,
             )
         return reply
 
@@ -194,8 +189,6 @@ class SmtpConnection(SessionOpener):
                 self.client.rset,
                 ok=(250,),
                 detail="Transaction reset: nothing was sent.",
-                refused_hint="The server refused RSET.",
-                refused_field="",
             )
 
     def reset(self) -> bool:

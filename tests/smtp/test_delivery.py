@@ -181,11 +181,13 @@ def test_starttls_required_but_not_offered_fails_without_falling_back(smtp_serve
     assert server.messages == []
 
 
-def test_implicit_tls_against_a_plain_port_says_wrong_version_number(smtp_server):
+def test_implicit_tls_against_a_plain_port_says_choose_starttls(smtp_server):
     server = smtp_server()
     step = failed(send(smtp_settings(server.port, security=Security.SSL)))
-    assert (step.name, step.field) == ("tls", "port")
-    assert "Wrong version number: you enabled TLS against a plain port" in step.hint
+    assert (step.name, step.field) == ("tls", "security")
+    assert "wrong version number" in step.detail
+    assert "speaks plain SMTP first" in step.hint
+    assert "choose TLS mode STARTTLS" in step.hint
 
 
 def test_plain_client_against_implicit_tls_port_hints_at_implicit_tls(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -188,6 +188,11 @@ def free_port(address: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
+# Postfix's reply to MAIL FROM and AUTH before STARTTLS, with
+# smtpd_tls_security_level = encrypt.
+STARTTLS_FIRST = "530 5.7.0 Must issue a STARTTLS command first"
+
+
 @dataclass
 class Behaviour:
     """What a test server does beyond accepting mail."""
@@ -196,6 +201,15 @@ class Behaviour:
     refuse_recipients: set[str] = field(default_factory=set)  # 550 for these
     refuse_sender: bool = False  # 553 for every MAIL FROM
     data_delay: float = 0.0  # seconds to wait before accepting DATA
+    # The reply to every RCPT TO, word for word (e.g. a Postfix restriction).
+    rcpt_reply: str = ""
+    # Postfix's smtpd_tls_security_level = encrypt: MAIL FROM and AUTH get
+    # STARTTLS_FIRST until the session is encrypted.
+    require_starttls: bool = False
+
+
+def _encrypted(server, session) -> bool:
+    return session.ssl is not None or server._tls_protocol is not None
 
 
 class TestHandler(SinkHandler):
@@ -216,8 +230,15 @@ class TestHandler(SinkHandler):
         session.host_name = hostname
         return responses
 
+    async def handle_AUTH(self, server, session, envelope, args):
+        if self.behaviour.require_starttls and not _encrypted(server, session):
+            return STARTTLS_FIRST
+        return MISSING  # aiosmtpd's own AUTH
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.mail_froms.append((address, list(mail_options)))
+        if self.behaviour.require_starttls and not _encrypted(server, session):
+            return STARTTLS_FIRST
         if self.behaviour.refuse_sender:
             return "553 5.7.1 Sender address rejected: not owned by user"
         envelope.mail_from = address
@@ -226,6 +247,8 @@ class TestHandler(SinkHandler):
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.rcpt_tos.append(address)
+        if self.behaviour.rcpt_reply:
+            return self.behaviour.rcpt_reply
         if address in self.behaviour.refuse_recipients:
             return "550 5.1.1 User unknown"
         envelope.rcpt_tos.append(address)
@@ -267,6 +290,7 @@ class SmtpTestServer:
         users: dict[str, str] | None = None,
         behaviour: Behaviour | None = None,
         address: str = "127.0.0.1",
+        port: int | None = None,
         smtputf8: bool = False,
     ):
         self.handler = TestHandler(behaviour or Behaviour())
@@ -281,8 +305,13 @@ class SmtpTestServer:
         if users is not None:
             kwargs["authenticator"] = self._authenticate
             # Implicit TLS is TLS from the start; aiosmtpd only knows STARTTLS.
-            kwargs["auth_require_tls"] = implicit_tls is None and starttls is not None
-        self.port = free_port(address)
+            # A server that refuses AUTH before STARTTLS itself offers it before.
+            kwargs["auth_require_tls"] = (
+                implicit_tls is None
+                and starttls is not None
+                and not self.handler.behaviour.require_starttls
+            )
+        self.port = port or free_port(address)
         self.controller = CountingController(
             self.handler,
             hostname=address,
@@ -353,6 +382,7 @@ def smtp_settings(
     insecure: bool = False,
     trusted: bool = False,
     retries: int = 3,
+    sender: str = "alerts@acme.example",
 ) -> SmtpSettings:
     return SmtpSettings(
         level=Level.PARTNER,
@@ -363,7 +393,7 @@ def smtp_settings(
         username=username,
         password=Secret(password),
         retries=retries,
-        sender_email="alerts@acme.example",
+        sender_email=sender,
         sender_origin="configured",
         trusted=trusted,
     )
