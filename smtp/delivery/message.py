@@ -60,7 +60,9 @@ def build_message(
     to_header, to_utf8 = _address_header("To", recipient)
     headers = {
         "Subject": subject,
-        "Date": formatdate(localtime=False, usegmt=True),
+        # RFC 5322 wants a numeric zone; "GMT" is only the obsolete form.
+        # (formatdate's layout: format_datetime takes half as long again.)
+        "Date": formatdate(usegmt=True).removesuffix("GMT") + "+0000",
         "Message-ID": message_id,
         # RFC 3834: automatic mail, so that auto-responders stay quiet.
         "Auto-Submitted": "auto-generated",

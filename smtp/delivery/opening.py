@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 
+from opsconsole.addresses import AddressError, ascii_domain
 from smtp.delivery.client import BoundedSMTP, DeadlineExceeded, ReplyTooLong
 from smtp.delivery.hints import (
     IMPLICIT_TLS_MODE,
@@ -87,9 +88,25 @@ def tls_context(
 
 
 def ehlo_name() -> str:
-    """The name this console gives in EHLO: ``SMTP_EHLO_NAME`` or PUBLIC_URL's host."""
-    configured = getattr(django_settings, "SMTP_EHLO_NAME", "")
-    return configured or urlsplit(django_settings.PUBLIC_URL).hostname or "localhost"
+    """The name this console gives in EHLO (and in Message-IDs): ``SMTP_EHLO_NAME``
+    or PUBLIC_URL's host.
+
+    RFC 5321 wants a domain or an address literal: an IP address is written
+    ``[192.0.2.1]`` or ``[IPv6:2001:db8::1]``, never bare; an international name
+    goes as A-labels.
+    """
+    configured = getattr(django_settings, "SMTP_EHLO_NAME", "").strip()
+    name = configured or urlsplit(django_settings.PUBLIC_URL).hostname or "localhost"
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return f"[IPv6:{address}]" if address.version == 6 else f"[{address}]"
+    try:
+        return ascii_domain(name)
+    except AddressError:
+        return "localhost"
 
 
 class SessionOpener(StepRecorder):

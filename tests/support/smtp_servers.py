@@ -214,19 +214,21 @@ def _encrypted(server, session) -> bool:
 
 class TestHandler(SinkHandler):
     """The sink handler, with the refusals and delays of a ``Behaviour``; it
-    keeps what clients said (MAIL FROM options, RCPT TO addresses)."""
+    keeps what clients said (EHLO names, MAIL FROM options, RCPT TO addresses)."""
 
     def __init__(self, behaviour: Behaviour):
         super().__init__()
         self.behaviour = behaviour
         self.data_calls = 0
         self.sessions = 0
+        self.ehlo_names: list[str] = []
         self.mail_froms: list[tuple[str, list[str]]] = []
         self.rcpt_tos: list[str] = []
         self.resets = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.sessions += 1
+        self.ehlo_names.append(hostname)
         session.host_name = hostname
         return responses
 
