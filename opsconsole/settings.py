@@ -241,7 +241,8 @@ SMTP_TIMEOUT = env.float("SMTP_TIMEOUT", default=10.0)
 SMTP_ALLOWED_NETWORKS = env.list("SMTP_ALLOWED_NETWORKS", default=[])
 # Extra CA certificates (PEM file) trusted for SMTP servers, e.g. a private CA.
 SMTP_CA_BUNDLE = env.str("SMTP_CA_BUNDLE", default="")
-# Name given in EHLO; default: the host of PUBLIC_URL.
+# Name given in EHLO and in Message-IDs; default: the host of PUBLIC_URL. An IP
+# address goes as an address literal ([127.0.0.1], [IPv6:::1]).
 SMTP_EHLO_NAME = env.str("SMTP_EHLO_NAME", default="")
 # A worker owns an email it claimed for this long; after that the sweeper hands
 # it to another worker (a worker that died mid-send).

@@ -12,9 +12,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
-
+from opsconsole.addresses import AddressError, check_address
 from opsconsole.text import has_control_characters
 from smtp.models import Security, SmtpSettingsFields, security_from_tls
 
@@ -167,13 +165,29 @@ def validate_address(
         return address
     if validate_no_controls(name, label, address, errors):
         return address
-    try:
-        validate_email(address)
-    except ValidationError:
-        errors.setdefault(name, []).append(
-            f"{label} must be an email address, e.g. ops@example.com."
-        )
+    problem = address_problem(
+        label,
+        address,
+        syntax=f"{label} must be an email address, e.g. ops@example.com.",
+    )
+    if problem:
+        errors.setdefault(name, []).append(problem)
     return address
+
+
+def address_problem(label: str, address: str, *, syntax: str) -> str | None:
+    """Why ``address`` cannot be sent to (``syntax`` if it is no address at all),
+    or ``None``.
+
+    International domains and non-ASCII local parts are welcome: the domain must
+    be valid IDNA; a non-ASCII local part needs a server that offers SMTPUTF8,
+    which only the delivery can tell.
+    """
+    try:
+        check_address(address)
+    except AddressError as problem:
+        return syntax if problem.syntax else f"{label}: {problem}"
+    return None
 
 
 def validate_no_controls(
@@ -283,14 +297,14 @@ def smtp_input_validate(
     if len(username) > 254:
         error("username", "Username must be at most 254 characters.")
     if sender_email and "sender_email" not in errors:
-        try:
-            validate_email(sender_email)
-        except ValidationError:
-            error(
-                "sender_email",
-                "Sender must be an email address, e.g. alerts@example.com, or empty "
-                "to use the username.",
-            )
+        problem = address_problem(
+            "Sender",
+            sender_email,
+            syntax="Sender must be an email address, e.g. alerts@example.com, or "
+            "empty to use the username.",
+        )
+        if problem:
+            error("sender_email", problem)
     if data.password is not None and len(data.password) > 1024:
         error("password", "Password must be at most 1024 characters.")
 

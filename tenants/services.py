@@ -26,6 +26,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from audit.models import Category
 from audit.services import actor_label, audit_event_record
+from opsconsole.addresses import AddressError, check_address
 from opsconsole.env import account_creation_strategy
 from smtp.models import EmailKind, SmtpConfiguration
 from smtp.services import send_system_email
@@ -255,10 +256,14 @@ def organization_create(
         errors["slug"] = [f"The identifier {slug} is taken: choose another one."]
     try:
         validate_email(admin_email)
+        # The domain as SMTP will carry it (IDNA): account emails go there.
+        check_address(admin_email)
     except ValidationError:
         errors["admin_email"] = [
             "Admin email must be an email address, e.g. admin@example.com."
         ]
+    except AddressError as problem:
+        errors["admin_email"] = [f"Admin email: {problem}"]
     else:
         if User.objects.filter(email__iexact=admin_email).exists():
             errors["admin_email"] = [

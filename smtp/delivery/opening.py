@@ -20,8 +20,16 @@ from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 
+from opsconsole.addresses import AddressError, ascii_domain
 from smtp.delivery.client import BoundedSMTP, DeadlineExceeded, ReplyTooLong
-from smtp.delivery.hints import explain_tls_error
+from smtp.delivery.hints import (
+    IMPLICIT_TLS_MODE,
+    STARTTLS_MODE,
+    Refusal,
+    diagnose,
+    explain_silence,
+    explain_tls_error,
+)
 from smtp.delivery.steps import (
     Step,
     StepFailed,
@@ -30,7 +38,7 @@ from smtp.delivery.steps import (
     reply_text,
     timed_out,
 )
-from smtp.models import IMPLICIT_TLS_PORT, Security
+from smtp.models import Security
 from smtp.netpolicy import address_permitted
 from smtp.selectors import SmtpSettings
 
@@ -80,9 +88,25 @@ def tls_context(
 
 
 def ehlo_name() -> str:
-    """The name this console gives in EHLO: ``SMTP_EHLO_NAME`` or PUBLIC_URL's host."""
-    configured = getattr(django_settings, "SMTP_EHLO_NAME", "")
-    return configured or urlsplit(django_settings.PUBLIC_URL).hostname or "localhost"
+    """The name this console gives in EHLO (and in Message-IDs): ``SMTP_EHLO_NAME``
+    or PUBLIC_URL's host.
+
+    RFC 5321 wants a domain or an address literal: an IP address is written
+    ``[192.0.2.1]`` or ``[IPv6:2001:db8::1]``, never bare; an international name
+    goes as A-labels.
+    """
+    configured = getattr(django_settings, "SMTP_EHLO_NAME", "").strip()
+    name = configured or urlsplit(django_settings.PUBLIC_URL).hostname or "localhost"
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return f"[IPv6:{address}]" if address.version == 6 else f"[{address}]"
+    try:
+        return ascii_domain(name)
+    except AddressError:
+        return "localhost"
 
 
 class SessionOpener(StepRecorder):
@@ -233,9 +257,7 @@ class SessionOpener(StepRecorder):
         return tls_context(bundle, mtime, insecure=self.settings.use_insecure)
 
     def _tls_failure(self, step: Step, started: float, error: Exception) -> StepFailed:
-        explained = explain_tls_error(
-            error, host=self.settings.host, port=self.settings.port
-        )
+        explained = explain_tls_error(error, settings=self.settings)
         if explained is None:
             return self._io_failure(step, started, error)
         return self._fail(
@@ -286,20 +308,14 @@ class SessionOpener(StepRecorder):
                 if timed_out(error)
                 else "the server hung up before greeting"
             )
+            detail, diagnosis = explain_silence(self.settings, what=what)
             raise self._fail(
                 step,
                 started,
-                transient=True,
-                detail=f"Connected, but {what}.",
-                hint=(
-                    "The server expects implicit TLS on this port; turn on TLS "
-                    "(port 465 uses implicit TLS) or use 587 for STARTTLS."
-                    if self.settings.port == IMPLICIT_TLS_PORT
-                    else "The server accepted the connection but never greeted: it "
-                    "may expect implicit TLS (then turn TLS on and use its "
-                    "implicit-TLS port, usually 465), or be overloaded."
-                ),
-                field="port",
+                transient=diagnosis.transient,
+                detail=detail,
+                hint=diagnosis.hint,
+                field=diagnosis.field,
             ) from None
         if code != 220:
             raise self._fail(
@@ -354,8 +370,9 @@ class SessionOpener(StepRecorder):
                 detail="The server does not offer STARTTLS.",
                 hint=(
                     "STARTTLS is required when TLS is on (there is no fall-back to "
-                    "plain text). Use the server's implicit-TLS port (465), or turn "
-                    "TLS off only for a trusted relay without authentication."
+                    f"plain text). Use the server's implicit-TLS port (465) with "
+                    f"{IMPLICIT_TLS_MODE}, or turn TLS off only for a trusted relay "
+                    "without authentication."
                 ),
                 field="use_tls",
             )
@@ -389,37 +406,50 @@ class SessionOpener(StepRecorder):
         step, started = self._begin("auth")
         username = self.settings.username
         if not self.client.has_extn("auth"):
+            if self.client.has_extn("starttls"):
+                # Postfix's smtpd_tls_auth_only, and most providers: AUTH is
+                # offered only once the session is encrypted.
+                hint = (
+                    "The server offers AUTH only after STARTTLS: turn TLS on with "
+                    f"{STARTTLS_MODE}."
+                )
+                field = "use_tls"
+            else:
+                hint = (
+                    "Clear Username and Password if this relay accepts mail without "
+                    "login; otherwise check Port, since many servers offer AUTH only "
+                    "on 587 (STARTTLS) or 465 (implicit TLS)."
+                )
+                field = "username"
             raise self._fail(
                 step,
                 started,
                 transient=False,
                 detail="The server offers no authentication (AUTH).",
-                hint=(
-                    "Clear Username and Password if this relay accepts mail without "
-                    "login; otherwise check Port, since many servers offer AUTH only "
-                    "on 587 (STARTTLS) or 465 (implicit TLS)."
-                ),
-                field="username",
+                hint=hint,
+                field=field,
             )
         try:
             code, message = self.client.login(username, self.settings.password.reveal())
         except smtplib.SMTPAuthenticationError as error:
-            transient = is_transient_code(error.smtp_code)
+            reply = reply_text(error.smtp_error)
+            diagnosis = diagnose(
+                Refusal(
+                    step="auth",
+                    code=error.smtp_code,
+                    text=reply,
+                    settings=self.settings,
+                )
+            )
             raise self._fail(
                 step,
                 started,
-                transient=transient,
+                transient=diagnosis.transient,
                 reply_code=error.smtp_code,
-                reply=reply_text(error.smtp_error),
+                reply=reply,
                 detail=f"auth failed ({error.smtp_code}) for {username}.",
-                hint=(
-                    "Temporary authentication failure at the server; it is retried."
-                    if transient
-                    else "The server refused the username or password: check both. "
-                    "Providers such as Gmail or Microsoft 365 need an app password, "
-                    "or SMTP AUTH enabled for the mailbox."
-                ),
-                field="password",
+                hint=diagnosis.hint,
+                field=diagnosis.field,
             ) from None
         except smtplib.SMTPException as error:
             if isinstance(error, smtplib.SMTPServerDisconnected):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable
 
+from opsconsole.addresses import AddressError, WireAddress, wire_address
+from smtp.delivery.hints import Refusal, diagnose
 from smtp.delivery.opening import (
     POLICY_MESSAGE,
     Resolver,
@@ -28,7 +30,6 @@ from smtp.delivery.steps import (
     Outcome,
     Step,
     StepFailed,
-    is_transient_code,
     reply_text,
 )
 from smtp.selectors import SmtpSettings
@@ -42,6 +43,13 @@ __all__ = [
 ]
 
 
+def _shown(address: str, wire: WireAddress) -> str:
+    """An address as given, and as sent when that differs (an IDNA domain)."""
+    if wire.envelope == address:
+        return address
+    return f"{address} (as {wire.envelope})"
+
+
 class SmtpConnection(SessionOpener):
     """An SMTP session to the server of ``settings``; reusable for many messages."""
 
@@ -52,8 +60,8 @@ class SmtpConnection(SessionOpener):
         *,
         ok: tuple[int, ...],
         detail: str,
-        refused_hint: str,
-        refused_field: str,
+        sender: str = "",
+        recipient: str = "",
     ) -> tuple[int, str]:
         step, started = self._begin(name)
         try:
@@ -64,48 +72,98 @@ class SmtpConnection(SessionOpener):
             raise self._io_failure(step, started, error) from None
         reply = reply_text(message)
         if code not in ok:
-            transient = is_transient_code(code)
+            diagnosis = diagnose(
+                Refusal(
+                    step=name,
+                    code=code,
+                    text=reply,
+                    settings=self.settings,
+                    sender=sender,
+                    recipient=recipient,
+                )
+            )
             raise self._fail(
                 step,
                 started,
-                transient=transient,
+                transient=diagnosis.transient,
                 reply_code=code,
                 reply=reply,
                 detail=f"The server refused {name.replace('_', ' ').upper()} ({code}).",
-                hint=(
-                    "The server deferred the message (4xx); it is retried."
-                    if transient
-                    else refused_hint
-                ),
-                field="" if transient else refused_field,
+                hint=diagnosis.hint,
+                field=diagnosis.field,
             )
         self._finish(step, started, reply_code=code, reply=reply, detail=detail)
         return code, step.reply  # redacted, like everything a step records
 
+    def _unsendable(
+        self, step_name: str, address: str, *, why: str, hint: str
+    ) -> StepFailed:
+        """An address this session cannot carry: that email fails, nothing of it
+        is sent, and the session stays usable for the next one."""
+        step, started = self._begin(step_name)
+        is_sender = step_name == "mail_from"
+        return self._fail(
+            step,
+            started,
+            transient=False,
+            detail=f"Not sent: the {'sender' if is_sender else 'recipient'} "
+            f"{address} {why}",
+            hint=hint,
+            field="sender_email" if is_sender else "recipient",
+        )
+
+    def _wire(self, step_name: str, address: str) -> WireAddress:
+        """``address`` as SMTP carries it, checked before anything is sent."""
+        is_sender = step_name == "mail_from"
+        try:
+            wire = wire_address(address)
+        except AddressError as problem:
+            raise self._unsendable(
+                step_name,
+                address,
+                why=f"cannot be written in SMTP: {problem}",
+                hint="Set Sender to a valid address."
+                if is_sender
+                else "Correct the recipient's address.",
+            ) from None
+        if wire.utf8 and not self.client.has_extn("smtputf8"):
+            raise self._unsendable(
+                step_name,
+                address,
+                why="has a non-ASCII part before @, and the server does not offer "
+                "SMTPUTF8.",
+                hint="This server cannot send from non-ASCII addresses; set Sender "
+                "to an ASCII address, or use a server that offers SMTPUTF8."
+                if is_sender
+                else "This server cannot deliver to non-ASCII addresses; use an "
+                "ASCII address for this recipient, or a server that offers SMTPUTF8.",
+            )
+        return wire
+
     def _envelope(self, sender: str, recipients: list[str]) -> None:
+        wire_sender = self._wire("mail_from", sender)
+        wire_recipients = [self._wire("rcpt_to", r) for r in recipients]
+        options: list[str] = []
+        if wire_sender.utf8 or any(wire.utf8 for wire in wire_recipients):
+            # RFC 6531: the addresses and the headers are UTF-8.
+            options.append("SMTPUTF8")
+            if self.client.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
         self._command(
             "mail_from",
-            lambda: self.client.mail(sender),
+            lambda: self.client.mail(wire_sender.envelope, options),
             ok=(250,),
-            detail=f"Sender {sender} accepted.",
-            refused_hint=(
-                f"The server refused the sender {sender}: set Sender to an address "
-                "this account may send as."
-            ),
-            refused_field="sender_email",
+            detail=f"Sender {_shown(sender, wire_sender)} accepted.",
+            sender=sender,
         )
-        for recipient in recipients:
+        for recipient, wire in zip(recipients, wire_recipients, strict=True):
             self._command(
                 "rcpt_to",
-                lambda recipient=recipient: self.client.rcpt(recipient),
+                lambda wire=wire: self.client.rcpt(wire.envelope),
                 ok=(250, 251),
-                detail=f"Recipient {recipient} accepted.",
-                refused_hint=(
-                    f"The server refused the recipient {recipient}: check the "
-                    "address, or, if it says relaying is denied, authenticate "
-                    "(Username and Password) or use a server that relays for you."
-                ),
-                refused_field="recipient",
+                detail=f"Recipient {_shown(recipient, wire)} accepted.",
+                sender=sender,
+                recipient=recipient,
             )
 
     def send(self, message: bytes, *, sender: str, recipients: list[str]) -> str:
@@ -118,9 +176,7 @@ class SmtpConnection(SessionOpener):
                 lambda: self.client.data(message),
                 ok=(250,),
                 detail=f"Message accepted ({len(message)} bytes).",
-                refused_hint="The server rejected the message itself (content, "
-                "size or policy): see its reply.",
-                refused_field="",
+                sender=sender,
             )
         return reply
 
@@ -133,8 +189,6 @@ class SmtpConnection(SessionOpener):
                 self.client.rset,
                 ok=(250,),
                 detail="Transaction reset: nothing was sent.",
-                refused_hint="The server refused RSET.",
-                refused_field="",
             )
 
     def reset(self) -> bool:

@@ -163,6 +163,7 @@ class StepRecorder:
         # Redacted whole, then shortened: a cut must not leave part of a secret.
         step.reply = self._redact(step.reply)[:REPLY_LIMIT]
         step.detail = self._redact(step.detail)
+        step.hint = self._redact(step.hint)
         step.duration_ms = int((time.monotonic() - started) * 1000)
         if step.status == "running":
             step.status = "ok"

@@ -106,7 +106,11 @@
     });
   }
 
+  // Fields named as the API names them, mapped to this form's.
+  var FORM_FIELD = { security: "tls_mode" };
+
   function flagField(name, message) {
+    name = FORM_FIELD[name] || name;
     var container = document.getElementById("field-" + name);
     if (!container) {
       return;

@@ -5,11 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import timedelta
+from email import message_from_bytes
+from email.policy import default
+from email.utils import parsedate_to_datetime
 
 import pytest
 
 from smtp.delivery import SmtpConnection, StepFailed, build_message, deliver
-from smtp.models import Security
+from smtp.models import EmailKind, Security
+from smtp.services import send_system_email
 from tests.support.smtp_servers import Behaviour, smtp_settings
 
 CANARY = "canary-smtp-pw-Lm3"
@@ -181,11 +186,13 @@ def test_starttls_required_but_not_offered_fails_without_falling_back(smtp_serve
     assert server.messages == []
 
 
-def test_implicit_tls_against_a_plain_port_says_wrong_version_number(smtp_server):
+def test_implicit_tls_against_a_plain_port_says_choose_starttls(smtp_server):
     server = smtp_server()
     step = failed(send(smtp_settings(server.port, security=Security.SSL)))
-    assert (step.name, step.field) == ("tls", "port")
-    assert "Wrong version number: you enabled TLS against a plain port" in step.hint
+    assert (step.name, step.field) == ("tls", "security")
+    assert "wrong version number" in step.detail
+    assert "speaks plain SMTP first" in step.hint
+    assert "choose TLS mode STARTTLS" in step.hint
 
 
 def test_plain_client_against_implicit_tls_port_hints_at_implicit_tls(
@@ -298,3 +305,57 @@ def test_open_failure_raises_with_the_steps_so_far(smtp_server):
     with pytest.raises(StepFailed) as caught:
         connection.open()
     assert [s.name for s in caught.value.steps] == ["resolve", "connect"]
+
+
+# -- headers and names ---------------------------------------------------------------
+
+
+def test_the_date_header_has_a_numeric_zone(smtp_server):
+    server = smtp_server()
+    assert send(smtp_settings(server.port)).ok
+    head = server.messages[0].data.decode().split("\r\n\r\n")[0]
+    date = next(line for line in head.split("\r\n") if line.startswith("Date: "))
+    assert date.endswith(" +0000"), date  # RFC 5322; "GMT" is the obsolete form
+    assert parsedate_to_datetime(date[len("Date: ") :]).utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("public_url", "configured", "expected"),
+    [
+        # `make run`: PUBLIC_URL is an IP address
+        ("http://127.0.0.1:8000", "", "[127.0.0.1]"),
+        ("http://[::1]:8000", "", "[IPv6:::1]"),
+        ("https://ops-console.example.com", "", "ops-console.example.com"),
+        ("https://ops-console.example.com", "192.0.2.25", "[192.0.2.25]"),
+        ("https://konsole.bücher.example", "", "konsole.xn--bcher-kva.example"),
+    ],
+)
+def test_ehlo_gives_a_host_name_or_an_address_literal_never_a_bare_ip(
+    smtp_server, settings, public_url, configured, expected
+):
+    settings.PUBLIC_URL = public_url
+    settings.SMTP_EHLO_NAME = configured
+    server = smtp_server()
+    assert send(smtp_settings(server.port)).ok
+    assert server.handler.ehlo_names == [expected]
+
+
+@pytest.mark.django_db
+def test_message_ids_take_the_address_literal_when_the_console_has_no_name(
+    demo, settings
+):
+    # given: the development defaults (PUBLIC_URL http://127.0.0.1:8000)
+    settings.PUBLIC_URL = "http://127.0.0.1:8000"
+    settings.SMTP_EHLO_NAME = ""
+    # when
+    email = send_system_email(
+        kind=EmailKind.ALERT,
+        to="oncall@acme.example",
+        context={"title": "t", "message": "m"},
+        organization=demo["acme-prod"],
+    )
+    # then
+    assert email.message_id.endswith("@[127.0.0.1]>"), email.message_id
+    parsed = message_from_bytes(message(message_id=email.message_id), policy=default)
+    assert parsed["Message-ID"] == email.message_id
+    assert parsed["Message-ID"].defects == ()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -188,6 +188,11 @@ def free_port(address: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
+# Postfix's reply to MAIL FROM and AUTH before STARTTLS, with
+# smtpd_tls_security_level = encrypt.
+STARTTLS_FIRST = "530 5.7.0 Must issue a STARTTLS command first"
+
+
 @dataclass
 class Behaviour:
     """What a test server does beyond accepting mail."""
@@ -196,23 +201,46 @@ class Behaviour:
     refuse_recipients: set[str] = field(default_factory=set)  # 550 for these
     refuse_sender: bool = False  # 553 for every MAIL FROM
     data_delay: float = 0.0  # seconds to wait before accepting DATA
+    # The reply to every RCPT TO, word for word (e.g. a Postfix restriction).
+    rcpt_reply: str = ""
+    # Postfix's smtpd_tls_security_level = encrypt: MAIL FROM and AUTH get
+    # STARTTLS_FIRST until the session is encrypted.
+    require_starttls: bool = False
+
+
+def _encrypted(server, session) -> bool:
+    return session.ssl is not None or server._tls_protocol is not None
 
 
 class TestHandler(SinkHandler):
-    """The sink handler, with the refusals and delays of a ``Behaviour``."""
+    """The sink handler, with the refusals and delays of a ``Behaviour``; it
+    keeps what clients said (EHLO names, MAIL FROM options, RCPT TO addresses)."""
 
     def __init__(self, behaviour: Behaviour):
         super().__init__()
         self.behaviour = behaviour
         self.data_calls = 0
         self.sessions = 0
+        self.ehlo_names: list[str] = []
+        self.mail_froms: list[tuple[str, list[str]]] = []
+        self.rcpt_tos: list[str] = []
+        self.resets = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.sessions += 1
+        self.ehlo_names.append(hostname)
         session.host_name = hostname
         return responses
 
+    async def handle_AUTH(self, server, session, envelope, args):
+        if self.behaviour.require_starttls and not _encrypted(server, session):
+            return STARTTLS_FIRST
+        return MISSING  # aiosmtpd's own AUTH
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.mail_froms.append((address, list(mail_options)))
+        if self.behaviour.require_starttls and not _encrypted(server, session):
+            return STARTTLS_FIRST
         if self.behaviour.refuse_sender:
             return "553 5.7.1 Sender address rejected: not owned by user"
         envelope.mail_from = address
@@ -220,9 +248,16 @@ class TestHandler(SinkHandler):
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.rcpt_tos.append(address)
+        if self.behaviour.rcpt_reply:
+            return self.behaviour.rcpt_reply
         if address in self.behaviour.refuse_recipients:
             return "550 5.1.1 User unknown"
         envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_RSET(self, server, session, envelope):
+        self.resets += 1
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
@@ -257,6 +292,8 @@ class SmtpTestServer:
         users: dict[str, str] | None = None,
         behaviour: Behaviour | None = None,
         address: str = "127.0.0.1",
+        port: int | None = None,
+        smtputf8: bool = False,
     ):
         self.handler = TestHandler(behaviour or Behaviour())
         self.address = address
@@ -270,14 +307,20 @@ class SmtpTestServer:
         if users is not None:
             kwargs["authenticator"] = self._authenticate
             # Implicit TLS is TLS from the start; aiosmtpd only knows STARTTLS.
-            kwargs["auth_require_tls"] = implicit_tls is None and starttls is not None
-        self.port = free_port(address)
+            # A server that refuses AUTH before STARTTLS itself offers it before.
+            kwargs["auth_require_tls"] = (
+                implicit_tls is None
+                and starttls is not None
+                and not self.handler.behaviour.require_starttls
+            )
+        self.port = port or free_port(address)
         self.controller = CountingController(
             self.handler,
             hostname=address,
             port=self.port,
             ready_timeout=10,
             server_hostname="smtp.test",
+            enable_SMTPUTF8=smtputf8,
             **kwargs,
         )
         self.controller.start()
@@ -341,6 +384,7 @@ def smtp_settings(
     insecure: bool = False,
     trusted: bool = False,
     retries: int = 3,
+    sender: str = "alerts@acme.example",
 ) -> SmtpSettings:
     return SmtpSettings(
         level=Level.PARTNER,
@@ -351,7 +395,7 @@ def smtp_settings(
         username=username,
         password=Secret(password),
         retries=retries,
-        sender_email="alerts@acme.example",
+        sender_email=sender,
         sender_origin="configured",
         trusted=trusted,
     )

@@ -79,6 +79,10 @@ def test_auto_creates_the_organization_and_admin_and_sends_nothing(
         ({"name": ""}, "Name is required"),
         ({"slug": "acme-prod"}, "The identifier acme-prod is taken"),
         ({"admin_email": "not-an-address"}, "Admin email must be an email address"),
+        (
+            {"admin_email": "admin@☃.example"},
+            "☃.example is not a valid international domain name",
+        ),
         ({"admin_email": "partner-admin@acme.example"}, "already exists"),
         ({"admin_password": "short"}, "too short"),
     ],
