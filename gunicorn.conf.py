@@ -2,7 +2,7 @@
 
 import multiprocessing
 
-from opsconsole.env import env
+from core.env import env
 
 bind = env.str("GUNICORN_BIND", default="0.0.0.0:8000")
 workers = env.int("WEB_CONCURRENCY", default=multiprocessing.cpu_count() * 2 + 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from audit.models import AuditEvent
-from opsconsole.admin import ReadOnlyModelAdmin
+from core.admin import ReadOnlyModelAdmin
 
 
 @admin.register(AuditEvent)

@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 
 from audit.models import AuditEvent, Category
 from audit.timeexpr import TimeExpressionError, parse_time
-from opsconsole.text import is_whole_number
+from core.text import is_whole_number
 from tenants.models import Organization
 from tenants.selectors import TenantScope
 

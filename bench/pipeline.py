@@ -108,8 +108,8 @@ def baseline(sink: TimedSink, count: int) -> float:
 
 
 def wait_for_worker(timeout: float = 60) -> None:
-    from opsconsole.models import WorkerHeartbeat
-    from opsconsole.tasks import heartbeat_task
+    from core.models import WorkerHeartbeat
+    from core.tasks import heartbeat_task
 
     heartbeat_task.delay()
     deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from opsconsole.env import BASE_DIR, env
+from core.env import BASE_DIR, env
 
 DEMO_LOGINS = """\
   Ops Console (partner admins)

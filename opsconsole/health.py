@@ -53,7 +53,7 @@ def _broker() -> dict:
 
 
 def _worker() -> dict:
-    from opsconsole.models import WorkerHeartbeat
+    from core.models import WorkerHeartbeat
 
     now = timezone.now()
     max_age = timedelta(seconds=HEARTBEATS_MISSED * settings.WORKER_HEARTBEAT_INTERVAL)

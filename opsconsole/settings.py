@@ -1,4 +1,4 @@
-"""Django settings. Every value comes from ``opsconsole.env`` (django-environ).
+"""Django settings. Every value comes from ``core.env`` (django-environ).
 
 Embedded defaults need no server: SQLite under ``var/`` and kombu's filesystem
 broker. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and Redis.
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-from opsconsole.env import (
+from core.env import (
     BASE_DIR,
     VAR_DIR,
     env,
@@ -51,7 +51,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
-    "opsconsole",
+    "core.apps.CoreConfig",
     "tenants",
     "audit",
     "smtp",
@@ -298,7 +298,7 @@ if REDIS_URL:
     if urlsplit(REDIS_URL).scheme in ("redis", "rediss"):
         # kombu's Redis transport with a channel that survives losing Redis
         # while a task is in hand (opsconsole/broker.py).
-        CELERY_BROKER_TRANSPORT = "opsconsole.broker:Transport"
+        CELERY_BROKER_TRANSPORT = "core.broker:Transport"
     if urlsplit(REDIS_URL).scheme == "rediss":
         # Naming the transport skips kombu's default for rediss:// (TLS without
         # checking the certificate); check it unless the URL's ssl_cert_reqs
@@ -353,11 +353,11 @@ CELERY_BEAT_SCHEDULE = (
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["opsconsole.api.SessionCookieAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.api.SessionCookieAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["opsconsole.api.AnyContentJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.AnyContentJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "opsconsole.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -388,7 +388,7 @@ API_WAITS_PER_PROCESS = env.int(
 )
 
 # --- Account creation (documented) ------------------------------------------------
-# ACCOUNT_CREATION_STRATEGY is read at use time (opsconsole.env).
+# ACCOUNT_CREATION_STRATEGY is read at use time (core.env).
 
 # --- Audit log in Elasticsearch (documented; optional) ---------------------------
 # With all three set, events are also indexed in Elasticsearch, and partner-level

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from opsconsole.paths import API_PATH_PREFIXES
+from core.paths import API_PATH_PREFIXES
 
 
 def _wants_json(request: HttpRequest) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from opsconsole.admin import ReadOnlyModelAdmin
+from core.admin import ReadOnlyModelAdmin
 from smtp.models import Email, SmtpConfiguration
 from smtp.selectors import email_counters
 

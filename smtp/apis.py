@@ -15,14 +15,14 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from opsconsole.api import (
+from core.api import (
     StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
 )
-from opsconsole.longpoll import WaitRefused, api_wait
-from opsconsole.text import is_whole_number
+from core.longpoll import WaitRefused, api_wait
+from core.text import is_whole_number
 from smtp.models import Email, SmtpConfiguration
 from smtp.selectors import (
     EffectiveSmtp,
@@ -290,7 +290,7 @@ WAIT_HELP = (
 
 def wait_seconds(request) -> int:
     """``?wait=N``: how long to wait for the result (0-30 s asked; the wait itself
-    is bounded by ``opsconsole.longpoll``)."""
+    is bounded by ``core.longpoll``)."""
     raw = request.query_params.get("wait", "0")
     if not is_whole_number(raw) or int(raw) > MAX_WAIT_SECONDS:
         message = (

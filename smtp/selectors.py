@@ -18,9 +18,9 @@ from django.core.validators import validate_email
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from opsconsole.env import controller_smtp_env
-from opsconsole.redaction import remember
-from opsconsole.text import is_whole_number
+from core.env import controller_smtp_env
+from core.redaction import remember
+from core.text import is_whole_number
 from smtp.models import (
     Email,
     EmailAttempt,

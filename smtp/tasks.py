@@ -54,7 +54,7 @@ _stop = threading.Event()
 
 def _heartbeat() -> None:
     """Publish a heartbeat this worker consumes: proves broker and consumer work."""
-    from opsconsole.tasks import heartbeat_task
+    from core.tasks import heartbeat_task
 
     try:
         heartbeat_task.apply_async(

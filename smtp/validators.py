@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from opsconsole.addresses import AddressError, check_address
-from opsconsole.text import has_control_characters
+from core.addresses import AddressError, check_address
+from core.text import has_control_characters
 from smtp.models import Security, SmtpSettingsFields, security_from_tls
 
 # Messages shared with the type checks of forms and serializers.

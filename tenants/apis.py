@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from opsconsole.api import StrictSerializer
+from core.api import StrictSerializer
 
 
 class UserOutputSerializer(serializers.Serializer):

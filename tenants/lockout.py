@@ -11,7 +11,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from opsconsole.paths import API_PATH_PREFIXES
+from core.paths import API_PATH_PREFIXES
 from tenants.models import email_key
 
 STATUS = 429

@@ -26,8 +26,8 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from audit.models import Category
 from audit.services import actor_label, audit_event_record
-from opsconsole.addresses import AddressError, check_address
-from opsconsole.env import account_creation_strategy
+from core.addresses import AddressError, check_address
+from core.env import account_creation_strategy
 from smtp.models import EmailKind, SmtpConfiguration
 from smtp.services import send_system_email
 from tenants.models import Organization, Partner, Role, User, email_key

@@ -55,8 +55,8 @@ def celery_worker_process(django_db_setup, django_db_blocker):
 @pytest.fixture
 def worker(celery_worker_process, transactional_db):
     """The session's worker, for a test whose rows it must see (committed data)."""
-    from opsconsole.models import WorkerHeartbeat
-    from opsconsole.tasks import heartbeat_task
+    from core.models import WorkerHeartbeat
+    from core.tasks import heartbeat_task
 
     # The first task proves the worker consumes this queue before the test starts.
     heartbeat_task.delay()

@@ -57,7 +57,7 @@ def test_a_tls_broker_is_reached_with_its_certificate_checked(tmp_path):
     finally:
         redis.stop()
     assert trusted.returncode == 0, trusted.stderr[-2000:]
-    assert trusted.stdout.split() == ["opsconsole.broker", "redis"]
+    assert trusted.stdout.split() == ["core.broker", "redis"]
     # Without the CA the certificate cannot be checked, and TLS is not
     # quietly used without checking it.
     assert unknown_ca.returncode != 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from core.models import WorkerHeartbeat
+from core.tasks import heartbeat_task
 from opsconsole.celery import app as celery_app
-from opsconsole.models import WorkerHeartbeat
-from opsconsole.tasks import heartbeat_task
 from tests.support.worker import wait_until
 
 

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from opsconsole.models import WorkerHeartbeat
+from core.models import WorkerHeartbeat
 from tests.support.worker import wait_until
 
 

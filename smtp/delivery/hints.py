@@ -18,7 +18,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from opsconsole.addresses import AddressError, wire_address
+from core.addresses import AddressError, wire_address
 from smtp.models import IMPLICIT_TLS_PORT, Security
 from smtp.selectors import SmtpSettings
 

@@ -6,7 +6,7 @@ from email.charset import QP, Charset
 from email.header import Header
 from email.utils import formatdate
 
-from opsconsole.addresses import AddressError, wire_address
+from core.addresses import AddressError, wire_address
 
 # UTF-8 text, quoted-printable: readable in the raw message, safe over 7-bit.
 _UTF8_QP = Charset("utf-8")

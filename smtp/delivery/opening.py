@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 
-from opsconsole.addresses import AddressError, ascii_domain
+from core.addresses import AddressError, ascii_domain
 from smtp.delivery.client import BoundedSMTP, DeadlineExceeded, ReplyTooLong
 from smtp.delivery.hints import (
     IMPLICIT_TLS_MODE,

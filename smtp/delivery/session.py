@@ -17,7 +17,7 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable
 
-from opsconsole.addresses import AddressError, WireAddress, wire_address
+from core.addresses import AddressError, WireAddress, wire_address
 from smtp.delivery.hints import Refusal, diagnose
 from smtp.delivery.opening import (
     POLICY_MESSAGE,

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
-from opsconsole.redaction import redact, secret_pattern
+from core.redaction import redact, secret_pattern
 from smtp.delivery.client import DeadlineExceeded, ReplyTooLong
 from smtp.selectors import SmtpSettings
 

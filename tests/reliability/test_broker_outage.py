@@ -14,7 +14,7 @@ import pytest
 from celery import Celery
 from django.utils import timezone
 
-from opsconsole.models import WorkerHeartbeat
+from core.models import WorkerHeartbeat
 from smtp.models import Email, EmailStatus, Security, SmtpConfiguration
 from tests.support.redis_server import RedisServer
 from tests.support.smtp_servers import Behaviour, SmtpTestServer

@@ -24,8 +24,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from opsconsole.longpoll import WaitRefused, api_wait
-from opsconsole.models import ApiWait
+from core.longpoll import WaitRefused, api_wait
+from core.models import ApiWait
 from smtp.models import Email, EmailKind, EmailStatus, Security, SmtpConfiguration
 from tests.support.smtp_servers import free_port
 from tests.support.worker import ROOT, database_url_for_test_db, wait_until

@@ -3,16 +3,19 @@ from urllib.parse import urlsplit
 from django.apps import AppConfig
 from django.conf import settings
 
-from opsconsole import redaction
+from core import redaction
 
 
-class OpsConsoleConfig(AppConfig):
-    name = "opsconsole"
+class CoreConfig(AppConfig):
+    name = "core"
+    # The label these models had when they lived in opsconsole/: their tables and
+    # migration history stay as they were.
+    label = "opsconsole"
     verbose_name = "Ops Console"
 
     def ready(self) -> None:
         # Registers the OpenAPI description of the session cookie.
-        from opsconsole import schema  # noqa: F401
+        from core import schema  # noqa: F401
 
         redaction.install(static_secrets=_configured_secrets())
 

@@ -4,7 +4,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class SessionCookieScheme(OpenApiAuthenticationExtension):
-    target_class = "opsconsole.api.SessionCookieAuthentication"
+    target_class = "core.api.SessionCookieAuthentication"
     name = "rsid"
 
     def get_security_definition(self, auto_schema):

@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from opsconsole.models import ApiWait
-from tenants.models import User
+from core.models import ApiWait
 
 # A row outlives its wait by this much before it counts as left by a dead request.
 EXPIRY_MARGIN = timedelta(seconds=5)
@@ -56,11 +57,11 @@ def _process_semaphore() -> threading.BoundedSemaphore:
 
 
 @transaction.atomic
-def _claim(*, user: User, seconds: int) -> int:
+def _claim(*, user: AbstractBaseUser, seconds: int) -> int:
     """A place among the user's waits (its id), or ``WaitRefused``."""
     now = timezone.now()
     # One user's claims one at a time, whichever process they come from.
-    User.objects.select_for_update().filter(pk=user.pk).first()
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
     ApiWait.objects.filter(user=user, expires_at__lte=now).delete()
     limit = settings.API_WAITS_PER_USER
     running = list(
@@ -81,7 +82,7 @@ def _claim(*, user: User, seconds: int) -> int:
 
 
 @contextmanager
-def api_wait(*, user: User, seconds: int) -> Iterator[int]:
+def api_wait(*, user: AbstractBaseUser, seconds: int) -> Iterator[int]:
     """Hold one of ``user``'s waits; yields how many seconds to wait.
 
     ``seconds`` is cut to ``API_WAIT_MAX_SECONDS``; 0 when this process has no

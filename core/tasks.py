@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from opsconsole.models import WorkerHeartbeat
+from core.models import WorkerHeartbeat
 
 
 @shared_task(name="opsconsole.heartbeat", ignore_result=True)
