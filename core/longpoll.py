@@ -36,10 +36,6 @@ class WaitRefused(Exception):
         self.message = message
         self.retry_after = retry_after
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
-
 
 _process_lock = threading.Lock()
 _process_waits: threading.BoundedSemaphore | None = None

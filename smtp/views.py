@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from smtp.apis.refusals import refusal_answer
 from smtp.forms import SmtpConfigForm
 from smtp.models import Security
 from smtp.selectors import (
@@ -196,9 +197,8 @@ def _smtp_test(request: HttpRequest, *, scope: TenantScope) -> JsonResponse:
     except SmtpValidationError as error:
         return _fields_refused(form.rule_fields(error.errors))
     except TestEmailRefused as refused:
-        return JsonResponse(
-            {"error": refused.message}, status=refused.status, headers=refused.headers
-        )
+        body, status, headers = refusal_answer(refused)
+        return JsonResponse(body, status=status, headers=headers)
     status_url = reverse("api-email-verification-status", args=[email.pk])
     return JsonResponse(
         {"id": email.pk, "status": email.status, "status_url": status_url},

@@ -11,6 +11,8 @@ from smtp.services.config import (
 from smtp.services.emails import (
     TEST_SUBJECT,
     SystemEmail,
+    TestEmailBusy,
+    TestEmailConflict,
     TestEmailRefused,
     send_system_email,
     send_system_emails,
@@ -21,6 +23,8 @@ __all__ = [
     "TEST_SUBJECT",
     "SaveResult",
     "SystemEmail",
+    "TestEmailBusy",
+    "TestEmailConflict",
     "TestEmailRefused",
     "send_system_email",
     "send_system_emails",

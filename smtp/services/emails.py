@@ -48,18 +48,20 @@ TEST_STALE_AFTER = timedelta(minutes=2)
 
 
 class TestEmailRefused(Exception):
-    """A test email is not queued: too many, one is running, or nothing to use."""
+    """A test email is not queued; ``retry_after`` seconds, when waiting helps."""
 
-    def __init__(self, message: str, *, status: int = 429, retry_after: int = 0):
+    def __init__(self, message: str, *, retry_after: int = 0):
         super().__init__(message)
         self.message = message
-        self.status = status
         self.retry_after = retry_after
 
-    @property
-    def headers(self) -> dict[str, str]:
-        """Headers of the refusal's HTTP answer."""
-        return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+
+class TestEmailBusy(TestEmailRefused):
+    """Too many tests a minute, or one still running: try again later."""
+
+
+class TestEmailConflict(TestEmailRefused):
+    """Nothing to test: no configuration in effect, or it changed meanwhile."""
 
 
 def _test_body(*, actor: User, scope: TenantScope, settings_desc: str) -> str:
@@ -93,7 +95,7 @@ def _check_per_minute(tests, *, limit: int, whose: str) -> None:
     )
     if len(recent) >= limit:
         wait = int((recent[0] + timedelta(minutes=1) - now).total_seconds()) + 1
-        raise TestEmailRefused(
+        raise TestEmailBusy(
             f"At most {limit} test emails a minute{whose}: try again in {wait} s.",
             retry_after=wait,
         )
@@ -105,7 +107,7 @@ def _check_test_rate(actor: User) -> None:
         status__in=[EmailStatus.QUEUED, EmailStatus.SENDING],
         created_at__gte=timezone.now() - TEST_STALE_AFTER,
     ).exists():
-        raise TestEmailRefused(
+        raise TestEmailBusy(
             "A test email is already running: wait for its result before starting "
             "another.",
             retry_after=2,
@@ -173,9 +175,7 @@ def _pinned_copy(*, scope: TenantScope, actor: User) -> SmtpDraft:
         partner=scope.partner, organization=scope.organization
     )
     if configuration is None:  # deleted since the configuration in effect was read
-        raise TestEmailRefused(
-            "The SMTP configuration changed meanwhile: try again.", status=409
-        )
+        raise TestEmailConflict("The SMTP configuration changed meanwhile: try again.")
     draft = SmtpDraft(
         partner=scope.partner, organization=scope.organization, created_by=actor
     )
@@ -298,10 +298,9 @@ def smtp_test_email_request(
         draft.save()
     else:
         if effective.settings is None:
-            raise TestEmailRefused(
+            raise TestEmailConflict(
                 "No SMTP configuration is in effect: save one on the SMTP page, or "
-                "set the controller defaults (FW_EVENT_SMTP_SERVER_*).",
-                status=409,
+                "set the controller defaults (FW_EVENT_SMTP_SERVER_*)."
             )
         source = effective.source.value
         if not other_level:

@@ -1,0 +1,7 @@
+"""The documented SMTP APIs: the configuration (``config``) and its verification
+(``verification``). Each answers through its output serializers."""
+
+from smtp.apis.config import SmtpConfigApi
+from smtp.apis.verification import VerificationApi, VerificationStatusApi
+
+__all__ = ["SmtpConfigApi", "VerificationApi", "VerificationStatusApi"]
