@@ -35,6 +35,7 @@ check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=true $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 test: check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

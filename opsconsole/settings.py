@@ -374,6 +374,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for the configuration levels, wherever an answer shows one.
+    "ENUM_NAME_OVERRIDES": {"SmtpLevelEnum": "smtp.models.Level"},
 }
 # Largest JSON body the API accepts.
 API_MAX_BODY_BYTES = 64 * 1024

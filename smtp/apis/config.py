@@ -110,7 +110,7 @@ class SmtpConfigOutputSerializer(serializers.Serializer):
 
 
 class LayerOutputSerializer(serializers.Serializer):
-    level = serializers.ChoiceField(choices=Level.values)
+    level = serializers.ChoiceField(choices=Level.choices)
     configured = serializers.BooleanField()
     in_effect = serializers.BooleanField()
     not_used_because = serializers.CharField(required=False)
@@ -120,7 +120,7 @@ class EffectiveOutputSerializer(serializers.Serializer):
     """What is in effect and where it comes from (never a password); the server's
     fields are absent when nothing is in effect."""
 
-    source = serializers.ChoiceField(choices=Level.values)
+    source = serializers.ChoiceField(choices=Level.choices)
     host = serializers.CharField(source="settings.host", required=False)
     port = serializers.IntegerField(source="settings.port", required=False)
     use_tls = serializers.BooleanField(source="settings.use_tls", required=False)
