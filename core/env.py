@@ -8,10 +8,13 @@ other module touches ``os.environ``.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from core.text import is_whole_number
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -25,7 +28,7 @@ if _ENV_FILE.is_file():
     environ.Env.read_env(str(_ENV_FILE), overwrite=False)
 
 # Documented names of the controller-level SMTP defaults (event-framework
-# deployment). Read at use time by ``controller_smtp_env``.
+# deployment). Read at use time by ``controller_smtp``.
 CONTROLLER_SMTP_VARIABLES = (
     "FW_EVENT_SMTP_SERVER_ADDR",
     "FW_EVENT_SMTP_SERVER_PORT",
@@ -90,13 +93,61 @@ def required_secret_list(name: str, *, debug: bool, dev_default: str) -> list[st
     return values
 
 
-def controller_smtp_env() -> dict[str, str]:
-    """The controller-level SMTP variables that are set, read now (not at import)."""
-    return {
+@dataclass(frozen=True)
+class ControllerSmtp:
+    """``FW_EVENT_SMTP_SERVER_*`` as typed values (the host is checked by the SMTP
+    app's own rules)."""
+
+    host: str
+    port: int
+    use_tls: bool
+    use_insecure: bool
+    username: str
+    password: str = field(repr=False)
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _flag(raw: dict[str, str], name: str, default: bool) -> bool:
+    value = raw.get(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{name} must be true or false, not {value!r}.")
+
+
+def controller_smtp() -> ControllerSmtp | None:
+    """The controller-level SMTP defaults, read now (not at import): ``None`` when
+    ``FW_EVENT_SMTP_SERVER_ADDR`` is not set; ``ValueError`` naming the variable
+    that is malformed."""
+    raw = {
         name: os.environ[name]
         for name in CONTROLLER_SMTP_VARIABLES
         if os.environ.get(name, "") != ""
     }
+    if "FW_EVENT_SMTP_SERVER_ADDR" not in raw:
+        return None
+    use_tls = _flag(raw, "FW_EVENT_SMTP_SERVER_USE_TLS", True)
+    use_insecure = _flag(raw, "FW_EVENT_SMTP_SERVER_USE_INSECURE", False)
+    port_text = raw.get("FW_EVENT_SMTP_SERVER_PORT", "587").strip()
+    if not is_whole_number(port_text) or not 1 <= int(port_text) <= 65535:
+        raise ValueError(
+            f"FW_EVENT_SMTP_SERVER_PORT must be a port number, not {port_text!r}."
+        )
+    return ControllerSmtp(
+        host=raw["FW_EVENT_SMTP_SERVER_ADDR"],
+        port=int(port_text),
+        use_tls=use_tls,
+        use_insecure=use_insecure,
+        username=raw.get("FW_EVENT_SMTP_SERVER_USERNAME", "").strip(),
+        password=raw.get("FW_EVENT_SMTP_SERVER_PASSWORD", ""),
+    )
 
 
 def account_creation_strategy() -> str:

@@ -18,9 +18,8 @@ from django.core.validators import validate_email
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from core.env import controller_smtp_env
+from core.env import controller_smtp
 from core.redaction import remember
-from core.text import is_whole_number
 from smtp.models import (
     Email,
     EmailAttempt,
@@ -178,36 +177,13 @@ def smtp_settings_of_configuration(configuration: SmtpConfiguration) -> SmtpSett
     return _from_row(configuration)
 
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-
-
-def _env_bool(raw: dict[str, str], name: str, default: bool) -> bool:
-    value = raw.get(name)
-    if value is None:
-        return default
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(f"{name} must be true or false, not {value!r}.")
-
-
 def controller_smtp_layer() -> Layer:
     """The controller defaults from ``FW_EVENT_SMTP_SERVER_*``, read now."""
-    raw = controller_smtp_env()
-    if "FW_EVENT_SMTP_SERVER_ADDR" not in raw:
-        return Layer(level=Level.CONTROLLER, settings=None)
     try:
-        host = validate_host(raw["FW_EVENT_SMTP_SERVER_ADDR"])
-        use_tls = _env_bool(raw, "FW_EVENT_SMTP_SERVER_USE_TLS", True)
-        use_insecure = _env_bool(raw, "FW_EVENT_SMTP_SERVER_USE_INSECURE", False)
-        port_text = raw.get("FW_EVENT_SMTP_SERVER_PORT", "587").strip()
-        if not is_whole_number(port_text) or not 1 <= int(port_text) <= 65535:
-            raise ValueError(
-                f"FW_EVENT_SMTP_SERVER_PORT must be a port number, not {port_text!r}."
-            )
+        values = controller_smtp()
+        if values is None:
+            return Layer(level=Level.CONTROLLER, settings=None)
+        host = validate_host(values.host)
     except ValueError as problem:
         message = str(problem).replace("Host", "FW_EVENT_SMTP_SERVER_ADDR", 1)
         return Layer(
@@ -215,19 +191,17 @@ def controller_smtp_layer() -> Layer:
             settings=None,
             skipped_because=f"misconfigured: {message}",
         )
-    port = int(port_text)
-    username = raw.get("FW_EVENT_SMTP_SERVER_USERNAME", "").strip()
-    sender, origin = effective_sender(configured="", username=username)
+    sender, origin = effective_sender(configured="", username=values.username)
     return Layer(
         level=Level.CONTROLLER,
         settings=SmtpSettings(
             level=Level.CONTROLLER,
             host=host,
-            port=port,
-            security=security_from_tls(use_tls=use_tls, port=port),
-            use_insecure=use_insecure,
-            username=username,
-            password=Secret(raw.get("FW_EVENT_SMTP_SERVER_PASSWORD")),
+            port=values.port,
+            security=security_from_tls(use_tls=values.use_tls, port=values.port),
+            use_insecure=values.use_insecure,
+            username=values.username,
+            password=Secret(values.password),
             retries=3,
             sender_email=sender,
             sender_origin=origin,
