@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from audit.models import AuditEvent
-from audit.selectors import COUNT_CAP, AuditFilter, AuditPage, encode_cursor
+from audit.query import COUNT_CAP, AuditFilter, AuditPage, encode_cursor
 from tenants.selectors import TenantScope
 
 logger = logging.getLogger(__name__)
@@ -137,9 +137,11 @@ def search_body(*, scope: TenantScope, flt: AuditFilter) -> dict[str, Any]:
         filters.append({"term": {"category": flt.category}})
     if flt.type:
         filters.append({"term": {"type": flt.type}})
-    organization = scope.organization or flt.organization
-    if organization is not None:
-        filters.append({"term": {"organization_id": organization.pk}})
+    organization_id = (
+        scope.organization.pk if scope.organization is not None else flt.organization_id
+    )
+    if organization_id is not None:
+        filters.append({"term": {"organization_id": organization_id}})
     body: dict[str, Any] = {
         "query": {"bool": {"filter": filters}},
         "sort": [{"timestamp": "desc"}, {"id": "desc"}],

@@ -15,9 +15,8 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from audit.models import Category
+from audit.query import AuditFilter, AuditQueryError
 from audit.selectors import (
-    AuditFilter,
-    AuditQueryError,
     audit_event_page,
     audit_event_types,
     audit_events_export,
