@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from audit import search
+from audit.index import search_enabled
 from audit.models import AuditEvent, Category
 from audit.query import (
     COUNT_CAP,
@@ -255,7 +256,7 @@ def audit_page_output(page: AuditPage) -> dict[str, Any]:
 
 def audit_event_page(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
     """One page of events: Elasticsearch for partner-wide queries when configured."""
-    if scope.organization is None and search.search_enabled():
+    if scope.organization is None and search_enabled():
         page = search.audit_event_page_search(scope=scope, flt=flt)
         if page is not None:
             return page

@@ -12,8 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
+from audit.index import search_enabled
 from audit.models import AuditEvent, Category
-from audit.search import search_enabled
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from audit.search import index_events
+from audit.index import index_events
 
 
 @shared_task(name="audit.index_events", ignore_result=True)

@@ -14,7 +14,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, BaseNode, HttpHeaders
 from elastic_transport._node import NodeApiResponse
 
-from audit import search
+from audit import index, search
 from audit.models import Category
 from audit.query import decode_cursor, encode_cursor
 from audit.selectors import audit_filter_parse
@@ -58,12 +58,12 @@ def elasticsearch(settings, monkeypatch):
     settings.ELASTIC_SEARCH_FQDN = "https://rafay-es-es-http:9200"
     settings.ES_USER_NAME = "elastic"
     settings.ES_PASSWORD = "es-secret"
-    monkeypatch.setattr(search, "NODE_CLASS", RecordedNode)
-    search._client.cache_clear()
+    monkeypatch.setattr(index, "NODE_CLASS", RecordedNode)
+    index._client.cache_clear()
     RecordedNode.requests = []
     RecordedNode.responses = []
     yield RecordedNode
-    search._client.cache_clear()
+    index._client.cache_clear()
 
 
 def hit(event_id: int, stamp: str, **source) -> dict:
@@ -107,9 +107,9 @@ def test_search_is_enabled_only_with_all_three_variables(settings):
     settings.ELASTIC_SEARCH_FQDN = "https://es:9200"
     settings.ES_USER_NAME = "elastic"
     settings.ES_PASSWORD = ""
-    assert not search.search_enabled()
+    assert not index.search_enabled()
     settings.ES_PASSWORD = "x"
-    assert search.search_enabled()
+    assert index.search_enabled()
 
 
 def test_the_partner_query_is_built_for_elasticsearch_and_mapped_back(
@@ -284,7 +284,7 @@ def test_indexing_creates_the_index_and_bulk_loads_the_events(
             ),
         ]
     )
-    assert search.index_events([e.pk for e in events]) == 2
+    assert index.index_events([e.pk for e in events]) == 2
     (head, _, _), (put, _, mapping), (bulk, target, body) = elasticsearch.requests
     assert (head, put, bulk) == ("HEAD", "PUT", "PUT")
     assert json.loads(mapping)["mappings"]["properties"]["detail"]["enabled"] is False
