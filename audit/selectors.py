@@ -270,22 +270,3 @@ def audit_events_export(*, scope: TenantScope, flt: AuditFilter) -> Iterator[tup
         .values_list(*OUTPUT_FIELDS)
         .iterator(chunk_size=2000)
     )
-
-
-def audit_event_types() -> list[str]:
-    """The event types this product records (for the type filter)."""
-    return [
-        "email.queued",
-        "email.sent",
-        "email.deferred",
-        "email.failed",
-        "smtp_config.created",
-        "smtp_config.updated",
-        "smtp_config.deleted",
-        "feature.smtp_configuration.enabled",
-        "feature.smtp_configuration.disabled",
-        "organization.created",
-        "organization.updated",
-        "organization.deleted",
-        "user.password_set",
-    ]
