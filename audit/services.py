@@ -8,16 +8,19 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
+from audit.index import search_enabled
 from audit.models import AuditEvent, Category
-from audit.search import search_enabled
 
 logger = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system"
+# Handed to the broker by name: services sit below audit/tasks.py.
+INDEX_EVENTS_TASK = "audit.index_events"
 
 
 @dataclass(frozen=True)
@@ -94,10 +97,10 @@ def _index_after_commit(event_ids: list[int]) -> None:
 
 
 def _publish_index(event_ids: list[int]) -> None:
-    from audit.tasks import index_events_task
-
     try:
-        index_events_task.apply_async(kwargs={"event_ids": event_ids}, retry=False)
+        current_app.send_task(
+            INDEX_EVENTS_TASK, kwargs={"event_ids": event_ids}, retry=False
+        )
     except (BrokerError, OSError) as error:
         # The database has the events; `manage.py audit_reindex` catches up.
         logger.warning(

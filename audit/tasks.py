@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from audit.search import index_events
+from audit.index import index_events
+from audit.services import INDEX_EVENTS_TASK
 
 
-@shared_task(name="audit.index_events", ignore_result=True)
+@shared_task(name=INDEX_EVENTS_TASK, ignore_result=True)
 def index_events_task(*, event_ids: list[int]) -> None:
     """Copy these events into Elasticsearch (the database keeps the originals)."""
     index_events(event_ids)

@@ -15,11 +15,10 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from audit.models import Category
+from audit.query import AuditFilter, AuditQueryError
+from audit.registry import event_types
 from audit.selectors import (
-    AuditFilter,
-    AuditQueryError,
     audit_event_page,
-    audit_event_types,
     audit_events_export,
     audit_filter_parse,
     audit_row_output,
@@ -102,7 +101,7 @@ def _audit_page(
             "organization": request.GET.get("organization", ""),
         },
         "categories": Category.values,
-        "types": audit_event_types(),
+        "types": event_types.names(),
         "organizations": organization_list(partner=scope.partner)
         if partner_view
         else [],

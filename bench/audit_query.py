@@ -135,7 +135,7 @@ def deep_cursor(partner_id: int, depth: int) -> str:
     from django.db import connection
     from django.utils import timezone
 
-    from audit.selectors import encode_cursor
+    from audit.query import encode_cursor
 
     with connection.cursor() as cursor:
         cursor.execute(

@@ -4,3 +4,24 @@ from django.apps import AppConfig
 class SmtpConfig(AppConfig):
     name = "smtp"
     verbose_name = "SMTP"
+
+    def ready(self) -> None:
+        from audit.models import Category
+        from audit.registry import register_event_types
+
+        # The audit events this app records, for the audit pages' type filter.
+        register_event_types(
+            Category.SYSTEMAUDIT,
+            "email.queued",
+            "email.sent",
+            "email.deferred",
+            "email.failed",
+            "smtp_config.health.failing",
+            "smtp_config.health.recovered",
+        )
+        register_event_types(
+            Category.AUDIT,
+            "smtp_config.created",
+            "smtp_config.updated",
+            "smtp_config.deleted",
+        )

@@ -14,9 +14,10 @@ import pytest
 from elastic_transport import ApiResponseMeta, BaseNode, HttpHeaders
 from elastic_transport._node import NodeApiResponse
 
-from audit import search
+from audit import index, search
 from audit.models import Category
-from audit.selectors import audit_filter_parse, decode_cursor
+from audit.query import decode_cursor, encode_cursor
+from audit.selectors import audit_filter_parse
 from tenants.selectors import TenantScope
 
 pytestmark = pytest.mark.django_db
@@ -57,12 +58,12 @@ def elasticsearch(settings, monkeypatch):
     settings.ELASTIC_SEARCH_FQDN = "https://rafay-es-es-http:9200"
     settings.ES_USER_NAME = "elastic"
     settings.ES_PASSWORD = "es-secret"
-    monkeypatch.setattr(search, "NODE_CLASS", RecordedNode)
-    search._client.cache_clear()
+    monkeypatch.setattr(index, "NODE_CLASS", RecordedNode)
+    index._client.cache_clear()
     RecordedNode.requests = []
     RecordedNode.responses = []
     yield RecordedNode
-    search._client.cache_clear()
+    index._client.cache_clear()
 
 
 def hit(event_id: int, stamp: str, **source) -> dict:
@@ -106,9 +107,9 @@ def test_search_is_enabled_only_with_all_three_variables(settings):
     settings.ELASTIC_SEARCH_FQDN = "https://es:9200"
     settings.ES_USER_NAME = "elastic"
     settings.ES_PASSWORD = ""
-    assert not search.search_enabled()
+    assert not index.search_enabled()
     settings.ES_PASSWORD = "x"
-    assert search.search_enabled()
+    assert index.search_enabled()
 
 
 def test_the_partner_query_is_built_for_elasticsearch_and_mapped_back(
@@ -165,7 +166,7 @@ def test_the_cursor_becomes_search_after(demo, login, elasticsearch):
     )
     elasticsearch.responses.append((200, search_answer([], 0)))
     client = login(demo["acme_admin"])
-    cursor = search.encode_cursor(datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC), 41)
+    cursor = encode_cursor(datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC), 41)
     client.get(
         "/opsauditlogs/",
         {"cursor": cursor, "organization": "acme-prod", "type": "email.failed"},
@@ -283,7 +284,7 @@ def test_indexing_creates_the_index_and_bulk_loads_the_events(
             ),
         ]
     )
-    assert search.index_events([e.pk for e in events]) == 2
+    assert index.index_events([e.pk for e in events]) == 2
     (head, _, _), (put, _, mapping), (bulk, target, body) = elasticsearch.requests
     assert (head, put, bulk) == ("HEAD", "PUT", "PUT")
     assert json.loads(mapping)["mappings"]["properties"]["detail"]["enabled"] is False

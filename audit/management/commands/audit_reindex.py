@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from audit.index import index_events, search_enabled
 from audit.models import AuditEvent
-from audit.search import index_events, search_enabled
 from audit.timeexpr import TimeExpressionError, parse_age
 
 BATCH = 2_000
