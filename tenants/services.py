@@ -1,17 +1,13 @@
-"""Writes about tenants: organizations, feature flags, users, password resets.
+"""Writes about tenants: organizations, feature flags, users.
 
-Organization changes and flag switches are audited; password reset requests are
-rate-limited, and their lookup runs in the worker.
+Organization changes and flag switches are audited. Password resets are in
+``accounts``, above this app and ``smtp``.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from datetime import timedelta
-from functools import partial
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
@@ -22,7 +18,6 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
-from kombu.exceptions import OperationalError as BrokerError
 
 from audit.models import Category
 from audit.services import actor_label, audit_event_record
@@ -30,10 +25,7 @@ from core.addresses import AddressError, check_address
 from core.env import account_creation_strategy
 from smtp.models import EmailKind, SmtpConfiguration
 from smtp.services import send_system_email
-from tenants.models import Organization, Partner, Role, User, email_key
-from tenants.ratelimit import rate_limit_hit, rate_limit_key, rate_limit_prune
-
-logger = logging.getLogger(__name__)
+from tenants.models import Organization, Partner, Role, User
 
 
 @transaction.atomic
@@ -327,87 +319,3 @@ def organization_create(
         admin=admin,
         invitation_sent=strategy == AccountStrategy.VERIFY,
     )
-
-
-RESET_LINK_TASK = "tenants.password_reset_send"
-PASSWORD_RESET_SCOPES = ("password-reset:client", "password-reset:address")
-# Two quick reconnects (a stale pooled connection), then give up: a web request
-# is not held up by a broker outage.
-PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.1,
-    "interval_max": 0.2,
-}
-
-
-def password_reset_window() -> timedelta:
-    return timedelta(minutes=settings.PASSWORD_RESET_LIMIT_MINUTES)
-
-
-def password_reset_request(*, email: str, client: str) -> bool:
-    """Count a reset request and hand it to the worker, within the limits.
-
-    The same work whether or not an account uses the address: the lookup and the
-    email happen in the worker (``password_reset_send``), so neither the answer
-    nor its timing tells. ``client`` is the requester's IP address. False, and
-    nothing queued, when the client or the address is over its limit.
-    """
-    address = email_key(email)
-    window = password_reset_window()
-    client_scope, address_scope = PASSWORD_RESET_SCOPES
-    if not rate_limit_hit(
-        key=rate_limit_key(scope=client_scope, value=client),
-        limit=settings.PASSWORD_RESET_LIMIT_PER_CLIENT,
-        window=window,
-    ) or not rate_limit_hit(
-        key=rate_limit_key(scope=address_scope, value=address),
-        limit=settings.PASSWORD_RESET_LIMIT_PER_ADDRESS,
-        window=window,
-    ):
-        return False
-    transaction.on_commit(partial(_password_reset_publish, address))
-    return True
-
-
-def _password_reset_publish(address: str) -> None:
-    try:
-        current_app.send_task(
-            RESET_LINK_TASK,
-            kwargs={"email": address},
-            queue=settings.CELERY_TASK_DEFAULT_QUEUE,
-            retry=True,
-            retry_policy=PUBLISH_RETRY_POLICY,
-        )
-    except (BrokerError, OSError) as error:
-        # The person sees the usual answer and can ask again; the address is not
-        # logged.
-        logger.warning(
-            "Broker unavailable; a password reset request was lost: %s", error
-        )
-
-
-def password_reset_send(*, email: str) -> int:
-    """Queue a reset link for the active user with this email, if any: how many.
-
-    The worker's half of ``password_reset_request``; it also prunes the request
-    counters whose window is over.
-    """
-    users = [
-        user
-        for user in User.objects.select_related(
-            "organization__partner", "partner"
-        ).filter(email__iexact=email_key(email), is_active=True)
-        if user.has_usable_password()
-    ]
-    for user in users:
-        send_system_email(
-            kind=EmailKind.PASSWORD_RESET,
-            to=user.email,
-            organization=user.organization,
-            partner=user.partner,
-            context=link_context(user, "password-reset-confirm"),
-        )
-    for scope in PASSWORD_RESET_SCOPES:
-        rate_limit_prune(scope=scope, window=password_reset_window())
-    return len(users)

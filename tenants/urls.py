@@ -27,7 +27,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password-reset/", views.password_reset, name="password-reset"),
     path(
         "password-reset/<uidb64>/<token>/",
         views.PasswordLinkView.as_view(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from axes.helpers import get_client_ip_address
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
@@ -14,18 +13,13 @@ from audit.models import Category
 from audit.services import audit_event_record
 from smtp.selectors import smtp_config_get
 from tenants.access import ops_page, web_page
-from tenants.forms import (
-    EmailAuthenticationForm,
-    OrganizationCreateForm,
-    PasswordResetRequestForm,
-)
+from tenants.forms import EmailAuthenticationForm, OrganizationCreateForm
 from tenants.models import Console
 from tenants.selectors import organization_get, organization_list
 from tenants.services import (
     AccountStrategy,
     account_strategy,
     organization_create,
-    password_reset_request,
 )
 
 
@@ -165,24 +159,3 @@ class PasswordLinkView(auth_views.PasswordResetConfirmView):
 
 class AccountSetupView(PasswordLinkView):
     purpose = "setup"
-
-
-def password_reset(request: HttpRequest) -> HttpResponse:
-    """Ask for a reset link; the answer never tells whether the address exists.
-
-    Every valid request gets the same page, at the same cost: the view only counts
-    the request (same queries for any address) and hands the address to the
-    worker, which looks it up. Over a limit, the page is the same and no email
-    goes out.
-    """
-    if request.method == "POST":
-        form = PasswordResetRequestForm(request.POST)
-        if form.is_valid():
-            password_reset_request(
-                email=form.cleaned_data["email"],
-                client=get_client_ip_address(request) or "",
-            )
-            return render(request, "registration/password_reset_sent.html")
-    else:
-        form = PasswordResetRequestForm()
-    return render(request, "registration/password_reset_form.html", {"form": form})
