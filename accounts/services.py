@@ -1,8 +1,8 @@
 """Account flows that span tenants and smtp: the emails they send.
 
 ``tenants`` keeps the accounts, their rules and their audit events; ``smtp``
-sends email. The flows that need both (password resets) live here, above the
-two, not in ``tenants``.
+sends email. The flows that need both (an organization created with an emailed
+password link, password resets) live here, above the two, not in ``tenants``.
 """
 
 from __future__ import annotations
@@ -18,12 +18,60 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from smtp.models import EmailKind
 from smtp.services import send_system_email
-from tenants.models import User, email_key
+from tenants import services as tenants_services
+from tenants.models import Partner, User, email_key
 from tenants.ratelimit import rate_limit_hit, rate_limit_key, rate_limit_prune
-from tenants.services import link_context
+from tenants.services import OrganizationCreated, one_time_link
 
 logger = logging.getLogger(__name__)
 
+
+def link_context(user: User, route: str) -> dict:
+    """The context of an email carrying a one-time link for ``user``."""
+    return {
+        "user": user,
+        "link": one_time_link(user=user, route=route),
+        "expiry_days": max(1, settings.PASSWORD_RESET_TIMEOUT // 86400),
+    }
+
+
+# -- organizations ---------------------------------------------------------------
+
+
+@transaction.atomic
+def organization_create(
+    *,
+    partner: Partner,
+    name: str,
+    slug: str,
+    admin_email: str,
+    admin_password: str | None,
+    actor: User | None,
+) -> OrganizationCreated:
+    """Create an organization and its first admin, as ACCOUNT_CREATION_STRATEGY says.
+
+    AUTO: the password is required now. VERIFY: no password; the admin gets an
+    email with a one-time link to set it. Raises ``ValidationError`` by field.
+    """
+    created = tenants_services.organization_create(
+        partner=partner,
+        name=name,
+        slug=slug,
+        admin_email=admin_email,
+        admin_password=admin_password,
+        actor=actor,
+    )
+    if created.password_pending:
+        send_system_email(
+            kind=EmailKind.PASSWORD_SETUP,
+            to=created.admin.email,
+            organization=created.organization,
+            context=link_context(created.admin, "account-setup"),
+        )
+    return created
+
+
+# -- password resets -------------------------------------------------------------
 
 # The Celery name of ``accounts.tasks.password_reset_send_task``. A wire name:
 # messages already queued under it must still run, so it keeps the app it was

@@ -1,13 +1,59 @@
-"""Pages that span tenants and smtp: the request for a password reset link."""
+"""Pages that span tenants and smtp: a new organization in the Ops Console, and
+the request for a password reset link."""
 
 from __future__ import annotations
 
 from axes.helpers import get_client_ip_address
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
-from accounts.services import password_reset_request
-from tenants.forms import PasswordResetRequestForm
+from accounts.services import organization_create, password_reset_request
+from tenants.access import ops_page
+from tenants.forms import OrganizationCreateForm, PasswordResetRequestForm
+from tenants.services import AccountStrategy, account_strategy
+
+
+@ops_page
+def ops_organization_create(request: HttpRequest) -> HttpResponse:
+    strategy = account_strategy()
+    if request.method == "POST":
+        form = OrganizationCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                created = organization_create(
+                    partner=request.scope.partner,
+                    actor=request.user,
+                    **form.cleaned_data,
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                if created.password_pending:
+                    messages.success(
+                        request,
+                        f"Organization created. {created.admin.email} was sent an "
+                        "email to set their password.",
+                    )
+                else:
+                    messages.success(
+                        request,
+                        f"Organization created. {created.admin.email} can log in "
+                        "with the password you set.",
+                    )
+                return redirect("ops:organization", created.organization.pk)
+    else:
+        form = OrganizationCreateForm()
+    return render(
+        request,
+        "ops/organization_new.html",
+        {
+            "form": form,
+            "nav": "organizations",
+            "verify": strategy == AccountStrategy.VERIFY,
+        },
+    )
 
 
 def password_reset(request: HttpRequest) -> HttpResponse:

@@ -1,6 +1,7 @@
 """Writes about tenants: organizations, feature flags, users.
 
-Organization changes and flag switches are audited. Password resets are in
+Organization changes and flag switches are audited. Nothing here sends email:
+the flows that also mail someone (account emails, password resets) are in
 ``accounts``, above this app and ``smtp``.
 """
 
@@ -23,8 +24,7 @@ from audit.models import Category
 from audit.services import actor_label, audit_event_record
 from core.addresses import AddressError, check_address
 from core.env import account_creation_strategy
-from smtp.models import EmailKind, SmtpConfiguration
-from smtp.services import send_system_email
+from smtp.models import SmtpConfiguration
 from tenants.models import Organization, Partner, Role, User
 
 
@@ -203,19 +203,12 @@ def one_time_link(*, user: User, route: str) -> str:
     return settings.PUBLIC_URL + reverse(route, args=[uid, token])
 
 
-def link_context(user: User, route: str) -> dict:
-    return {
-        "user": user,
-        "link": one_time_link(user=user, route=route),
-        "expiry_days": max(1, settings.PASSWORD_RESET_TIMEOUT // 86400),
-    }
-
-
 @dataclass(frozen=True)
 class OrganizationCreated:
     organization: Organization
     admin: User
-    invitation_sent: bool
+    # VERIFY: the admin has no password until they follow a one-time link.
+    password_pending: bool
 
 
 @transaction.atomic
@@ -230,8 +223,10 @@ def organization_create(
 ) -> OrganizationCreated:
     """Create an organization and its first admin, as ACCOUNT_CREATION_STRATEGY says.
 
-    AUTO: the password is required now. VERIFY: no password; the admin gets an
-    email with a one-time link to set it. Raises ``ValidationError`` by field.
+    AUTO: the password is required now. VERIFY: no password; the admin is to get
+    an email with a one-time link to set it, which is not sent here:
+    ``accounts.services.organization_create`` does both. Raises
+    ``ValidationError`` by field.
     """
     strategy = account_strategy()
     errors: dict[str, list[str]] = {}
@@ -307,15 +302,8 @@ def organization_create(
             "account_creation_strategy": strategy,
         },
     )
-    if strategy == AccountStrategy.VERIFY:
-        send_system_email(
-            kind=EmailKind.PASSWORD_SETUP,
-            to=admin_email,
-            organization=organization,
-            context=link_context(admin, "account-setup"),
-        )
     return OrganizationCreated(
         organization=organization,
         admin=admin,
-        invitation_sent=strategy == AccountStrategy.VERIFY,
+        password_pending=strategy == AccountStrategy.VERIFY,
     )

@@ -7,11 +7,6 @@ ops_urlpatterns = [
     path("", views.ops_home, name="home"),
     path("organizations/", views.ops_organization_list, name="organizations"),
     path(
-        "organizations/new/",
-        views.ops_organization_create,
-        name="organization-new",
-    ),
-    path(
         "organizations/<int:organization_id>/",
         views.ops_organization_detail,
         name="organization",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -13,14 +12,9 @@ from audit.models import Category
 from audit.services import audit_event_record
 from smtp.selectors import smtp_config_get
 from tenants.access import ops_page, web_page
-from tenants.forms import EmailAuthenticationForm, OrganizationCreateForm
+from tenants.forms import EmailAuthenticationForm
 from tenants.models import Console
 from tenants.selectors import organization_get, organization_list
-from tenants.services import (
-    AccountStrategy,
-    account_strategy,
-    organization_create,
-)
 
 
 class LoginView(auth_views.LoginView):
@@ -59,47 +53,6 @@ def ops_organization_list(request: HttpRequest) -> HttpResponse:
             "organizations": organizations,
             "partner_smtp": partner_smtp,
             "nav": "organizations",
-        },
-    )
-
-
-@ops_page
-def ops_organization_create(request: HttpRequest) -> HttpResponse:
-    strategy = account_strategy()
-    if request.method == "POST":
-        form = OrganizationCreateForm(request.POST)
-        if form.is_valid():
-            try:
-                created = organization_create(
-                    partner=request.scope.partner,
-                    actor=request.user,
-                    **form.cleaned_data,
-                )
-            except ValidationError as error:
-                form.add_error(None, error)
-            else:
-                if created.invitation_sent:
-                    messages.success(
-                        request,
-                        f"Organization created. {created.admin.email} was sent an "
-                        "email to set their password.",
-                    )
-                else:
-                    messages.success(
-                        request,
-                        f"Organization created. {created.admin.email} can log in "
-                        "with the password you set.",
-                    )
-                return redirect("ops:organization", created.organization.pk)
-    else:
-        form = OrganizationCreateForm()
-    return render(
-        request,
-        "ops/organization_new.html",
-        {
-            "form": form,
-            "nav": "organizations",
-            "verify": strategy == AccountStrategy.VERIFY,
         },
     )
 
