@@ -3,6 +3,7 @@ from django.urls import path
 from accounts import views
 
 ops_urlpatterns = [
+    path("organizations/", views.ops_organization_list, name="organizations"),
     path(
         "organizations/new/",
         views.ops_organization_create,

@@ -1,5 +1,5 @@
-"""Pages that span tenants and smtp: a new organization in the Ops Console, and
-the request for a password reset link."""
+"""Pages that span tenants and smtp: the Ops Console's organizations, and the
+request for a password reset link."""
 
 from __future__ import annotations
 
@@ -9,10 +9,27 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from accounts.selectors import organization_list_with_smtp
 from accounts.services import organization_create, password_reset_request
+from smtp.selectors import smtp_config_get
 from tenants.access import ops_page
 from tenants.forms import OrganizationCreateForm, PasswordResetRequestForm
 from tenants.services import AccountStrategy, account_strategy
+
+
+@ops_page
+def ops_organization_list(request: HttpRequest) -> HttpResponse:
+    organizations = organization_list_with_smtp(partner=request.scope.partner)
+    partner_smtp = smtp_config_get(partner=request.scope.partner)
+    return render(
+        request,
+        "ops/organizations.html",
+        {
+            "organizations": organizations,
+            "partner_smtp": partner_smtp,
+            "nav": "organizations",
+        },
+    )
 
 
 @ops_page

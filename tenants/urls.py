@@ -5,7 +5,6 @@ from tenants import apis, views
 
 ops_urlpatterns = [
     path("", views.ops_home, name="home"),
-    path("organizations/", views.ops_organization_list, name="organizations"),
     path(
         "organizations/<int:organization_id>/",
         views.ops_organization_detail,

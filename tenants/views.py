@@ -10,11 +10,10 @@ from django.urls import reverse_lazy
 
 from audit.models import Category
 from audit.services import audit_event_record
-from smtp.selectors import smtp_config_get
 from tenants.access import ops_page, web_page
 from tenants.forms import EmailAuthenticationForm
 from tenants.models import Console
-from tenants.selectors import organization_get, organization_list
+from tenants.selectors import organization_get
 
 
 class LoginView(auth_views.LoginView):
@@ -40,21 +39,6 @@ def home(request: HttpRequest) -> HttpResponse:
 @ops_page
 def ops_home(request: HttpRequest) -> HttpResponse:
     return redirect("ops:smtp")
-
-
-@ops_page
-def ops_organization_list(request: HttpRequest) -> HttpResponse:
-    organizations = organization_list(partner=request.scope.partner)
-    partner_smtp = smtp_config_get(partner=request.scope.partner)
-    return render(
-        request,
-        "ops/organizations.html",
-        {
-            "organizations": organizations,
-            "partner_smtp": partner_smtp,
-            "nav": "organizations",
-        },
-    )
 
 
 @ops_page
