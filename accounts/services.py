@@ -1,8 +1,10 @@
-"""Account flows that span tenants and smtp: the emails they send.
+"""Account flows that span tenants and smtp: the emails they send, the moves.
 
 ``tenants`` keeps the accounts, their rules and their audit events; ``smtp``
-sends email. The flows that need both (an organization created with an emailed
-password link, password resets) live here, above the two, not in ``tenants``.
+sends email and owns the SMTP configurations. The flows that need both (an
+organization created with an emailed password link, password resets, moving an
+organization with its own SMTP configuration) live here, above the two, so that
+``tenants`` never imports ``smtp``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerError
 
-from smtp.models import EmailKind
+from smtp.models import EmailKind, SmtpConfiguration
 from smtp.services import send_system_email
 from tenants import services as tenants_services
-from tenants.models import Partner, User, email_key
+from tenants.models import Organization, Partner, User, email_key
 from tenants.ratelimit import rate_limit_hit, rate_limit_key, rate_limit_prune
 from tenants.services import OrganizationCreated, one_time_link
 
@@ -69,6 +71,40 @@ def organization_create(
             context=link_context(created.admin, "account-setup"),
         )
     return created
+
+
+@transaction.atomic
+def organization_update(
+    *,
+    organization: Organization,
+    actor: User | None,
+    name: str | None = None,
+    slug: str | None = None,
+    partner: Partner | None = None,
+    smtp_configuration_enabled: bool | None = None,
+) -> list[str]:
+    """Change an organization (``None``: keep); audited. The changed fields' names.
+
+    As ``tenants.services.organization_update``; a move to another partner takes
+    the organization's own SMTP configuration along. Raises ``ValidationError``
+    by field.
+    """
+    changed = tenants_services.organization_update(
+        organization=organization,
+        actor=actor,
+        name=name,
+        slug=slug,
+        partner=partner,
+        smtp_configuration_enabled=smtp_configuration_enabled,
+    )
+    if "partner" in changed:
+        # The organization's own SMTP configuration belongs to its partner too:
+        # what is recorded about it from now on (health checks) goes to the new
+        # partner's log, not to the old one's.
+        SmtpConfiguration.objects.filter(organization=organization).update(
+            partner=organization.partner
+        )
+    return changed
 
 
 # -- password resets -------------------------------------------------------------

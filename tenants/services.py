@@ -1,7 +1,8 @@
 """Writes about tenants: organizations, feature flags, users.
 
 Organization changes and flag switches are audited. Nothing here sends email:
-the flows that also mail someone (account emails, password resets) are in
+the flows that also mail someone or touch SMTP configurations (account emails,
+password resets, moving an organization with its configuration) are in
 ``accounts``, above this app and ``smtp``.
 """
 
@@ -24,7 +25,6 @@ from audit.models import Category
 from audit.services import actor_label, audit_event_record
 from core.addresses import AddressError, check_address
 from core.env import account_creation_strategy
-from smtp.models import SmtpConfiguration
 from tenants.models import Organization, Partner, Role, User
 
 
@@ -107,6 +107,8 @@ def organization_update(
     the partner the organization had, and a move to another partner is recorded
     under the new partner too: each partner's log keeps only what happened
     while the organization was theirs. Raises ``ValidationError`` by field.
+    Moving the organization's own SMTP configuration with it is not done here:
+    ``accounts.services.organization_update`` does both.
     """
     locked = (
         Organization.objects.select_for_update()
@@ -124,13 +126,6 @@ def organization_update(
     if changes:
         locked.full_clean(exclude=["smtp_configuration_enabled"])
         locked.save(update_fields=list(changes))
-        if "partner" in changes:
-            # The organization's own SMTP configuration belongs to its partner
-            # too: what is recorded about it from now on (health checks) goes
-            # to the new partner's log, not to the old one's.
-            SmtpConfiguration.objects.filter(organization=locked).update(
-                partner=locked.partner
-            )
         summary = f"Organization {changes.get('name', {}).get('old', locked.name)}"
         if "partner" in changes:
             summary += f" moved from {old_partner.name} to {locked.partner.name}"
