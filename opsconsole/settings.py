@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "tenants",
     "audit",
     "smtp",
+    # Above tenants and smtp: the flows that span both.
+    "accounts",
 ]
 
 MIDDLEWARE = [

@@ -8,11 +8,12 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts import urls as accounts_urls
 from audit import urls as audit_urls
 from smtp import urls as smtp_urls
 from tenants import urls as tenants_urls
 
-_apps = (tenants_urls, smtp_urls, audit_urls)
+_apps = (tenants_urls, smtp_urls, audit_urls, accounts_urls)
 
 ops_urlpatterns = [p for app in _apps for p in getattr(app, "ops_urlpatterns", [])]
 web_urlpatterns = [p for app in _apps for p in getattr(app, "web_urlpatterns", [])]

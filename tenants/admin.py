@@ -1,25 +1,16 @@
-"""Support's admin: partners, organizations (feature flags), users."""
+"""Support's admin: partners and users (organizations: ``accounts.admin``)."""
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserCreationForm as DjangoUserCreationForm
 
-from tenants.models import Organization, Partner, User
-from tenants.services import (
-    ORGANIZATION_FIELDS,
-    organization_add,
-    organization_delete,
-    organization_smtp_feature_set,
-    organization_update,
-)
+from tenants.models import Partner, User
 
 admin.site.site_header = "Ops Console support"
 admin.site.site_title = "Ops Console support"
 admin.site.index_title = "Support"
-
-FLAG_PERMISSION = "tenants.toggle_feature_flags"
 
 
 @admin.register(Partner)
@@ -27,88 +18,6 @@ class PartnerAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-
-
-@admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "partner", "smtp_configuration_enabled"]
-    list_filter = ["smtp_configuration_enabled", "partner"]
-    list_select_related = ["partner"]
-    search_fields = ["name", "slug", "partner__name"]
-    actions = ["enable_smtp_feature", "disable_smtp_feature"]
-
-    @admin.display(description="SMTP in effect")
-    def smtp_in_effect(self, obj: Organization) -> str:
-        from smtp.selectors import smtp_config_effective
-
-        if obj.pk is None:
-            return "—"
-        effective = smtp_config_effective(partner=obj.partner, organization=obj)
-        if effective.settings is None:
-            return "none: no level has a usable configuration"
-        s = effective.settings
-        return f"{effective.source.label}: {s.host}:{s.port} ({s.security.label})"
-
-    def get_readonly_fields(self, request, obj=None):
-        readonly = ["created_at", "smtp_in_effect"]
-        if obj is not None and not request.user.is_superuser:
-            # Support switches feature flags; only superusers rename an
-            # organization or move it to another partner.
-            readonly.extend(ORGANIZATION_FIELDS)
-        if not request.user.has_perm(FLAG_PERMISSION):
-            readonly.append("smtp_configuration_enabled")
-        return readonly
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if not request.user.has_perm(FLAG_PERMISSION):
-            actions.pop("enable_smtp_feature", None)
-            actions.pop("disable_smtp_feature", None)
-        return actions
-
-    def save_model(self, request, obj, form, change):
-        # Through the services, so that every change is audited.
-        if not change:
-            organization_add(organization=obj, actor=request.user)
-            return
-        changed = {
-            field: form.cleaned_data[field]
-            for field in (*ORGANIZATION_FIELDS, "smtp_configuration_enabled")
-            if field in form.changed_data
-        }
-        organization_update(organization=obj, actor=request.user, **changed)
-
-    def delete_model(self, request, obj):
-        organization_delete(organization=obj, actor=request.user)
-
-    def delete_queryset(self, request, queryset):
-        for organization in queryset:
-            organization_delete(organization=organization, actor=request.user)
-
-    def _set_flag(self, request, queryset, enabled: bool) -> None:
-        changed = sum(
-            organization_smtp_feature_set(
-                organization=organization, enabled=enabled, actor=request.user
-            )
-            for organization in queryset
-        )
-        state = "enabled" if enabled else "disabled"
-        self.message_user(
-            request,
-            f"SMTP configuration {state} for {changed} organization(s).",
-            messages.SUCCESS,
-        )
-
-    @admin.action(description="Enable SMTP configuration", permissions=["toggle"])
-    def enable_smtp_feature(self, request, queryset):
-        self._set_flag(request, queryset, True)
-
-    @admin.action(description="Disable SMTP configuration", permissions=["toggle"])
-    def disable_smtp_feature(self, request, queryset):
-        self._set_flag(request, queryset, False)
-
-    def has_toggle_permission(self, request) -> bool:
-        return request.user.has_perm(FLAG_PERMISSION)
 
 
 class UserCreationForm(DjangoUserCreationForm):

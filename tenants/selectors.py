@@ -32,12 +32,8 @@ def tenant_scope_for_user(*, user: User) -> TenantScope | None:
 
 
 def organization_list(*, partner: Partner) -> QuerySet[Organization]:
-    """The partner's organizations, by name, with their own SMTP configuration."""
-    return (
-        Organization.objects.filter(partner=partner)
-        .select_related("smtp_configuration")
-        .order_by("name")
-    )
+    """The partner's organizations, by name."""
+    return Organization.objects.filter(partner=partner).order_by("name")
 
 
 def organization_get(*, partner: Partner, organization_id: int) -> Organization | None:

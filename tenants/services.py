@@ -1,17 +1,15 @@
-"""Writes about tenants: organizations, feature flags, users, password resets.
+"""Writes about tenants: organizations, feature flags, users.
 
-Organization changes and flag switches are audited; password reset requests are
-rate-limited, and their lookup runs in the worker.
+Organization changes and flag switches are audited. Nothing here sends email:
+the flows that also mail someone or touch SMTP configurations (account emails,
+password resets, moving an organization with its configuration) are in
+``accounts``, above this app and ``smtp``.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from datetime import timedelta
-from functools import partial
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
@@ -22,18 +20,12 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
-from kombu.exceptions import OperationalError as BrokerError
 
 from audit.models import Category
 from audit.services import actor_label, audit_event_record
 from core.addresses import AddressError, check_address
 from core.env import account_creation_strategy
-from smtp.models import EmailKind, SmtpConfiguration
-from smtp.services import send_system_email
-from tenants.models import Organization, Partner, Role, User, email_key
-from tenants.ratelimit import rate_limit_hit, rate_limit_key, rate_limit_prune
-
-logger = logging.getLogger(__name__)
+from tenants.models import Organization, Partner, Role, User
 
 
 @transaction.atomic
@@ -115,6 +107,8 @@ def organization_update(
     the partner the organization had, and a move to another partner is recorded
     under the new partner too: each partner's log keeps only what happened
     while the organization was theirs. Raises ``ValidationError`` by field.
+    Moving the organization's own SMTP configuration with it is not done here:
+    ``accounts.services.organization_update`` does both.
     """
     locked = (
         Organization.objects.select_for_update()
@@ -132,13 +126,6 @@ def organization_update(
     if changes:
         locked.full_clean(exclude=["smtp_configuration_enabled"])
         locked.save(update_fields=list(changes))
-        if "partner" in changes:
-            # The organization's own SMTP configuration belongs to its partner
-            # too: what is recorded about it from now on (health checks) goes
-            # to the new partner's log, not to the old one's.
-            SmtpConfiguration.objects.filter(organization=locked).update(
-                partner=locked.partner
-            )
         summary = f"Organization {changes.get('name', {}).get('old', locked.name)}"
         if "partner" in changes:
             summary += f" moved from {old_partner.name} to {locked.partner.name}"
@@ -211,19 +198,12 @@ def one_time_link(*, user: User, route: str) -> str:
     return settings.PUBLIC_URL + reverse(route, args=[uid, token])
 
 
-def link_context(user: User, route: str) -> dict:
-    return {
-        "user": user,
-        "link": one_time_link(user=user, route=route),
-        "expiry_days": max(1, settings.PASSWORD_RESET_TIMEOUT // 86400),
-    }
-
-
 @dataclass(frozen=True)
 class OrganizationCreated:
     organization: Organization
     admin: User
-    invitation_sent: bool
+    # VERIFY: the admin has no password until they follow a one-time link.
+    password_pending: bool
 
 
 @transaction.atomic
@@ -238,8 +218,10 @@ def organization_create(
 ) -> OrganizationCreated:
     """Create an organization and its first admin, as ACCOUNT_CREATION_STRATEGY says.
 
-    AUTO: the password is required now. VERIFY: no password; the admin gets an
-    email with a one-time link to set it. Raises ``ValidationError`` by field.
+    AUTO: the password is required now. VERIFY: no password; the admin is to get
+    an email with a one-time link to set it, which is not sent here:
+    ``accounts.services.organization_create`` does both. Raises
+    ``ValidationError`` by field.
     """
     strategy = account_strategy()
     errors: dict[str, list[str]] = {}
@@ -315,99 +297,8 @@ def organization_create(
             "account_creation_strategy": strategy,
         },
     )
-    if strategy == AccountStrategy.VERIFY:
-        send_system_email(
-            kind=EmailKind.PASSWORD_SETUP,
-            to=admin_email,
-            organization=organization,
-            context=link_context(admin, "account-setup"),
-        )
     return OrganizationCreated(
         organization=organization,
         admin=admin,
-        invitation_sent=strategy == AccountStrategy.VERIFY,
+        password_pending=strategy == AccountStrategy.VERIFY,
     )
-
-
-RESET_LINK_TASK = "tenants.password_reset_send"
-PASSWORD_RESET_SCOPES = ("password-reset:client", "password-reset:address")
-# Two quick reconnects (a stale pooled connection), then give up: a web request
-# is not held up by a broker outage.
-PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.1,
-    "interval_max": 0.2,
-}
-
-
-def password_reset_window() -> timedelta:
-    return timedelta(minutes=settings.PASSWORD_RESET_LIMIT_MINUTES)
-
-
-def password_reset_request(*, email: str, client: str) -> bool:
-    """Count a reset request and hand it to the worker, within the limits.
-
-    The same work whether or not an account uses the address: the lookup and the
-    email happen in the worker (``password_reset_send``), so neither the answer
-    nor its timing tells. ``client`` is the requester's IP address. False, and
-    nothing queued, when the client or the address is over its limit.
-    """
-    address = email_key(email)
-    window = password_reset_window()
-    client_scope, address_scope = PASSWORD_RESET_SCOPES
-    if not rate_limit_hit(
-        key=rate_limit_key(scope=client_scope, value=client),
-        limit=settings.PASSWORD_RESET_LIMIT_PER_CLIENT,
-        window=window,
-    ) or not rate_limit_hit(
-        key=rate_limit_key(scope=address_scope, value=address),
-        limit=settings.PASSWORD_RESET_LIMIT_PER_ADDRESS,
-        window=window,
-    ):
-        return False
-    transaction.on_commit(partial(_password_reset_publish, address))
-    return True
-
-
-def _password_reset_publish(address: str) -> None:
-    try:
-        current_app.send_task(
-            RESET_LINK_TASK,
-            kwargs={"email": address},
-            queue=settings.CELERY_TASK_DEFAULT_QUEUE,
-            retry=True,
-            retry_policy=PUBLISH_RETRY_POLICY,
-        )
-    except (BrokerError, OSError) as error:
-        # The person sees the usual answer and can ask again; the address is not
-        # logged.
-        logger.warning(
-            "Broker unavailable; a password reset request was lost: %s", error
-        )
-
-
-def password_reset_send(*, email: str) -> int:
-    """Queue a reset link for the active user with this email, if any: how many.
-
-    The worker's half of ``password_reset_request``; it also prunes the request
-    counters whose window is over.
-    """
-    users = [
-        user
-        for user in User.objects.select_related(
-            "organization__partner", "partner"
-        ).filter(email__iexact=email_key(email), is_active=True)
-        if user.has_usable_password()
-    ]
-    for user in users:
-        send_system_email(
-            kind=EmailKind.PASSWORD_RESET,
-            to=user.email,
-            organization=user.organization,
-            partner=user.partner,
-            context=link_context(user, "password-reset-confirm"),
-        )
-    for scope in PASSWORD_RESET_SCOPES:
-        rate_limit_prune(scope=scope, window=password_reset_window())
-    return len(users)

@@ -5,12 +5,6 @@ from tenants import apis, views
 
 ops_urlpatterns = [
     path("", views.ops_home, name="home"),
-    path("organizations/", views.ops_organization_list, name="organizations"),
-    path(
-        "organizations/new/",
-        views.ops_organization_create,
-        name="organization-new",
-    ),
     path(
         "organizations/<int:organization_id>/",
         views.ops_organization_detail,
@@ -27,7 +21,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password-reset/", views.password_reset, name="password-reset"),
     path(
         "password-reset/<uidb64>/<token>/",
         views.PasswordLinkView.as_view(),

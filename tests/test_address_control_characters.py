@@ -14,6 +14,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 
+from accounts.services import organization_create
 from audit.models import AuditEvent
 from smtp.models import Email, EmailKind, Security, SmtpConfiguration
 from smtp.services import (
@@ -24,7 +25,6 @@ from smtp.services import (
 from smtp.validators import SmtpInput, SmtpValidationError
 from tenants.models import Organization, User
 from tenants.selectors import TenantScope
-from tenants.services import organization_create
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from accounts.services import organization_update
 from audit.models import AuditEvent, Category
 from tenants.models import User
-from tenants.services import organization_update
 
 pytestmark = pytest.mark.django_db
 

@@ -1,10 +1,10 @@
-"""Celery tasks of the tenants app. Tasks take primitives, never objects."""
+"""Celery tasks of the accounts app. Tasks take primitives, never objects."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from tenants.services import RESET_LINK_TASK, password_reset_send
+from accounts.services import RESET_LINK_TASK, password_reset_send
 
 
 @shared_task(name=RESET_LINK_TASK, ignore_result=True)
