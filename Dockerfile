@@ -16,7 +16,7 @@ COPY . .
 
 RUN pip install -c constraints.txt . \
     && rm -rf build *.egg-info \
-    && python -m compileall -q core opsconsole tenants smtp audit accounts
+    && python -m compileall -q core opsconsole tenants smtp audit auditlog accounts
 
 # Static files, compressed and with hashed names (whitenoise). DEBUG=true lets
 # settings load without real secrets; STATIC_MANIFEST=true writes the manifest

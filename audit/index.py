@@ -2,7 +2,7 @@
 
 When ``ELASTIC_SEARCH_FQDN``, ``ES_USER_NAME`` and ``ES_PASSWORD`` are all set,
 every event is also indexed in Elasticsearch by a Celery task, and partner-level
-queries read from it (``audit.search``). The database stays the source of truth:
+queries read from it (``auditlog.search``). The database stays the source of truth:
 the index is a copy, and ``manage.py audit_reindex`` fills it again.
 
 This module is the connection, the mapping and the writing; recording an event

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "core.apps.CoreConfig",
     "tenants",
     "audit",
+    "auditlog",
     "smtp",
     # Above tenants and smtp: the flows that span both.
     "accounts",

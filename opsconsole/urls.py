@@ -9,7 +9,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import urls as accounts_urls
-from audit import urls as audit_urls
+from auditlog import urls as audit_urls
 from smtp import urls as smtp_urls
 from tenants import urls as tenants_urls
 

@@ -283,7 +283,7 @@ def test_the_window_defaults_to_seven_days_and_can_end_earlier(demo, make_events
 
 
 def test_the_count_is_capped(demo, make_events, monkeypatch):
-    monkeypatch.setattr("audit.selectors.COUNT_CAP", 5)
+    monkeypatch.setattr("auditlog.selectors.COUNT_CAP", 5)
     make_events(7, partner=demo["acme"], step=timedelta(seconds=1))
     body = client_for(demo["acme_admin"]).get(PARTNER_URL, {"category": "SYSTEMAUDIT"})
     body = body.json()

@@ -14,10 +14,11 @@ import pytest
 from elastic_transport import ApiResponseMeta, BaseNode, HttpHeaders
 from elastic_transport._node import NodeApiResponse
 
-from audit import index, search
+from audit import index
 from audit.models import Category
 from audit.query import decode_cursor, encode_cursor
-from audit.selectors import audit_filter_parse
+from auditlog import search
+from auditlog.selectors import audit_filter_parse
 from tenants.selectors import TenantScope
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from django.utils import timezone
 from audit.models import Category
 from audit.query import AuditFilter, AuditQueryError
 from audit.registry import event_types
-from audit.selectors import (
+from auditlog.selectors import (
     audit_event_page,
     audit_events_export,
     audit_filter_parse,

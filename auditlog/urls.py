@@ -1,6 +1,6 @@
 from django.urls import path
 
-from audit import apis, views
+from auditlog import apis, views
 
 ops_urlpatterns = [
     path("audit-logs/", views.ops_audit_logs, name="audit-logs"),

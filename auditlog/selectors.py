@@ -13,7 +13,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from audit import search
 from audit.index import search_enabled
 from audit.models import AuditEvent, Category
 from audit.query import (
@@ -29,6 +28,7 @@ from audit.query import (
     encode_cursor,
 )
 from audit.timeexpr import TimeExpressionError, parse_time
+from auditlog import search
 from core.text import is_whole_number
 from tenants.models import Organization
 from tenants.selectors import TenantScope

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.query import DEFAULT_LIMIT, DEFAULT_TIMEFROM, MAX_LIMIT, AuditQueryError
-from audit.selectors import audit_event_page, audit_filter_parse, audit_page_output
+from auditlog.selectors import audit_event_page, audit_filter_parse, audit_page_output
 from tenants.access import api_tenant_scope
 
 

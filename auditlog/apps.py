@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AuditLogConfig(AppConfig):
+    name = "auditlog"
+    verbose_name = "Audit logs"
