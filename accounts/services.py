@@ -18,7 +18,8 @@ from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerError
 
-from smtp.models import EmailKind, SmtpConfiguration
+from smtp.enums import EmailKind
+from smtp.models import SmtpConfiguration
 from smtp.services import send_system_email
 from tenants import services as tenants_services
 from tenants.models import Organization, Partner, User, email_key

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
-from smtp.models import Security, SmtpConfiguration, security_from_tls
+from smtp.enums import Security, security_from_tls
+from smtp.models import SmtpConfiguration
 from smtp.validators import PORT_MESSAGE, RETRIES_MESSAGE, SmtpInput
 
 AUTO_TLS_MODE = ""

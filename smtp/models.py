@@ -6,35 +6,37 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from smtp.enums import (
+    FINAL_STATUSES,
+    IMPLICIT_TLS_PORT,
+    TEST_KINDS,
+    EmailKind,
+    EmailStatus,
+    HealthStatus,
+    Level,
+    Security,
+    security_from_tls,
+)
 from smtp.fields import EncryptedSecretField
 
-IMPLICIT_TLS_PORT = 465
-
-
-class Security(models.TextChoices):
-    NONE = "none", "None (plain text)"
-    STARTTLS = "starttls", "STARTTLS (required)"
-    SSL = "ssl", "Implicit TLS (SMTPS)"
-
-
-class HealthStatus(models.TextChoices):
-    UNKNOWN = "unknown", "Not checked yet"
-    OK = "ok", "Healthy"
-    FAILING = "failing", "Failing"
-
-
-class Level(models.TextChoices):
-    ORGANIZATION = "organization", "Organization"
-    PARTNER = "partner", "Partner"
-    CONTROLLER = "controller", "Controller default"
-    NONE = "none", "None"
-
-
-def security_from_tls(*, use_tls: bool, port: int) -> Security:
-    """The documented rule: TLS on port 465 is implicit TLS, on any other STARTTLS."""
-    if not use_tls:
-        return Security.NONE
-    return Security.SSL if port == IMPLICIT_TLS_PORT else Security.STARTTLS
+# The enumerations live in smtp.enums (the SMTP client uses them without the
+# database); they are named here too for the code that reads them with models.
+__all__ = [
+    "FINAL_STATUSES",
+    "IMPLICIT_TLS_PORT",
+    "TEST_KINDS",
+    "Email",
+    "EmailAttempt",
+    "EmailKind",
+    "EmailStatus",
+    "HealthStatus",
+    "Level",
+    "Security",
+    "SmtpConfiguration",
+    "SmtpDraft",
+    "SmtpSettingsFields",
+    "security_from_tls",
+]
 
 
 class SmtpSettingsFields(models.Model):
@@ -154,28 +156,6 @@ class SmtpDraft(SmtpSettingsFields):
 
     def __str__(self) -> str:
         return f"Draft SMTP {self.host}:{self.port}"
-
-
-class EmailKind(models.TextChoices):
-    TEST = "test", "Test email"
-    VERIFY = "verify", "Verification (no mail sent)"
-    PASSWORD_SETUP = "password_setup", "Password setup"
-    PASSWORD_RESET = "password_reset", "Password reset"
-    ALERT = "alert", "Alert notification"
-
-
-# Test kinds are tried once, while a person waits; system kinds are retried.
-TEST_KINDS = (EmailKind.TEST, EmailKind.VERIFY)
-
-
-class EmailStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
-
-
-FINAL_STATUSES = (EmailStatus.SENT, EmailStatus.FAILED)
 
 
 class Email(models.Model):

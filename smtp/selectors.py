@@ -20,16 +20,8 @@ from django.utils import timezone
 
 from core.env import controller_smtp
 from core.redaction import remember
-from smtp.models import (
-    Email,
-    EmailAttempt,
-    EmailStatus,
-    Level,
-    Security,
-    SmtpConfiguration,
-    SmtpDraft,
-    security_from_tls,
-)
+from smtp.enums import EmailStatus, Level, Security, security_from_tls
+from smtp.models import Email, EmailAttempt, SmtpConfiguration, SmtpDraft
 from smtp.validators import validate_host
 from tenants.models import Organization, Partner, User
 

@@ -14,7 +14,8 @@ from enum import StrEnum
 
 from core.addresses import AddressError, check_address
 from core.text import has_control_characters
-from smtp.models import Security, SmtpSettingsFields, security_from_tls
+from smtp.enums import Security, security_from_tls
+from smtp.models import SmtpSettingsFields
 
 # Messages shared with the type checks of forms and serializers.
 PORT_MESSAGE = (

@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from smtp.apis.refusals import refusal_answer
+from smtp.enums import Security
 from smtp.forms import SmtpConfigForm
-from smtp.models import Security
 from smtp.selectors import (
     EffectiveSmtp,
     SmtpSettings,

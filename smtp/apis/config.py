@@ -21,7 +21,7 @@ from core.api import (
     StrictIntegerField,
     StrictSerializer,
 )
-from smtp.models import Level
+from smtp.enums import Level
 from smtp.selectors import EffectiveSmtp, smtp_config_effective, smtp_config_get
 from smtp.services import smtp_config_delete, smtp_config_save
 from smtp.validators import (

@@ -17,7 +17,8 @@ from core.api import StrictCharField, StrictSerializer
 from core.longpoll import WaitRefused, api_wait
 from core.text import is_whole_number
 from smtp.apis.refusals import refusal_answer
-from smtp.models import Email, EmailStatus
+from smtp.enums import EmailStatus
+from smtp.models import Email
 from smtp.selectors import email_get, email_last_steps, email_wait_final
 from smtp.services import TestEmailRefused, smtp_test_email_request
 from smtp.validators import SmtpValidationError

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.addresses import AddressError, wire_address
-from smtp.models import IMPLICIT_TLS_PORT, Security
+from smtp.enums import IMPLICIT_TLS_PORT, Security
 from smtp.selectors import SmtpSettings
 
 # How the hints name the TLS settings: the form's TLS switch and TLS mode (the

@@ -38,7 +38,7 @@ from smtp.delivery.steps import (
     reply_text,
     timed_out,
 )
-from smtp.models import Security
+from smtp.enums import Security
 from smtp.netpolicy import address_permitted
 from smtp.selectors import SmtpSettings
 

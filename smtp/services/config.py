@@ -12,11 +12,8 @@ from django.utils import timezone
 from audit.models import Category
 from audit.services import actor_label, audit_event_record
 from smtp.delivery import deliver
-from smtp.models import (
-    HealthStatus,
-    SmtpConfiguration,
-    SmtpSettingsFields,
-)
+from smtp.enums import HealthStatus
+from smtp.models import SmtpConfiguration, SmtpSettingsFields
 from smtp.selectors import (
     FEATURE_OFF,
     own_level,

@@ -12,13 +12,8 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from smtp.models import (
-    TEST_KINDS,
-    Email,
-    EmailKind,
-    EmailStatus,
-    SmtpDraft,
-)
+from smtp.enums import TEST_KINDS, EmailKind, EmailStatus
+from smtp.models import Email, SmtpDraft
 from smtp.outbox import NewEmail, email_enqueue, emails_enqueue
 from smtp.selectors import (
     EffectiveSmtp,

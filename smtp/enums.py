@@ -1,0 +1,59 @@
+"""The SMTP app's enumerations: security modes, levels, email kinds and statuses.
+
+Below everything else of the app: the SMTP client, the models and the pages all
+use them.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+IMPLICIT_TLS_PORT = 465
+
+
+class Security(models.TextChoices):
+    NONE = "none", "None (plain text)"
+    STARTTLS = "starttls", "STARTTLS (required)"
+    SSL = "ssl", "Implicit TLS (SMTPS)"
+
+
+class HealthStatus(models.TextChoices):
+    UNKNOWN = "unknown", "Not checked yet"
+    OK = "ok", "Healthy"
+    FAILING = "failing", "Failing"
+
+
+class Level(models.TextChoices):
+    ORGANIZATION = "organization", "Organization"
+    PARTNER = "partner", "Partner"
+    CONTROLLER = "controller", "Controller default"
+    NONE = "none", "None"
+
+
+def security_from_tls(*, use_tls: bool, port: int) -> Security:
+    """The documented rule: TLS on port 465 is implicit TLS, on any other STARTTLS."""
+    if not use_tls:
+        return Security.NONE
+    return Security.SSL if port == IMPLICIT_TLS_PORT else Security.STARTTLS
+
+
+class EmailKind(models.TextChoices):
+    TEST = "test", "Test email"
+    VERIFY = "verify", "Verification (no mail sent)"
+    PASSWORD_SETUP = "password_setup", "Password setup"
+    PASSWORD_RESET = "password_reset", "Password reset"
+    ALERT = "alert", "Alert notification"
+
+
+# Test kinds are tried once, while a person waits; system kinds are retried.
+TEST_KINDS = (EmailKind.TEST, EmailKind.VERIFY)
+
+
+class EmailStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+FINAL_STATUSES = (EmailStatus.SENT, EmailStatus.FAILED)
