@@ -8,6 +8,9 @@ class SmtpConfig(AppConfig):
     def ready(self) -> None:
         from audit.models import Category
         from audit.registry import register_event_types
+        from smtp import worker
+
+        worker.connect_signals()
 
         # The audit events this app records, for the audit pages' type filter.
         register_event_types(
