@@ -270,6 +270,9 @@ if not 0 < SMTP_SESSION_DEADLINE <= SMTP_LEASE_SECONDS / 4:
     )
 # First retry delay; each retry doubles it (with jitter), up to 15 minutes.
 SMTP_RETRY_BASE_SECONDS = env.float("SMTP_RETRY_BASE_SECONDS", default=30.0)
+# A greylisting server (450/451 saying "greylist" or "try again later") is tried
+# again no sooner than this.
+SMTP_GREYLIST_SECONDS = env.float("SMTP_GREYLIST_SECONDS", default=60.0)
 # How often each worker looks for emails left queued or stuck past their lease.
 SMTP_SWEEP_INTERVAL = env.float("SMTP_SWEEP_INTERVAL", default=15.0)
 # A queued email whose task has not run after this long is handed out again.

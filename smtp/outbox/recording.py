@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -52,6 +53,25 @@ def retry_delay(attempt: int) -> float:
     """Seconds before retry ``attempt`` + 1: exponential, with jitter."""
     delay = min(MAX_RETRY_DELAY, settings.SMTP_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
     return delay * secrets.SystemRandom().uniform(0.5, 1.0)
+
+
+GREYLISTING = re.compile(r"greylist|try again later", re.IGNORECASE)
+
+
+def greylisted(step: dict) -> bool:
+    """A 450/451 reply that asks for a later try (greylisting): an immediate retry
+    only counts against the sender."""
+    return step.get("reply_code") in (450, 451) and bool(
+        GREYLISTING.search(step.get("reply") or "")
+    )
+
+
+def _retry_delay_after(step: dict, attempt: int) -> float:
+    delay = retry_delay(attempt)
+    if greylisted(step):
+        least = settings.SMTP_GREYLIST_SECONDS
+        delay = max(delay, least * secrets.SystemRandom().uniform(1.0, 1.25))
+    return delay
 
 
 @dataclass
@@ -145,7 +165,7 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
             "hint": failed.get("hint", ""),
         }
         if result.transient and number < max_attempts:
-            delay = retry_delay(number)
+            delay = _retry_delay_after(failed, number)
             email.status = EmailStatus.QUEUED
             email.next_attempt_at = now + timedelta(seconds=delay)
             out.retries.append((email.pk, delay))

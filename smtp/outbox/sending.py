@@ -94,17 +94,38 @@ def _message(email: Email, settings_: SmtpSettings):
     )
 
 
+def _closed_before_reply(failure: StepFailed) -> bool:
+    """The server had closed the session before answering this transaction: it
+    hung up, or said 421 (closing), at MAIL FROM."""
+    step = failure.step
+    return step.name == "mail_from" and (failure.closed or step.reply_code == 421)
+
+
+def _reconnect_step(failure: StepFailed) -> Step:
+    step = failure.step
+    return Step(
+        name="reconnect",
+        status="ok",
+        reply_code=step.reply_code,
+        reply=step.reply,
+        detail="The server had closed the reused connection (at MAIL FROM: "
+        f"{step.detail}); a new connection was opened.",
+    )
+
+
 def _send_on_pooled(email: Email, settings_: SmtpSettings) -> Result:
-    """Send one email over this thread's session for its settings."""
+    """Send one email over this thread's session for its settings: one attempt,
+    whatever the server answers."""
     started_at = timezone.now()
     clock = time.monotonic()
     sender = email.sender or settings_.sender_email
+    before: list[Step] = []
 
     def result(ok: bool, steps: list[Step], **values) -> Result:
         return Result(
             email=email,
             ok=ok,
-            steps=[s.as_dict() for s in steps],
+            steps=[s.as_dict() for s in [*before, *steps]],
             started_at=started_at,
             duration_ms=int((time.monotonic() - clock) * 1000),
             settings=settings_,
@@ -134,13 +155,16 @@ def _send_on_pooled(email: Email, settings_: SmtpSettings) -> Result:
                 )
                 step.hint = "The server is too slow right now; it is retried."
                 return result(False, failure.steps, transient=True, interrupted=True)
-            in_session = failure.step.name in SESSION_STEPS
-            if reused and failure.transient and not on_fresh_session:
-                # The server closed the reused session meanwhile: once more on a
-                # fresh one; not an attempt of the email's own.
+            if reused and not on_fresh_session and _closed_before_reply(failure):
+                # An idle session the server ended meanwhile: it never saw this
+                # email, so once more on a fresh session, as the same attempt.
                 pool.discard(settings_)
+                before.append(_reconnect_step(failure))
                 continue
-            if in_session or failure.transient:
+            step = failure.step
+            if step.name in SESSION_STEPS or step.reply_code in (None, 421):
+                # Not a refusal on a working session: a lost, timed-out or
+                # closing one.
                 pool.discard(settings_)
             else:
                 pool.reset_or_discard(settings_)
