@@ -90,6 +90,7 @@ RECORDED_FIELDS = [
     "progress",
     "lease_until",
     "claim_token",
+    "rehands",
     "level_used",
     "server",
     "failed_step",
@@ -109,8 +110,10 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
     number = email.attempts + 1
     max_attempts = 1 if email.is_test or settings_ is None else settings_.retries + 1
     failed = result.failed or {}
-    level = settings_.level if settings_ else Level.NONE
-    server = f"{settings_.host}:{settings_.port}" if settings_ else ""
+    # Without settings (no configuration, or recorded by the sweeper): what the
+    # row says.
+    level = settings_.level if settings_ else (email.level_used or Level.NONE)
+    server = f"{settings_.host}:{settings_.port}" if settings_ else email.server
     out.attempts.append(
         EmailAttempt(
             email=email,
@@ -132,6 +135,8 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
     email.progress = ""
     email.lease_until = None
     email.claim_token = None
+    # An attempt got recorded: the worker did not stop on this email.
+    email.rehands = 0
     email.level_used = level
     email.server = server
     email.failed_step = failed.get("name", "")

@@ -294,6 +294,10 @@ def outbox_deliver(*, email_id: int) -> None:
     if email.is_test or email.draft_id is not None:
         _deliver_test(email, token=token)
         return
+    if email.rehands:
+        # Its worker stopped while it was claimed: on its own (see claims).
+        _deliver_batch([email], token=token)
+        return
     more = claim_more(email, token=token, now=now, limit=settings.SMTP_BATCH_SIZE - 1)
     _deliver_batch([email, *more], token=token)
 
@@ -306,6 +310,8 @@ def outbox_deliver_many(*, email_ids: list[int]) -> None:
     for email in claimed:
         if email.is_test or email.draft_id is not None:
             _deliver_test(email, token=token)
+        elif email.rehands:
+            groups[("alone", email.pk)] = [email]
         else:
             groups.setdefault((email.partner_id, email.organization_id), []).append(
                 email
