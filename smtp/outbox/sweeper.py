@@ -5,8 +5,10 @@ messages published for it: the row is the truth, so a lost broker message never
 strands it. An email held by a worker that stopped counts that stop; after
 ``SMTP_MAX_REHANDS`` of them without a recorded attempt it fails (step "lease")
 instead of taking down one worker after another (the emails of a batch all
-count the stop, and are then sent on their own: see claims). A queued email is
-published again at most once per ``SMTP_REQUEUE_AFTER_SECONDS``.
+count the stop, and are then sent on their own: see claims). An email the server
+accepted whose worker stopped before recording it is not sent again: its
+attempt was written at once, and the sweeper records the rest from it. A
+queued email is published again at most once per ``SMTP_REQUEUE_AFTER_SECONDS``.
 """
 
 from __future__ import annotations
@@ -23,10 +25,15 @@ from django.utils import timezone
 from smtp.delivery import Step
 from smtp.models import (
     Email,
+    EmailAttempt,
     EmailStatus,
 )
 from smtp.outbox.enqueue import email_publish
-from smtp.outbox.recording import Result, record_results
+from smtp.outbox.recording import (
+    Result,
+    record_results,
+    sent_unrecorded,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +76,8 @@ def outbox_sweep(*, limit: int = 500) -> int:
 
 def leases_recover(*, now: datetime, limit: int = 500) -> None:
     """Every email whose lease ran out goes back to the queue or, if its worker
-    stopped too often while holding it, fails."""
+    stopped too often while holding it, fails; one the server accepted gets its
+    attempt and event."""
     token = uuid.uuid4()
     most = settings.SMTP_MAX_REHANDS
     with transaction.atomic():
@@ -78,15 +86,22 @@ def leases_recover(*, now: datetime, limit: int = 500) -> None:
             Email.objects.filter(status=EmailStatus.SENDING, lease_until__lt=now)
             .order_by("lease_until", "pk")
             .select_for_update(skip_locked=True)
-            .values_list("pk", "rehands")[:limit]
+            .values_list("pk", "attempts", "rehands")[:limit]
         )
-        stopped = [pk for pk, _ in expired]
-        exhausted = [pk for pk, n in expired if n >= most]
+        # Accepted by the server, attempt written, row not recorded yet.
+        accepted = set(
+            EmailAttempt.objects.filter(
+                email_id__in=[pk for pk, _, _ in expired], ok=True
+            ).values_list("email_id", "number")
+        )
+        sent = [pk for pk, n, _ in expired if (pk, n + 1) in accepted]
+        stopped = [pk for pk, _, _ in expired if pk not in sent]
+        exhausted = [pk for pk, _, n in expired if pk in stopped and n >= most]
         Email.objects.filter(pk__in=set(stopped) - set(exhausted)).update(
             **BACK_IN_THE_QUEUE, rehands=F("rehands") + 1
         )
         # The sweeper's own claim, to record these like any attempt.
-        Email.objects.filter(pk__in=exhausted).update(
+        Email.objects.filter(pk__in=[*sent, *exhausted]).update(
             claim_token=token,
             lease_until=now + timedelta(seconds=settings.SMTP_LEASE_SECONDS),
         )
@@ -95,24 +110,33 @@ def leases_recover(*, now: datetime, limit: int = 500) -> None:
             "%s email(s) were held by a worker that stopped; handed out again.",
             len(stopped) - len(exhausted),
         )
-    if exhausted:
-        _fail_stopped(exhausted, token=token, now=now)
+    if sent or exhausted:
+        _record_stopped(sent, exhausted, token=token, now=now)
 
 
-def _fail_stopped(ids: list[int], *, token: uuid.UUID, now: datetime) -> None:
+def _record_stopped(
+    sent: list[int], exhausted: list[int], *, token: uuid.UUID, now: datetime
+) -> None:
     emails = list(
-        Email.objects.filter(pk__in=ids, claim_token=token)
+        Email.objects.filter(pk__in=[*sent, *exhausted], claim_token=token)
         .select_related("partner", "organization", "requested_by")
         .order_by("pk")
     )
-    logger.error(
-        "%s email(s) failed at step lease: their worker kept stopping while "
-        "sending them.",
-        len(emails),
-    )
+    attempts = {
+        attempt.email_id: attempt
+        for attempt in EmailAttempt.objects.filter(email_id__in=sent, ok=True)
+    }
+    if exhausted:
+        logger.error(
+            "%s email(s) failed at step lease: their worker kept stopping while "
+            "sending them.",
+            len(exhausted),
+        )
     record_results(
         [
-            Result(
+            sent_unrecorded(email, attempts[email.pk])
+            if email.pk in attempts
+            else Result(
                 email=email,
                 ok=False,
                 steps=[_lease_step(email.rehands + 1).as_dict()],

@@ -94,6 +94,37 @@ def test_emails_whose_worker_stopped_are_then_sent_on_their_own(demo):
     assert (first.status, first.rehands) == ("queued", 1)
 
 
+def test_an_accepted_email_whose_worker_stopped_is_recorded_not_sent_again(demo):
+    # given: the server accepted it and the worker wrote its attempt, then
+    # stopped before recording the rest (the row, the email.sent event)
+    email = alert(demo)
+    worker_stopped(email)
+    steps = [
+        {"name": "mail_from", "status": "ok", "duration_ms": 3, "reply": "OK"},
+        {"name": "data", "status": "ok", "duration_ms": 7, "reply": "2.0.0 queued"},
+    ]
+    EmailAttempt.objects.create(
+        email=email,
+        number=1,
+        started_at=timezone.now(),
+        duration_ms=10,
+        ok=True,
+        level="partner",
+        server="smtp.acme.example:587",
+        steps=steps,
+    )
+    # when
+    assert outbox_sweep() == 0
+    # then: it is sent, with that one attempt and its email.sent event
+    email.refresh_from_db()
+    assert (email.status, email.attempts, email.claim_token) == ("sent", 1, None)
+    assert (email.level_used, email.server) == ("partner", "smtp.acme.example:587")
+    assert EmailAttempt.objects.filter(email=email).count() == 1
+    event = AuditEvent.objects.get(type="email.sent", detail__email_id=email.pk)
+    assert event.detail["reply"] == "2.0.0 queued"
+    assert event.detail["server"] == "smtp.acme.example:587"
+
+
 def test_an_email_whose_worker_keeps_stopping_fails_at_step_lease(demo, settings):
     settings.SMTP_MAX_REHANDS = 2
     email = alert(demo)
