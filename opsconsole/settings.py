@@ -271,6 +271,12 @@ if not 0 < SMTP_SESSION_DEADLINE <= SMTP_LEASE_SECONDS / 4:
     )
 # First retry delay; each retry doubles it (with jitter), up to 15 minutes.
 SMTP_RETRY_BASE_SECONDS = env.float("SMTP_RETRY_BASE_SECONDS", default=30.0)
+# A greylisting server (450/451 saying "greylist" or "try again later") is tried
+# again no sooner than this.
+SMTP_GREYLIST_SECONDS = env.float("SMTP_GREYLIST_SECONDS", default=60.0)
+# An email whose worker stopped while sending it (killed, out of memory) is handed
+# to a new worker this many times without a recorded attempt; then it fails.
+SMTP_MAX_REHANDS = env.int("SMTP_MAX_REHANDS", default=5)
 # How often each worker looks for emails left queued or stuck past their lease.
 SMTP_SWEEP_INTERVAL = env.float("SMTP_SWEEP_INTERVAL", default=15.0)
 # A queued email whose task has not run after this long is handed out again.

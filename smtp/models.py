@@ -207,6 +207,9 @@ class Email(models.Model):
     enqueued_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     claim_token = models.UUIDField(null=True, blank=True)
+    # Times its lease ran out while it was being sent (its worker stopped) since
+    # its last recorded attempt; past SMTP_MAX_REHANDS it fails instead.
+    rehands = models.PositiveSmallIntegerField(default=0)
     # Live progress of the current attempt: the step running, and every step.
     progress = models.CharField(max_length=32, blank=True)
     steps = models.JSONField(default=list, blank=True)

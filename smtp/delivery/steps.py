@@ -55,11 +55,14 @@ class StepFailed(Exception):
         blocked: bool = False,
         steps: list[Step] | None = None,
         cause: BaseException | None = None,
+        closed: bool = False,
     ):
         super().__init__(f"{step.name}: {step.detail}")
         self.step = step
         self.transient = transient
         self.blocked = blocked
+        # The server closed the connection (no reply, no timeout).
+        self.closed = closed
         self.steps = steps if steps is not None else [step]
         # The unexpected exception that ended the session, if one did.
         self.cause = cause
@@ -178,6 +181,7 @@ class StepRecorder:
         transient: bool,
         blocked: bool = False,
         cause: BaseException | None = None,
+        closed: bool = False,
         **values: Any,
     ) -> StepFailed:
         self._finish(step, started, status="failed", **values)
@@ -187,6 +191,7 @@ class StepRecorder:
             blocked=blocked,
             steps=list(self.steps),
             cause=cause,
+            closed=closed,
         )
 
     def _io_failure(self, step: Step, started: float, error: Exception) -> StepFailed:
@@ -225,6 +230,7 @@ class StepRecorder:
                 step,
                 started,
                 transient=True,
+                closed=True,
                 detail=f"The server closed the connection during {step.name}.",
                 hint="The server may be overloaded or limiting connections; it is "
                 "retried.",

@@ -1,4 +1,9 @@
-"""Claiming outbox rows: a conditional UPDATE and a lease."""
+"""Claiming outbox rows: a conditional UPDATE and a lease.
+
+An email whose worker stopped while it was claimed (``rehands`` > 0) is sent on
+its own, never in a batch: if it is what stops workers, only its own count goes
+up (``SMTP_MAX_REHANDS``).
+"""
 
 from __future__ import annotations
 
@@ -17,9 +22,9 @@ from smtp.models import (
 
 
 def claimable(now: datetime) -> Q:
-    return Q(status=EmailStatus.QUEUED, next_attempt_at__lte=now) | Q(
-        status=EmailStatus.SENDING, lease_until__lt=now
-    )
+    # A row whose lease ran out goes back to the queue through the sweeper only,
+    # which counts how often its worker stopped (``outbox_sweep``).
+    return Q(status=EmailStatus.QUEUED, next_attempt_at__lte=now)
 
 
 def _take(emails: QuerySet[Email], *, token: uuid.UUID, now: datetime) -> int:
@@ -60,6 +65,7 @@ def claim_more(
                 partner_id=first.partner_id,
                 organization_id=first.organization_id,
                 draft__isnull=True,
+                rehands=0,
             )
             .exclude(kind__in=TEST_KINDS)
             .exclude(pk=first.pk)

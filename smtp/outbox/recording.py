@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -41,6 +45,8 @@ class Result:
     reply: str = ""
     # A time limit stopped the session: the batch stops here too.
     interrupted: bool = False
+    # Its attempt is written already (``record_accepted``).
+    attempt_saved: bool = False
 
     @property
     def failed(self) -> dict | None:
@@ -52,6 +58,25 @@ def retry_delay(attempt: int) -> float:
     """Seconds before retry ``attempt`` + 1: exponential, with jitter."""
     delay = min(MAX_RETRY_DELAY, settings.SMTP_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
     return delay * secrets.SystemRandom().uniform(0.5, 1.0)
+
+
+GREYLISTING = re.compile(r"greylist|try again later", re.IGNORECASE)
+
+
+def greylisted(step: dict) -> bool:
+    """A 450/451 reply that asks for a later try (greylisting): an immediate retry
+    only counts against the sender."""
+    return step.get("reply_code") in (450, 451) and bool(
+        GREYLISTING.search(step.get("reply") or "")
+    )
+
+
+def _retry_delay_after(step: dict, attempt: int) -> float:
+    delay = retry_delay(attempt)
+    if greylisted(step):
+        least = settings.SMTP_GREYLIST_SECONDS
+        delay = max(delay, least * secrets.SystemRandom().uniform(1.0, 1.25))
+    return delay
 
 
 @dataclass
@@ -70,6 +95,7 @@ RECORDED_FIELDS = [
     "progress",
     "lease_until",
     "claim_token",
+    "rehands",
     "level_used",
     "server",
     "failed_step",
@@ -83,35 +109,43 @@ RECORDED_FIELDS = [
 ]
 
 
+def _attempt(result: Result, number: int, level: str, server: str) -> EmailAttempt:
+    failed = result.failed or {}
+    return EmailAttempt(
+        email=result.email,
+        number=number,
+        started_at=result.started_at,
+        duration_ms=result.duration_ms,
+        ok=result.ok,
+        transient=result.transient,
+        level=level,
+        server=server,
+        failed_step=failed.get("name", ""),
+        reply_code=failed.get("reply_code"),
+        error=failed.get("detail", ""),
+        steps=result.steps,
+    )
+
+
 def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
     email = result.email
     settings_ = result.settings
     number = email.attempts + 1
     max_attempts = 1 if email.is_test or settings_ is None else settings_.retries + 1
     failed = result.failed or {}
-    level = settings_.level if settings_ else Level.NONE
-    server = f"{settings_.host}:{settings_.port}" if settings_ else ""
-    out.attempts.append(
-        EmailAttempt(
-            email=email,
-            number=number,
-            started_at=result.started_at,
-            duration_ms=result.duration_ms,
-            ok=result.ok,
-            transient=result.transient,
-            level=level,
-            server=server,
-            failed_step=failed.get("name", ""),
-            reply_code=failed.get("reply_code"),
-            error=failed.get("detail", ""),
-            steps=result.steps,
-        )
-    )
+    # Without settings (no configuration, or recovered by the sweeper): what the
+    # row says.
+    level = settings_.level if settings_ else (email.level_used or Level.NONE)
+    server = f"{settings_.host}:{settings_.port}" if settings_ else email.server
+    if not result.attempt_saved:
+        out.attempts.append(_attempt(result, number, level, server))
     email.attempts = number
     email.steps = result.steps
     email.progress = ""
     email.lease_until = None
     email.claim_token = None
+    # An attempt got recorded: the worker did not stop on this email.
+    email.rehands = 0
     email.level_used = level
     email.server = server
     email.failed_step = failed.get("name", "")
@@ -132,7 +166,8 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
     label = email.get_kind_display()
     if result.ok:
         email.status = EmailStatus.SENT
-        email.sent_at = email.finished_at = now
+        # Already set if the sweeper records it for a worker that stopped.
+        email.sent_at = email.finished_at = email.sent_at or now
         verb = "verified (nothing sent)" if email.kind == EmailKind.VERIFY else "sent"
         summary = f"{label} to {email.recipient} {verb} via {level} SMTP {server}"
         detail = {**base, "reply": result.reply, "duration_ms": result.duration_ms}
@@ -145,7 +180,7 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
             "hint": failed.get("hint", ""),
         }
         if result.transient and number < max_attempts:
-            delay = retry_delay(number)
+            delay = _retry_delay_after(failed, number)
             email.status = EmailStatus.QUEUED
             email.next_attempt_at = now + timedelta(seconds=delay)
             out.retries.append((email.pk, delay))
@@ -186,6 +221,10 @@ def record_results(results: list[Result], *, token: uuid.UUID) -> None:
     now = timezone.now()
     recorded = _Recorded()
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Waits for the disk, also for what ``record_accepted`` wrote before.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO ON")
         owned = set(
             Email.objects.select_for_update()
             .filter(pk__in=[r.email.pk for r in results], claim_token=token)
@@ -204,6 +243,64 @@ def record_results(results: list[Result], *, token: uuid.UUID) -> None:
             SmtpDraft.objects.filter(pk__in=recorded.drafts).delete()
         for email_id, delay in recorded.retries:
             transaction.on_commit(partial(email_publish, email_id, countdown=delay))
+
+
+@contextmanager
+def commits_not_waiting_for_disk() -> Iterator[None]:
+    """Within: commits of this connection do not wait for the disk flush
+    (PostgreSQL's ``synchronous_commit`` off), except ``record_results``.
+
+    A commit is still a commit for every other connection and survives this
+    worker stopping; only a crash of PostgreSQL itself could lose the last
+    moments of them, and the next ``record_results`` flushes them all.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        # A broken connection is closed after the task; nothing to reset then.
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
+
+
+def record_accepted(result: Result) -> None:
+    """Write the attempt of an email the server accepted at once, in one
+    statement, before the next one is sent; its row and ``email.sent`` event
+    follow with the next ``record_results``.
+
+    If the worker stops first, the sweeper finds the attempt and records the
+    email as sent (``sent_unrecorded``) instead of sending it again.
+    """
+    settings_ = result.settings
+    _attempt(
+        result,
+        result.email.attempts + 1,
+        settings_.level,
+        f"{settings_.host}:{settings_.port}",
+    ).save(force_insert=True)
+    result.attempt_saved = True
+
+
+def sent_unrecorded(email: Email, attempt: EmailAttempt) -> Result:
+    """The result of an email whose attempt ``record_accepted`` wrote before its
+    worker stopped."""
+    steps = attempt.steps or []
+    email.level_used, email.server = attempt.level, attempt.server
+    email.sent_at = attempt.started_at + timedelta(milliseconds=attempt.duration_ms)
+    return Result(
+        email=email,
+        ok=True,
+        steps=steps,
+        started_at=attempt.started_at,
+        duration_ms=attempt.duration_ms,
+        settings=None,
+        reply=steps[-1].get("reply", "") if steps else "",
+        attempt_saved=True,
+    )
 
 
 # A sent system email keeps its steps in its attempt, not on its row; its

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from smtp.delivery import Step, StepFailed, build_message, deliver
@@ -18,7 +20,12 @@ from smtp.models import (
 )
 from smtp.outbox.claims import claim_ids, claim_more, claim_one
 from smtp.outbox.pool import pool
-from smtp.outbox.recording import Result, record_results
+from smtp.outbox.recording import (
+    Result,
+    commits_not_waiting_for_disk,
+    record_accepted,
+    record_results,
+)
 from smtp.selectors import SmtpSettings, smtp_config_effective, smtp_settings_of_draft
 
 logger = logging.getLogger(__name__)
@@ -26,10 +33,11 @@ logger = logging.getLogger(__name__)
 # Steps that set up the session: if one fails, every email of the batch would
 # fail the same way, so the batch stops there.
 SESSION_STEPS = frozenset({"resolve", "connect", "tls", "greeting", "ehlo", "auth"})
-# Results of a batch are stored every this many emails: a worker that dies
-# mid-batch leaves at most this many sent-but-unrecorded emails per thread, the
-# only ones that can be sent a second time.
-RECORD_EVERY = 10
+# Rows and events of accepted emails are written every this many emails, or
+# this many seconds (the attempt of each is written at once: see
+# ``_deliver_batch``).
+RECORD_EVERY = 50
+RECORD_WITHIN = 1.0
 NO_CONFIGURATION_STEP = Step(
     name="configuration",
     status="failed",
@@ -94,17 +102,38 @@ def _message(email: Email, settings_: SmtpSettings):
     )
 
 
+def _closed_before_reply(failure: StepFailed) -> bool:
+    """The server had closed the session before answering this transaction: it
+    hung up, or said 421 (closing), at MAIL FROM."""
+    step = failure.step
+    return step.name == "mail_from" and (failure.closed or step.reply_code == 421)
+
+
+def _reconnect_step(failure: StepFailed) -> Step:
+    step = failure.step
+    return Step(
+        name="reconnect",
+        status="ok",
+        reply_code=step.reply_code,
+        reply=step.reply,
+        detail="The server had closed the reused connection (at MAIL FROM: "
+        f"{step.detail}); a new connection was opened.",
+    )
+
+
 def _send_on_pooled(email: Email, settings_: SmtpSettings) -> Result:
-    """Send one email over this thread's session for its settings."""
+    """Send one email over this thread's session for its settings: one attempt,
+    whatever the server answers."""
     started_at = timezone.now()
     clock = time.monotonic()
     sender = email.sender or settings_.sender_email
+    before: list[Step] = []
 
     def result(ok: bool, steps: list[Step], **values) -> Result:
         return Result(
             email=email,
             ok=ok,
-            steps=[s.as_dict() for s in steps],
+            steps=[s.as_dict() for s in [*before, *steps]],
             started_at=started_at,
             duration_ms=int((time.monotonic() - clock) * 1000),
             settings=settings_,
@@ -134,13 +163,16 @@ def _send_on_pooled(email: Email, settings_: SmtpSettings) -> Result:
                 )
                 step.hint = "The server is too slow right now; it is retried."
                 return result(False, failure.steps, transient=True, interrupted=True)
-            in_session = failure.step.name in SESSION_STEPS
-            if reused and failure.transient and not on_fresh_session:
-                # The server closed the reused session meanwhile: once more on a
-                # fresh one; not an attempt of the email's own.
+            if reused and not on_fresh_session and _closed_before_reply(failure):
+                # An idle session the server ended meanwhile: it never saw this
+                # email, so once more on a fresh session, as the same attempt.
                 pool.discard(settings_)
+                before.append(_reconnect_step(failure))
                 continue
-            if in_session or failure.transient:
+            step = failure.step
+            if step.name in SESSION_STEPS or step.reply_code in (None, 421):
+                # Not a refusal on a working session: a lost, timed-out or
+                # closing one.
                 pool.discard(settings_)
             else:
                 pool.reset_or_discard(settings_)
@@ -156,53 +188,84 @@ def _no_configuration(email: Email) -> Result:
 
 def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
     """Send a batch over one pooled session; every email ends with a result or
-    back in the queue, whatever is raised (a time limit included)."""
+    back in the queue, whatever is raised (a time limit included).
+
+    The attempt of an email the server accepted is written before the next one
+    is sent, so a worker that stops leaves at most one accepted email without a
+    trace (sent again by the next worker). Rows and events follow every
+    ``RECORD_EVERY`` emails or ``RECORD_WITHIN`` seconds, and at once for a
+    refused one.
+    """
     # Stay well inside the lease and the task's time limit: emails not started
     # by then go back to the queue rather than risk another worker sending
     # them too.
     give_back_at = time.monotonic() + settings.SMTP_BATCH_SECONDS
-    results: list[Result] = []
-    handled = 0  # emails of the batch that have a result (or were given back)
+    recorded_at = time.monotonic()
+    done = 0  # emails of the batch with a result, recorded or pending
+    pending: list[Result] = []  # results not recorded yet
     settings_: SmtpSettings | None = None
     try:
-        settings_ = _settings_for(batch[0])
-        if settings_ is None:
-            results = [_no_configuration(email) for email in batch]
-            handled = len(batch)
-        for index, email in enumerate(batch[handled:], start=handled):
-            if len(results) >= RECORD_EVERY:
-                record_results(results, token=token)
-                results = []
-            if time.monotonic() > give_back_at:
-                _give_back(batch[index:], token=token)
-                handled = len(batch)
-                break
-            result = _send_on_pooled(email, settings_)
-            results.append(result)
-            handled = index + 1
-            if result.interrupted:
-                _give_back(batch[handled:], token=token)
-                handled = len(batch)
-                break
-            failed = result.failed
-            if not result.ok and failed and failed["name"] in SESSION_STEPS:
-                # The session itself cannot be opened: the rest would fail alike.
-                results += [
-                    _failure(rest, result.steps, settings_, transient=result.transient)
-                    for rest in batch[handled:]
-                ]
-                handled = len(batch)
-                break
+        # Those attempts do not wait for the disk flush; see recording.
+        with commits_not_waiting_for_disk():
+            settings_ = _settings_for(batch[0])
+            if settings_ is None:
+                pending = [_no_configuration(email) for email in batch]
+                done = len(batch)
+            for index, email in enumerate(batch[done:], start=done):
+                if time.monotonic() > give_back_at:
+                    break
+                result = _send_on_pooled(email, settings_)
+                pending.append(result)
+                done = index + 1
+                if result.ok:
+                    record_accepted(result)
+                failed = result.failed
+                if not result.ok and failed and failed["name"] in SESSION_STEPS:
+                    # The session itself cannot be opened: the rest would fail alike.
+                    pending += [
+                        _failure(
+                            other, result.steps, settings_, transient=result.transient
+                        )
+                        for other in batch[done:]
+                    ]
+                    done = len(batch)
+                if (
+                    not result.ok
+                    or len(pending) >= RECORD_EVERY
+                    or time.monotonic() - recorded_at > RECORD_WITHIN
+                ):
+                    record_results(pending, token=token)
+                    pending = []
+                    recorded_at = time.monotonic()
+                if result.interrupted or done == len(batch):
+                    break
+            record_results(pending, token=token)
     except SoftTimeLimitExceeded:
         logger.warning("Time limit reached; untried emails go back to the queue.")
-        _give_back(batch[handled:], token=token)
+        record_results(pending, token=token)
+    except DatabaseError:
+        # Nothing more is sent that could not be recorded. Accepted emails whose
+        # attempt was written get the rest from the sweeper; the one whose
+        # attempt was lost, if any, stays claimed and is handed out again when
+        # its lease runs out.
+        logger.exception("Could not record a result; the batch stops here.")
+        with contextlib.suppress(DatabaseError):
+            _give_back(batch[done:], token=token)
+        return
     except Exception as error:
         step = _internal_step(error, during="sending a batch")
-        results += [
-            _failure(email, [step.as_dict()], settings_, transient=True)
-            for email in batch[handled:]
-        ]
-    record_results(results, token=token)
+        record_results(
+            [
+                *pending,
+                *(
+                    _failure(email, [step.as_dict()], settings_, transient=True)
+                    for email in batch[done:]
+                ),
+            ],
+            token=token,
+        )
+        return
+    _give_back(batch[done:], token=token)
 
 
 def _deliver_test(email: Email, *, token: uuid.UUID) -> None:
@@ -270,6 +333,10 @@ def outbox_deliver(*, email_id: int) -> None:
     if email.is_test or email.draft_id is not None:
         _deliver_test(email, token=token)
         return
+    if email.rehands:
+        # Its worker stopped while it was claimed: on its own (see claims).
+        _deliver_batch([email], token=token)
+        return
     more = claim_more(email, token=token, now=now, limit=settings.SMTP_BATCH_SIZE - 1)
     _deliver_batch([email, *more], token=token)
 
@@ -282,6 +349,8 @@ def outbox_deliver_many(*, email_ids: list[int]) -> None:
     for email in claimed:
         if email.is_test or email.draft_id is not None:
             _deliver_test(email, token=token)
+        elif email.rehands:
+            groups[("alone", email.pk)] = [email]
         else:
             groups.setdefault((email.partner_id, email.organization_id), []).append(
                 email

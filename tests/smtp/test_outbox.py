@@ -365,3 +365,108 @@ def test_an_alert_to_many_people_goes_out_in_batches_and_keeps_every_event(
     answer = client.get(f"/event/v1/email/config/verification/{emails[0].pk}").json()
     assert answer["status"] == "sent"
     assert [s["name"] for s in answer["steps"]][-1] == "data"
+
+
+def alerts_to_many(organization, count: int) -> list[Email]:
+    from smtp.services import SystemEmail, send_system_emails
+
+    return send_system_emails(
+        [
+            SystemEmail(
+                EmailKind.ALERT,
+                f"oncall{number}@acme.example",
+                {"title": f"Alert {number}", "message": "m"},
+                organization=organization,
+            )
+            for number in range(count)
+        ]
+    )
+
+
+def test_every_4xx_on_a_reused_connection_is_a_recorded_deferral(worker, demo, server):
+    # given: a server that answers 451 to every second message of a connection
+    smtp = server(behaviour=Behaviour(defer_every_other=True))
+    configure_partner(demo["acme"], smtp, retries=10)
+    # when: a batch goes out over reused connections
+    emails = alerts_to_many(demo["acme-prod"], 20)
+    wait_until(
+        lambda: Email.objects.filter(status=EmailStatus.SENT).count() == 20,
+        timeout=60,
+    )
+    # then: every 451 the server gave is an attempt and an email.deferred event
+    refusals = smtp.handler.deferrals
+    assert refusals and set(refusals) == {("data", 451)}
+    deferred = AuditEvent.objects.filter(type="email.deferred")
+    assert deferred.count() == len(refusals)
+    assert {(e.detail["step"], e.detail["reply_code"]) for e in deferred} == {
+        ("data", 451)
+    }
+    failed_tries = EmailAttempt.objects.filter(ok=False)
+    assert failed_tries.count() == len(refusals)
+    assert set(failed_tries.values_list("failed_step", "reply_code")) == {("data", 451)}
+    # and every email was sent once, with one attempt per try
+    assert sorted(m.message_id for m in smtp.messages) == sorted(
+        e.message_id for e in emails
+    )
+    for email in Email.objects.all():
+        assert email.attempts == EmailAttempt.objects.filter(email=email).count()
+    assert EmailAttempt.objects.count() == 20 + len(refusals)
+
+
+def test_a_greylisting_server_is_tried_again_no_sooner_than_a_minute(
+    worker, demo, server
+):
+    # given: a server that greylists every new recipient (451 at RCPT TO)
+    smtp = server(behaviour=Behaviour(greylist=True))
+    configure_partner(demo["acme"], smtp, retries=3)
+    # when: three alerts go out over one connection (one fresh, two reused)
+    emails = alerts_to_many(demo["acme-prod"], 3)
+
+    def all_tried() -> bool:
+        return Email.objects.filter(attempts=1, status=EmailStatus.QUEUED).count() == 3
+
+    wait_until(all_tried, timeout=30)
+    # then: each is deferred, and its retry is a minute away or more
+    assert len(smtp.handler.deferrals) == 3
+    for email in emails:
+        email.refresh_from_db()
+        attempt = EmailAttempt.objects.get(email=email)
+        assert (attempt.failed_step, attempt.reply_code) == ("rcpt_to", 451)
+        wait = (email.next_attempt_at - attempt.started_at).total_seconds()
+        assert wait >= 60, wait
+        event = AuditEvent.objects.get(type="email.deferred", detail__email_id=email.pk)
+        assert event.detail["next_attempt_at"] == email.next_attempt_at.isoformat()
+    assert smtp.messages == []
+
+
+@pytest.mark.parametrize("hang_up", [False, True], ids=["421", "hang-up"])
+def test_a_connection_the_server_closed_is_reopened_within_the_same_attempt(
+    worker, demo, server, hang_up
+):
+    # given: a server that ends each connection after one message, with a 421 to
+    # the next MAIL FROM or by hanging up
+    smtp = server(behaviour=Behaviour(messages_per_connection=1, hang_up=hang_up))
+    configure_partner(demo["acme"], smtp)
+    # when
+    emails = alerts_to_many(demo["acme-prod"], 5)
+    wait_until(
+        lambda: Email.objects.filter(status=EmailStatus.SENT).count() == 5,
+        timeout=60,
+    )
+    # then: each email took one attempt, not a deferral; where the pooled
+    # session was gone, its attempt shows the reconnection as a step
+    assert sorted(m.message_id for m in smtp.messages) == sorted(
+        e.message_id for e in emails
+    )
+    assert not AuditEvent.objects.filter(type="email.deferred").exists()
+    assert set(Email.objects.values_list("attempts", flat=True)) == {1}
+    reconnects = [
+        step
+        for attempt in EmailAttempt.objects.all()
+        for step in attempt.steps
+        if step["name"] == "reconnect"
+    ]
+    assert reconnects, "no email went over a session the server had closed"
+    assert {s["status"] for s in reconnects} == {"ok"}
+    assert {s["reply_code"] for s in reconnects} == ({None} if hang_up else {421})
+    assert all("closed the reused connection" in s["detail"] for s in reconnects)

@@ -7,6 +7,7 @@ as each test needs.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import socket
@@ -206,10 +207,23 @@ class Behaviour:
     # Postfix's smtpd_tls_security_level = encrypt: MAIL FROM and AUTH get
     # STARTTLS_FIRST until the session is encrypted.
     require_starttls: bool = False
+    # 451 to the DATA of every second message on a connection.
+    defer_every_other: bool = False
+    # 451 "greylisted" to the first RCPT TO of each recipient.
+    greylist: bool = False
+    # After this many messages on a connection, MAIL FROM gets a 421 and the
+    # server hangs up (0: no limit); with ``hang_up``, it hangs up without a word
+    # right after the last message.
+    messages_per_connection: int = 0
+    hang_up: bool = False
 
 
 def _encrypted(server, session) -> bool:
     return session.ssl is not None or server._tls_protocol is not None
+
+
+DEFER_REPLY = "451 4.3.0 Temporary local problem"
+GREYLIST_REPLY = "451 4.7.1 Greylisted, please try again later"
 
 
 class TestHandler(SinkHandler):
@@ -225,6 +239,13 @@ class TestHandler(SinkHandler):
         self.mail_froms: list[tuple[str, list[str]]] = []
         self.rcpt_tos: list[str] = []
         self.resets = 0
+        # 4xx replies given, by code and command: ("data", 451), ...
+        self.deferrals: list[tuple[str, int]] = []
+        self.greylisted: set[str] = set()
+
+    def _defer(self, command: str, reply: str) -> str:
+        self.deferrals.append((command, int(reply[:3])))
+        return reply
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.sessions += 1
@@ -243,6 +264,11 @@ class TestHandler(SinkHandler):
             return STARTTLS_FIRST
         if self.behaviour.refuse_sender:
             return "553 5.7.1 Sender address rejected: not owned by user"
+        limit = self.behaviour.messages_per_connection
+        if limit and getattr(session, "accepted", 0) >= limit:
+            # Pushed before the connection closes (asyncio flushes on close).
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return self._defer("mail", "421 4.7.0 Too many messages, closing")
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -253,6 +279,9 @@ class TestHandler(SinkHandler):
             return self.behaviour.rcpt_reply
         if address in self.behaviour.refuse_recipients:
             return "550 5.1.1 User unknown"
+        if self.behaviour.greylist and address not in self.greylisted:
+            self.greylisted.add(address)
+            return self._defer("rcpt", GREYLIST_REPLY)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -265,9 +294,16 @@ class TestHandler(SinkHandler):
 
         self.data_calls += 1
         if self.data_calls <= self.behaviour.defer_data_times:
-            return "451 4.3.0 Temporary failure, try again later"
+            return self._defer("data", DEFER_REPLY)
+        session.messages = getattr(session, "messages", 0) + 1
+        if self.behaviour.defer_every_other and session.messages % 2 == 0:
+            return self._defer("data", DEFER_REPLY)
         if self.behaviour.data_delay:
             await asyncio.sleep(self.behaviour.data_delay)
+        session.accepted = getattr(session, "accepted", 0) + 1
+        limit = self.behaviour.messages_per_connection
+        if self.behaviour.hang_up and session.accepted == limit:
+            asyncio.get_running_loop().call_soon(server.transport.close)
         return await super().handle_DATA(server, session, envelope)
 
 
