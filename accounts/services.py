@@ -9,15 +9,13 @@ organization with its own SMTP configuration) live here, above the two, so that
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from functools import partial
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from kombu.exceptions import OperationalError as BrokerError
 
+from core.publish import publish
 from smtp.enums import EmailKind
 from smtp.models import SmtpConfiguration
 from smtp.services import send_system_email
@@ -25,8 +23,6 @@ from tenants import services as tenants_services
 from tenants.models import Organization, Partner, User, email_key
 from tenants.ratelimit import rate_limit_hit, rate_limit_key, rate_limit_prune
 from tenants.services import OrganizationCreated, one_time_link
-
-logger = logging.getLogger(__name__)
 
 
 def link_context(user: User, route: str) -> dict:
@@ -115,14 +111,6 @@ def organization_update(
 # first registered in.
 RESET_LINK_TASK = "tenants.password_reset_send"
 PASSWORD_RESET_SCOPES = ("password-reset:client", "password-reset:address")
-# Two quick reconnects (a stale pooled connection), then give up: a web request
-# is not held up by a broker outage.
-PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.1,
-    "interval_max": 0.2,
-}
 
 
 def password_reset_window() -> timedelta:
@@ -155,20 +143,9 @@ def password_reset_request(*, email: str, client: str) -> bool:
 
 
 def _password_reset_publish(address: str) -> None:
-    try:
-        current_app.send_task(
-            RESET_LINK_TASK,
-            kwargs={"email": address},
-            queue=settings.CELERY_TASK_DEFAULT_QUEUE,
-            retry=True,
-            retry_policy=PUBLISH_RETRY_POLICY,
-        )
-    except (BrokerError, OSError) as error:
-        # The person sees the usual answer and can ask again; the address is not
-        # logged.
-        logger.warning(
-            "Broker unavailable; a password reset request was lost: %s", error
-        )
+    # On a broker outage the person sees the usual answer and can ask again; the
+    # address is not logged.
+    publish(RESET_LINK_TASK, kwargs={"email": address})
 
 
 def password_reset_send(*, email: str) -> int:

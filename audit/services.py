@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from celery import current_app
 from django.db import transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
 from audit.index import search_enabled
 from audit.models import AuditEvent, Category
-
-logger = logging.getLogger(__name__)
+from core.publish import publish
 
 SYSTEM_ACTOR = "system"
 # Handed to the broker by name: services sit below audit/tasks.py.
@@ -97,12 +93,6 @@ def _index_after_commit(event_ids: list[int]) -> None:
 
 
 def _publish_index(event_ids: list[int]) -> None:
-    try:
-        current_app.send_task(
-            INDEX_EVENTS_TASK, kwargs={"event_ids": event_ids}, retry=False
-        )
-    except (BrokerError, OSError) as error:
-        # The database has the events; `manage.py audit_reindex` catches up.
-        logger.warning(
-            "Could not queue indexing of %s audit events: %s", len(event_ids), error
-        )
+    # On a broker outage the database still has the events, and
+    # `manage.py audit_reindex` catches up.
+    publish(INDEX_EVENTS_TASK, kwargs={"event_ids": event_ids}, retry=False)

@@ -48,8 +48,26 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     from django.conf import settings
 
     worker = WorkerProcess(queue=settings.CELERY_TASK_DEFAULT_QUEUE).start()
+    _shared_workers.append(worker)
     yield worker
+    _shared_workers.remove(worker)
     worker.stop()
+
+
+_shared_workers: list[WorkerProcess] = []
+
+
+@pytest.fixture
+def no_shared_worker():
+    """The suite's shared worker (when an earlier test started it) paused for a
+    test that runs workers of its own: its sweeper shares the test database and
+    would rightly hand out that test's emails through its own broker."""
+    paused = list(_shared_workers)
+    for worker in paused:
+        worker.pause()
+    yield
+    for worker in paused:
+        worker.resume()
 
 
 @pytest.fixture

@@ -13,14 +13,9 @@ puts back every email whose lease ran out (a dead worker; after
 left queued (a broker outage, a lost message).
 """
 
-from smtp.outbox.enqueue import (
-    NewEmail,
-    email_enqueue,
-    email_publish,
-    emails_enqueue,
-    emails_publish,
-)
+from smtp.outbox.enqueue import NewEmail, email_enqueue, emails_enqueue
 from smtp.outbox.pool import close_pooled_connections
+from smtp.outbox.publish import email_publish, emails_publish
 from smtp.outbox.recording import retry_delay
 from smtp.outbox.sending import outbox_deliver, outbox_deliver_many
 from smtp.outbox.sweeper import outbox_sweep

@@ -1,8 +1,7 @@
-"""Writing emails to the outbox and handing their ids to the broker."""
+"""Writing emails to the outbox; their ids go to the broker after commit."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from email.utils import make_msgid
 from functools import partial
@@ -10,7 +9,6 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
 from audit.models import Category
 from audit.services import EventData, actor_label, audit_events_record_bulk
@@ -18,19 +16,10 @@ from smtp.delivery import ehlo_name
 from smtp.models import (
     Email,
     EmailKind,
-    EmailStatus,
     SmtpDraft,
 )
+from smtp.outbox.publish import email_publish, emails_publish
 from tenants.models import Organization, Partner, User
-
-logger = logging.getLogger(__name__)
-
-PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.1,
-    "interval_max": 0.2,
-}
 
 
 @dataclass(frozen=True)
@@ -111,48 +100,3 @@ def emails_enqueue(batch: list[NewEmail]) -> list[Email]:
             ids = [email.pk for email in emails[start : start + size]]
             transaction.on_commit(partial(emails_publish, ids))
     return emails
-
-
-def _publish(task, kwargs: dict, email_ids: list[int], countdown: float = 0) -> bool:
-    """Hand a task to the broker; on an outage, the emails wait for the sweeper."""
-    try:
-        task.apply_async(
-            kwargs=kwargs,
-            countdown=countdown or None,
-            queue=settings.CELERY_TASK_DEFAULT_QUEUE,
-            # Two quick reconnects (a stale pooled connection), then give up:
-            # the row is the truth, and the sweeper hands it out later.
-            retry=True,
-            retry_policy=PUBLISH_RETRY_POLICY,
-        )
-    except (BrokerError, OSError) as error:
-        logger.warning(
-            "Broker unavailable; %s email(s) stay queued until the sweeper hands "
-            "them out again: %s",
-            len(email_ids),
-            error,
-        )
-        Email.objects.filter(pk__in=email_ids, status=EmailStatus.QUEUED).update(
-            enqueued_at=None
-        )
-        return False
-    return True
-
-
-def emails_publish(email_ids: list[int]) -> bool:
-    """Hand several emails to the broker in one task."""
-    from smtp.tasks import deliver_emails_task
-
-    return _publish(deliver_emails_task, {"email_ids": email_ids}, email_ids)
-
-
-def email_publish(email_id: int, *, countdown: float = 0, first: bool = False) -> bool:
-    """Hand one email's id to the broker (``countdown``: a retry's delay)."""
-    from smtp.tasks import deliver_email_task
-
-    published = _publish(
-        deliver_email_task, {"email_id": email_id}, [email_id], countdown
-    )
-    if published and not first:
-        Email.objects.filter(pk=email_id).update(enqueued_at=timezone.now())
-    return published

@@ -27,7 +27,8 @@ from smtp.models import (
     Level,
     SmtpDraft,
 )
-from smtp.outbox.enqueue import email_publish, event_scope
+from smtp.outbox.enqueue import event_scope
+from smtp.outbox.publish import email_publish
 from smtp.selectors import SmtpSettings
 
 MAX_RETRY_DELAY = 15 * 60

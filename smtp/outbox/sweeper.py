@@ -28,7 +28,7 @@ from smtp.models import (
     EmailAttempt,
     EmailStatus,
 )
-from smtp.outbox.enqueue import email_publish
+from smtp.outbox.publish import email_publish
 from smtp.outbox.recording import (
     Result,
     record_results,
