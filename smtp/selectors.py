@@ -9,8 +9,8 @@ all call it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,80 +19,11 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from core.env import controller_smtp
-from core.redaction import remember
+from smtp.delivery.server import Secret, SmtpServer
 from smtp.enums import EmailStatus, Level, Security, security_from_tls
 from smtp.models import Email, EmailAttempt, SmtpConfiguration, SmtpDraft
 from smtp.validators import validate_host
 from tenants.models import Organization, Partner, User
-
-
-class Secret:
-    """A value that never shows itself: not in ``repr``, ``str``, logs or JSON.
-
-    Only the SMTP client calls ``reveal()``, to put it into the AUTH command.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str | None):
-        self._value = value or ""
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('********')" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    """One level's SMTP server settings, as the delivery engine uses them."""
-
-    level: Level
-    host: str
-    port: int
-    security: Security
-    use_insecure: bool
-    username: str
-    password: Secret = field(repr=False)
-    retries: int
-    sender_email: str
-    # Where the sender comes from: "configured", "username" or "default".
-    sender_origin: str
-    # Controller defaults come from the operator's environment and may reach
-    # private networks; partner and organization settings may not.
-    trusted: bool
-    configuration_id: int | None = None
-    updated_at: datetime | None = None
-    updated_by: str | None = None
-
-    def __post_init__(self) -> None:
-        # Whatever happens to these settings, logs never show the password or
-        # its AUTH encodings.
-        remember(self.password.reveal(), username=self.username)
-
-    @property
-    def use_tls(self) -> bool:
-        return self.security != Security.NONE
-
-    @property
-    def password_set(self) -> bool:
-        return bool(self.password)
-
-    @property
-    def authenticates(self) -> bool:
-        return bool(self.username) and self.password_set
 
 
 @dataclass(frozen=True)
@@ -100,7 +31,7 @@ class Layer:
     """A level that was considered, whether it won, and why it did not."""
 
     level: Level
-    settings: SmtpSettings | None
+    settings: SmtpServer | None
     # Why a present configuration is not used, e.g. "feature off".
     skipped_because: str = ""
 
@@ -114,7 +45,7 @@ class EffectiveSmtp:
     """The configuration in effect for a tenant, and every layer considered."""
 
     source: Level
-    settings: SmtpSettings | None
+    settings: SmtpServer | None
     layers: tuple[Layer, ...]
 
     def layer(self, level: Level) -> Layer | None:
@@ -135,11 +66,11 @@ def effective_sender(*, configured: str, username: str) -> tuple[str, str]:
     return settings.DEFAULT_FROM_EMAIL, "default"
 
 
-def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpSettings:
+def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpServer:
     sender, origin = effective_sender(
         configured=row.sender_email, username=row.username
     )
-    return SmtpSettings(
+    return SmtpServer(
         level=row.level,
         host=row.host,
         port=row.port,
@@ -159,12 +90,12 @@ def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpSettings:
     )
 
 
-def smtp_settings_of_draft(draft: SmtpDraft) -> SmtpSettings:
+def smtp_server_of_draft(draft: SmtpDraft) -> SmtpServer:
     """The settings a test of unsaved form values uses."""
     return _from_row(draft)
 
 
-def smtp_settings_of_configuration(configuration: SmtpConfiguration) -> SmtpSettings:
+def smtp_server_of_configuration(configuration: SmtpConfiguration) -> SmtpServer:
     """The settings of one stored configuration (the health check tries each)."""
     return _from_row(configuration)
 
@@ -186,7 +117,7 @@ def controller_smtp_layer() -> Layer:
     sender, origin = effective_sender(configured="", username=values.username)
     return Layer(
         level=Level.CONTROLLER,
-        settings=SmtpSettings(
+        settings=SmtpServer(
             level=Level.CONTROLLER,
             host=host,
             port=values.port,

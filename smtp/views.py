@@ -12,11 +12,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from smtp.apis.refusals import refusal_answer
+from smtp.delivery.server import SmtpServer
 from smtp.enums import Security
 from smtp.forms import SmtpConfigForm
 from smtp.selectors import (
     EffectiveSmtp,
-    SmtpSettings,
     email_attempts,
     email_get,
     smtp_config_effective,
@@ -41,13 +41,13 @@ SECURITY_TEXT = {
 }
 
 
-def _sender(settings: SmtpSettings) -> str:
+def _sender(settings: SmtpServer) -> str:
     origin = {"configured": "", "username": " (the username)", "default": " (default)"}
     return settings.sender_email + origin[settings.sender_origin]
 
 
 # (label, value of one level's settings), one row of the effective panel each.
-PANEL_FIELDS: list[tuple[str, Callable[[SmtpSettings], str]]] = [
+PANEL_FIELDS: list[tuple[str, Callable[[SmtpServer], str]]] = [
     ("Host", lambda s: s.host),
     ("Port", lambda s: str(s.port)),
     ("TLS", lambda s: SECURITY_TEXT[s.security]),

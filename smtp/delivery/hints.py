@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.addresses import AddressError, wire_address
+from smtp.delivery.server import SmtpServer
 from smtp.enums import IMPLICIT_TLS_PORT, Security
-from smtp.selectors import SmtpSettings
 
 # How the hints name the TLS settings: the form's TLS switch and TLS mode (the
 # API's use_tls and security).
@@ -55,7 +55,7 @@ class Refusal:
     step: str  # mail_from, rcpt_to, data, auth, ...
     code: int
     text: str
-    settings: SmtpSettings
+    server: SmtpServer
     sender: str = ""
     recipient: str = ""
 
@@ -108,7 +108,7 @@ def _starttls_required(refusal: Refusal) -> bool:
 
 
 def _explain_starttls_required(refusal: Refusal) -> Diagnosis:
-    if refusal.settings.security == Security.NONE:
+    if refusal.server.security == Security.NONE:
         hint = (
             "The server takes mail and logins only over TLS, and TLS is off: turn "
             f"TLS on with {STARTTLS_MODE}, usually on port 587."
@@ -139,7 +139,7 @@ def _explain_login_required(refusal: Refusal) -> Diagnosis:
         hint=(
             "The server says this session is not logged in, though the login "
             "succeeded: check that the account may send mail over SMTP."
-            if refusal.settings.authenticates
+            if refusal.server.authenticates
             else "The server takes mail only from clients that log in: enter "
             "Username and Password."
         ),
@@ -171,8 +171,8 @@ def _sender_refused(refusal: Refusal) -> bool:
 
 
 def _explain_sender(refusal: Refusal) -> Diagnosis:
-    settings = refusal.settings
-    sender = refusal.sender or settings.sender_email
+    server = refusal.server
+    sender = refusal.sender or server.sender_email
     hint = f"The server refused the sender {sender}"
     if refusal.step != "mail_from":
         hint += (
@@ -180,7 +180,7 @@ def _explain_sender(refusal: Refusal) -> Diagnosis:
             "such as Postfix report sender restrictions there; the recipient is not "
             "the problem)"
         )
-    if "not logged in" in refusal.lowered and not settings.authenticates:
+    if "not logged in" in refusal.lowered and not server.authenticates:
         hint += (
             ": it accepts this sender only from a logged-in client. Enter Username "
             "and Password, or set Sender to an address the server accepts without "
@@ -188,10 +188,10 @@ def _explain_sender(refusal: Refusal) -> Diagnosis:
         )
     else:
         hint += ": set Sender to an address this account may send as."
-        if settings.authenticates:
+        if server.authenticates:
             hint += (
                 " Many providers require the sender to be the login "
-                f"({settings.username}) or one of its verified aliases."
+                f"({server.username}) or one of its verified aliases."
             )
     return Diagnosis(
         hint=_deferred(hint) if refusal.temporary else hint,
@@ -211,7 +211,7 @@ def _relay_denied(refusal: Refusal) -> bool:
 
 
 def _explain_relay_denied(refusal: Refusal) -> Diagnosis:
-    authenticates = refusal.settings.authenticates
+    authenticates = refusal.server.authenticates
     return Diagnosis(
         hint=(
             "The server does not relay mail for this account to that domain: ask "
@@ -326,11 +326,11 @@ def diagnose(refusal: Refusal) -> Diagnosis:
 # -- no greeting ---------------------------------------------------------------------
 
 
-def explain_silence(settings: SmtpSettings, *, what: str) -> tuple[str, Diagnosis]:
+def explain_silence(server: SmtpServer, *, what: str) -> tuple[str, Diagnosis]:
     """A server that accepted the connection but never greeted (``what``
     happened instead), in STARTTLS or plain mode: the detail and the diagnosis."""
-    port = settings.port
-    tls_on = settings.security != Security.NONE
+    port = server.port
+    tls_on = server.security != Security.NONE
     detail = f"Connected, but {what}."
     if port == IMPLICIT_TLS_PORT:
         # Port 465 is implicit TLS (RFC 8314): the server waits for the client's
@@ -370,11 +370,9 @@ _EXPIRED = 10
 _HOSTNAME_MISMATCH = 62
 
 
-def explain_tls_error(
-    error: Exception, *, settings: SmtpSettings
-) -> Explanation | None:
+def explain_tls_error(error: Exception, *, server: SmtpServer) -> Explanation | None:
     """A certificate or handshake failure explained; ``None`` for plain I/O errors."""
-    host, port = settings.host, settings.port
+    host, port = server.host, server.port
     if isinstance(error, ssl.SSLCertVerificationError):
         message = error.verify_message or str(error)
         code = error.verify_code

@@ -30,6 +30,7 @@ from smtp.delivery.hints import (
     explain_silence,
     explain_tls_error,
 )
+from smtp.delivery.server import SmtpServer
 from smtp.delivery.steps import (
     Step,
     StepFailed,
@@ -40,7 +41,6 @@ from smtp.delivery.steps import (
 )
 from smtp.enums import Security
 from smtp.netpolicy import address_permitted
-from smtp.selectors import SmtpSettings
 
 # Partner and organization hosts that do not resolve get the same answer as
 # hosts that resolve to a forbidden address, so that nobody can probe which
@@ -114,13 +114,13 @@ class SessionOpener(StepRecorder):
 
     def __init__(
         self,
-        settings: SmtpSettings,
+        server: SmtpServer,
         *,
         timeout: float | None = None,
         resolver: Resolver = system_resolver,
         on_step: Callable[[Step], None] | None = None,
     ):
-        super().__init__(settings, timeout=timeout, on_step=on_step)
+        super().__init__(server, timeout=timeout, on_step=on_step)
         self.resolver = resolver
         self.client: smtplib.SMTP | None = None
 
@@ -133,22 +133,22 @@ class SessionOpener(StepRecorder):
             sock = self._connect(addresses)
             client = BoundedSMTP(local_hostname=ehlo_name(), budget=self.budget)
             # smtplib uses _host for SNI and hostname checks in starttls().
-            client._host = self.settings.host
+            client._host = self.server.host
             self.client = client
-            if self.settings.security == Security.SSL:
+            if self.server.security == Security.SSL:
                 sock = self._implicit_tls(sock)
             client.sock = sock
             self._greeting()
             self._ehlo()
-            if self.settings.security == Security.STARTTLS:
+            if self.server.security == Security.STARTTLS:
                 self._starttls()
                 self._ehlo(after_tls=True)
-            if self.settings.authenticates:
+            if self.server.authenticates:
                 self._auth()
 
     def _resolve(self) -> list[tuple]:
         step, started = self._begin("resolve")
-        host, port = self.settings.host, self.settings.port
+        host, port = self.server.host, self.server.port
         wait = self.budget()
         future = dns_pool().submit(self.resolver, host, port)
         try:
@@ -164,7 +164,7 @@ class SessionOpener(StepRecorder):
             ) from None
         except socket.gaierror as error:
             temporary = error.errno in (socket.EAI_AGAIN,)
-            if not temporary and not self.settings.trusted:
+            if not temporary and not self.server.trusted:
                 raise self._unusable_host(step, started) from None
             raise self._fail(
                 step,
@@ -178,7 +178,7 @@ class SessionOpener(StepRecorder):
                 ),
                 field="host",
             ) from None
-        if not self.settings.trusted:
+        if not self.server.trusted:
             for answer in answers:
                 if not address_permitted(ipaddress.ip_address(answer[4][0])):
                     raise self._unusable_host(step, started)
@@ -200,7 +200,7 @@ class SessionOpener(StepRecorder):
 
     def _connect(self, answers: list[tuple]) -> socket.socket:
         step, started = self._begin("connect")
-        port = self.settings.port
+        port = self.server.port
         problems = []
         last_error: OSError | None = None
         for family, socktype, proto, _name, address in answers:
@@ -254,10 +254,10 @@ class SessionOpener(StepRecorder):
         # The bundle's modification time is part of the key: a replaced bundle
         # is loaded again without a restart.
         mtime = os.stat(bundle).st_mtime_ns if bundle else None
-        return tls_context(bundle, mtime, insecure=self.settings.use_insecure)
+        return tls_context(bundle, mtime, insecure=self.server.use_insecure)
 
     def _tls_failure(self, step: Step, started: float, error: Exception) -> StepFailed:
-        explained = explain_tls_error(error, settings=self.settings)
+        explained = explain_tls_error(error, server=self.server)
         if explained is None:
             return self._io_failure(step, started, error)
         return self._fail(
@@ -274,7 +274,7 @@ class SessionOpener(StepRecorder):
         try:
             sock.settimeout(self.budget())
             wrapped = self._tls_context().wrap_socket(
-                sock, server_hostname=self.settings.host
+                sock, server_hostname=self.server.host
             )
         except (ssl.SSLError, OSError) as error:
             sock.close()
@@ -288,7 +288,7 @@ class SessionOpener(StepRecorder):
             step,
             started,
             detail=f"Implicit TLS: {wrapped.version()}, {wrapped.cipher()[0]}"
-            + (" (certificate not verified)" if self.settings.use_insecure else ""),
+            + (" (certificate not verified)" if self.server.use_insecure else ""),
         )
         return wrapped
 
@@ -299,7 +299,7 @@ class SessionOpener(StepRecorder):
         except (OSError, smtplib.SMTPServerDisconnected) as error:
             # Silence, or a hang-up, before any greeting: typical of a client
             # speaking plain SMTP to a port that expects implicit TLS.
-            if self.settings.security == Security.SSL or isinstance(
+            if self.server.security == Security.SSL or isinstance(
                 error, DeadlineExceeded | ReplyTooLong
             ):
                 raise self._io_failure(step, started, error) from None
@@ -308,7 +308,7 @@ class SessionOpener(StepRecorder):
                 if timed_out(error)
                 else "the server hung up before greeting"
             )
-            detail, diagnosis = explain_silence(self.settings, what=what)
+            detail, diagnosis = explain_silence(self.server, what=what)
             raise self._fail(
                 step,
                 started,
@@ -399,12 +399,12 @@ class SessionOpener(StepRecorder):
             reply_code=code,
             reply=reply_text(message),
             detail=f"STARTTLS: {sock.version()}, {sock.cipher()[0]}"
-            + (" (certificate not verified)" if self.settings.use_insecure else ""),
+            + (" (certificate not verified)" if self.server.use_insecure else ""),
         )
 
     def _auth(self) -> None:
         step, started = self._begin("auth")
-        username = self.settings.username
+        username = self.server.username
         if not self.client.has_extn("auth"):
             if self.client.has_extn("starttls"):
                 # Postfix's smtpd_tls_auth_only, and most providers: AUTH is
@@ -430,7 +430,7 @@ class SessionOpener(StepRecorder):
                 field=field,
             )
         try:
-            code, message = self.client.login(username, self.settings.password.reveal())
+            code, message = self.client.login(username, self.server.password.reveal())
         except smtplib.SMTPAuthenticationError as error:
             reply = reply_text(error.smtp_error)
             diagnosis = diagnose(
@@ -438,7 +438,7 @@ class SessionOpener(StepRecorder):
                     step="auth",
                     code=error.smtp_code,
                     text=reply,
-                    settings=self.settings,
+                    server=self.server,
                 )
             )
             raise self._fail(

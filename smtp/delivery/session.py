@@ -1,6 +1,6 @@
 """The SMTP session: the only code that speaks SMTP.
 
-``SmtpConnection`` opens a session with the security mode of the settings (plain,
+``SmtpConnection`` opens a session with the security mode of the server (plain,
 STARTTLS required, or implicit TLS), verifies certificates unless ``use_insecure``,
 authenticates when credentials are set, and sends or verifies messages. Every
 socket operation has a timeout. Each step is reported (status, duration, the
@@ -26,13 +26,13 @@ from smtp.delivery.opening import (
     ehlo_name,
     system_resolver,
 )
+from smtp.delivery.server import SmtpServer
 from smtp.delivery.steps import (
     Outcome,
     Step,
     StepFailed,
     reply_text,
 )
-from smtp.selectors import SmtpSettings
 
 __all__ = [
     "POLICY_MESSAGE",
@@ -51,7 +51,7 @@ def _shown(address: str, wire: WireAddress) -> str:
 
 
 class SmtpConnection(SessionOpener):
-    """An SMTP session to the server of ``settings``; reusable for many messages."""
+    """An SMTP session to ``server``; reusable for many messages."""
 
     def _command(
         self,
@@ -77,7 +77,7 @@ class SmtpConnection(SessionOpener):
                     step=name,
                     code=code,
                     text=reply,
-                    settings=self.settings,
+                    server=self.server,
                     sender=sender,
                     recipient=recipient,
                 )
@@ -223,7 +223,7 @@ class SmtpConnection(SessionOpener):
 
 
 def deliver(
-    settings: SmtpSettings,
+    server: SmtpServer,
     message: bytes | None,
     *,
     sender: str,
@@ -235,7 +235,7 @@ def deliver(
 ) -> Outcome:
     """Open a session, send ``message`` (or verify the envelope), close."""
     connection = SmtpConnection(
-        settings, on_step=on_step, resolver=resolver, timeout=timeout
+        server, on_step=on_step, resolver=resolver, timeout=timeout
     )
     reply = ""
     try:

@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 
 from core.redaction import redact, secret_pattern
 from smtp.delivery.client import DeadlineExceeded, ReplyTooLong
-from smtp.selectors import SmtpSettings
+from smtp.delivery.server import SmtpServer
 
 logger = logging.getLogger(__name__)
 
@@ -111,21 +111,19 @@ class StepRecorder:
 
     def __init__(
         self,
-        settings: SmtpSettings,
+        server: SmtpServer,
         *,
         timeout: float | None = None,
         on_step: Callable[[Step], None] | None = None,
     ):
-        self.settings = settings
+        self.server = server
         self.timeout = float(timeout or django_settings.SMTP_TIMEOUT)
         self.deadline_seconds = float(django_settings.SMTP_SESSION_DEADLINE)
         self.deadline = time.monotonic() + self.deadline_seconds
         self.on_step = on_step
         self.steps: list[Step] = []
         self._started: dict[int, float] = {}
-        self._secrets = secret_pattern(
-            [(settings.password.reveal(), settings.username)]
-        )
+        self._secrets = secret_pattern([(server.password.reveal(), server.username)])
 
     def renew_deadline(self) -> None:
         """A new deadline, from now (a reused session's next transaction)."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 
 from smtp.delivery import SmtpConnection, StepFailed
-from smtp.selectors import SmtpSettings
+from smtp.delivery.server import SmtpServer
 
 IDLE_CHECK_AFTER = 5.0
 IDLE_CLOSE_AFTER = 60.0
@@ -20,27 +19,13 @@ class ConnectionPool(threading.local):
         self.open: dict[str, tuple[SmtpConnection, float]] = {}
 
     @staticmethod
-    def key(settings_: SmtpSettings) -> str:
-        password_digest = hashlib.sha256(
-            settings_.password.reveal().encode()
-        ).hexdigest()
-        parts = (
-            settings_.level,
-            settings_.configuration_id,
-            settings_.updated_at,
-            settings_.host,
-            settings_.port,
-            settings_.security,
-            settings_.use_insecure,
-            settings_.username,
-            password_digest,
-        )
-        return "|".join(str(part) for part in parts)
+    def key(server: SmtpServer) -> str:
+        return server.identity()
 
-    def get(self, settings_: SmtpSettings) -> tuple[SmtpConnection, bool]:
+    def get(self, server: SmtpServer) -> tuple[SmtpConnection, bool]:
         """A session ready for a transaction, and whether it was reused."""
         self.close_idle()
-        key = self.key(settings_)
+        key = self.key(server)
         entry = self.open.get(key)
         now = time.monotonic()
         if entry is not None:
@@ -51,8 +36,8 @@ class ConnectionPool(threading.local):
                 self.open[key] = (connection, now)
                 connection.steps = []
                 return connection, True
-            self.discard(settings_)
-        connection = SmtpConnection(settings_)
+            self.discard(server)
+        connection = SmtpConnection(server)
         try:
             connection.open()
         except StepFailed:
@@ -61,20 +46,20 @@ class ConnectionPool(threading.local):
         self.open[key] = (connection, now)
         return connection, False
 
-    def touch(self, settings_: SmtpSettings) -> None:
-        key = self.key(settings_)
+    def touch(self, server: SmtpServer) -> None:
+        key = self.key(server)
         if key in self.open:
             self.open[key] = (self.open[key][0], time.monotonic())
 
-    def reset_or_discard(self, settings_: SmtpSettings) -> None:
+    def reset_or_discard(self, server: SmtpServer) -> None:
         """After a refused transaction: RSET to keep the session, else drop it."""
-        entry = self.open.get(self.key(settings_))
+        entry = self.open.get(self.key(server))
         if entry is not None and entry[0].reset():
             return
-        self.discard(settings_)
+        self.discard(server)
 
-    def discard(self, settings_: SmtpSettings) -> None:
-        entry = self.open.pop(self.key(settings_), None)
+    def discard(self, server: SmtpServer) -> None:
+        entry = self.open.pop(self.key(server), None)
         if entry is not None:
             entry[0].close()
 

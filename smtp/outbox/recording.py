@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from audit.models import Category
 from audit.services import EventData, audit_events_record_bulk
+from smtp.delivery.server import SmtpServer
 from smtp.models import (
     Email,
     EmailAttempt,
@@ -29,7 +30,6 @@ from smtp.models import (
 )
 from smtp.outbox.enqueue import event_scope
 from smtp.outbox.publish import email_publish
-from smtp.selectors import SmtpSettings
 
 MAX_RETRY_DELAY = 15 * 60
 
@@ -41,7 +41,7 @@ class Result:
     steps: list[dict]
     started_at: datetime
     duration_ms: int
-    settings: SmtpSettings | None
+    settings: SmtpServer | None
     transient: bool = False
     reply: str = ""
     # A time limit stopped the session: the batch stops here too.
@@ -130,14 +130,14 @@ def _attempt(result: Result, number: int, level: str, server: str) -> EmailAttem
 
 def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
     email = result.email
-    settings_ = result.settings
+    used = result.settings
     number = email.attempts + 1
-    max_attempts = 1 if email.is_test or settings_ is None else settings_.retries + 1
+    max_attempts = 1 if email.is_test or used is None else used.retries + 1
     failed = result.failed or {}
     # Without settings (no configuration, or recovered by the sweeper): what the
     # row says.
-    level = settings_.level if settings_ else (email.level_used or Level.NONE)
-    server = f"{settings_.host}:{settings_.port}" if settings_ else email.server
+    level = used.level if used else (email.level_used or Level.NONE)
+    server = f"{used.host}:{used.port}" if used else email.server
     if not result.attempt_saved:
         out.attempts.append(_attempt(result, number, level, server))
     email.attempts = number
@@ -276,12 +276,12 @@ def record_accepted(result: Result) -> None:
     If the worker stops first, the sweeper finds the attempt and records the
     email as sent (``sent_unrecorded``) instead of sending it again.
     """
-    settings_ = result.settings
+    used = result.settings
     _attempt(
         result,
         result.email.attempts + 1,
-        settings_.level,
-        f"{settings_.host}:{settings_.port}",
+        used.level,
+        f"{used.host}:{used.port}",
     ).save(force_insert=True)
     result.attempt_saved = True
 

@@ -13,6 +13,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from smtp.delivery import Step, StepFailed, build_message, deliver
+from smtp.delivery.server import SmtpServer
 from smtp.models import (
     Email,
     EmailKind,
@@ -26,7 +27,7 @@ from smtp.outbox.recording import (
     record_accepted,
     record_results,
 )
-from smtp.selectors import SmtpSettings, smtp_config_effective, smtp_settings_of_draft
+from smtp.selectors import smtp_config_effective, smtp_server_of_draft
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def _internal_step(error: BaseException, *, during: str) -> Step:
 
 
 def _failure(
-    email: Email, steps: list[dict], settings_: SmtpSettings | None, *, transient: bool
+    email: Email, steps: list[dict], server: SmtpServer | None, *, transient: bool
 ) -> Result:
     return Result(
         email=email,
@@ -70,7 +71,7 @@ def _failure(
         steps=steps,
         started_at=timezone.now(),
         duration_ms=0,
-        settings=settings_,
+        settings=server,
         transient=transient,
     )
 
@@ -83,18 +84,18 @@ def _give_back(emails: list[Email], *, token: uuid.UUID) -> None:
         )
 
 
-def _settings_for(email: Email) -> SmtpSettings | None:
+def _server_for(email: Email) -> SmtpServer | None:
     if email.draft_id is not None:
-        return smtp_settings_of_draft(email.draft)
+        return smtp_server_of_draft(email.draft)
     effective = smtp_config_effective(
         partner=email.partner, organization=email.organization
     )
     return effective.settings
 
 
-def _message(email: Email, settings_: SmtpSettings):
+def _message(email: Email, server: SmtpServer):
     return build_message(
-        sender=email.sender or settings_.sender_email,
+        sender=email.sender or server.sender_email,
         recipient=email.recipient,
         subject=email.subject,
         body=email.body,
@@ -121,12 +122,12 @@ def _reconnect_step(failure: StepFailed) -> Step:
     )
 
 
-def _send_on_pooled(email: Email, settings_: SmtpSettings) -> Result:
+def _send_on_pooled(email: Email, server: SmtpServer) -> Result:
     """Send one email over this thread's session for its settings: one attempt,
     whatever the server answers."""
     started_at = timezone.now()
     clock = time.monotonic()
-    sender = email.sender or settings_.sender_email
+    sender = email.sender or server.sender_email
     before: list[Step] = []
 
     def result(ok: bool, steps: list[Step], **values) -> Result:
@@ -136,27 +137,27 @@ def _send_on_pooled(email: Email, settings_: SmtpSettings) -> Result:
             steps=[s.as_dict() for s in [*before, *steps]],
             started_at=started_at,
             duration_ms=int((time.monotonic() - clock) * 1000),
-            settings=settings_,
+            settings=server,
             **values,
         )
 
     try:
-        message = _message(email, settings_)
+        message = _message(email, server)
     except Exception as error:
         # The same email would fail the same way again.
         step = _internal_step(error, during="writing the message")
         step.name = "message"
-        return _failure(email, [step.as_dict()], settings_, transient=False)
+        return _failure(email, [step.as_dict()], server, transient=False)
     for on_fresh_session in (False, True):
         reused = False
         try:
-            connection, reused = pool.get(settings_)
+            connection, reused = pool.get(server)
             reply = connection.send(
                 message, sender=sender, recipients=[email.recipient]
             )
         except StepFailed as failure:
             if isinstance(failure.cause, SoftTimeLimitExceeded):
-                pool.discard(settings_)
+                pool.discard(server)
                 step = failure.step
                 step.detail = (
                     f"The task's time limit stopped the session during {step.name}."
@@ -166,18 +167,20 @@ def _send_on_pooled(email: Email, settings_: SmtpSettings) -> Result:
             if reused and not on_fresh_session and _closed_before_reply(failure):
                 # An idle session the server ended meanwhile: it never saw this
                 # email, so once more on a fresh session, as the same attempt.
-                pool.discard(settings_)
+                pool.discard(server)
                 before.append(_reconnect_step(failure))
                 continue
             step = failure.step
-            if step.name in SESSION_STEPS or step.reply_code in (None, 421):
-                # Not a refusal on a working session: a lost, timed-out or
-                # closing one.
-                pool.discard(settings_)
+            if step.name in SESSION_STEPS or failure.closed or step.reply_code == 421:
+                # Not a refusal on a working session: a lost or closing one.
+                pool.discard(server)
             else:
-                pool.reset_or_discard(settings_)
+                # A refusal, or an address refused before it was sent: RSET
+                # keeps the session (a timed-out one is closed already and is
+                # dropped at once).
+                pool.reset_or_discard(server)
             return result(False, failure.steps, transient=failure.transient)
-        pool.touch(settings_)
+        pool.touch(server)
         return result(True, connection.steps, reply=reply)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -203,28 +206,33 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
     recorded_at = time.monotonic()
     done = 0  # emails of the batch with a result, recorded or pending
     pending: list[Result] = []  # results not recorded yet
-    settings_: SmtpSettings | None = None
+    server: SmtpServer | None = None
     try:
         # Those attempts do not wait for the disk flush; see recording.
         with commits_not_waiting_for_disk():
-            settings_ = _settings_for(batch[0])
-            if settings_ is None:
+            server = _server_for(batch[0])
+            if server is None:
                 pending = [_no_configuration(email) for email in batch]
                 done = len(batch)
             for index, email in enumerate(batch[done:], start=done):
                 if time.monotonic() > give_back_at:
                     break
-                result = _send_on_pooled(email, settings_)
+                result = _send_on_pooled(email, server)
                 pending.append(result)
                 done = index + 1
                 if result.ok:
                     record_accepted(result)
                 failed = result.failed
-                if not result.ok and failed and failed["name"] in SESSION_STEPS:
+                if (
+                    not result.ok
+                    and not result.interrupted
+                    and failed
+                    and failed["name"] in SESSION_STEPS
+                ):
                     # The session itself cannot be opened: the rest would fail alike.
                     pending += [
                         _failure(
-                            other, result.steps, settings_, transient=result.transient
+                            other, result.steps, server, transient=result.transient
                         )
                         for other in batch[done:]
                     ]
@@ -258,7 +266,7 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
             [
                 *pending,
                 *(
-                    _failure(email, [step.as_dict()], settings_, transient=True)
+                    _failure(email, [step.as_dict()], server, transient=True)
                     for email in batch[done:]
                 ),
             ],
@@ -282,8 +290,8 @@ def _deliver_test(email: Email, *, token: uuid.UUID) -> None:
 
 
 def _deliver_test_session(email: Email, *, token: uuid.UUID) -> None:
-    settings_ = _settings_for(email)
-    if settings_ is None:
+    server = _server_for(email)
+    if server is None:
         record_results([_no_configuration(email)], token=token)
         return
     seen: list[Step] = []
@@ -299,9 +307,9 @@ def _deliver_test_session(email: Email, *, token: uuid.UUID) -> None:
     clock = time.monotonic()
     verify_only = email.kind == EmailKind.VERIFY
     outcome = deliver(
-        settings_,
-        None if verify_only else _message(email, settings_),
-        sender=email.sender or settings_.sender_email,
+        server,
+        None if verify_only else _message(email, server),
+        sender=email.sender or server.sender_email,
         recipients=[email.recipient],
         verify_only=verify_only,
         on_step=on_step,
@@ -314,7 +322,7 @@ def _deliver_test_session(email: Email, *, token: uuid.UUID) -> None:
                 steps=[s.as_dict() for s in outcome.steps],
                 started_at=started_at,
                 duration_ms=int((time.monotonic() - clock) * 1000),
-                settings=settings_,
+                settings=server,
                 transient=outcome.transient,
                 reply=outcome.reply,
             )

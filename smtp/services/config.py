@@ -18,7 +18,7 @@ from smtp.selectors import (
     FEATURE_OFF,
     own_level,
     smtp_config_in_use,
-    smtp_settings_of_configuration,
+    smtp_server_of_configuration,
 )
 from smtp.validators import (
     PasswordAction,
@@ -241,12 +241,12 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
     if not_in_use.exists():
         _mark_not_in_use(not_in_use)
         return None
-    settings_ = smtp_settings_of_configuration(configuration)
+    server = smtp_server_of_configuration(configuration)
     outcome = deliver(
-        settings_,
+        server,
         None,
-        sender=settings_.sender_email,
-        recipients=[settings_.sender_email],
+        sender=server.sender_email,
+        recipients=[server.sender_email],
         verify_only=True,
     )
     step = outcome.failed_step
@@ -286,7 +286,7 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
                 **scope_ids(scope),
                 detail={
                     "level": scope.level,
-                    "server": f"{settings_.host}:{settings_.port}",
+                    "server": f"{server.host}:{server.port}",
                     "step": step.name if step else None,
                     "reply_code": step.reply_code if step else None,
                     "reason": detail,

@@ -154,9 +154,9 @@ def test_a_logged_exception_carrying_a_secret_is_scrubbed_in_a_real_process():
     script = f"""
 import django, logging
 django.setup()
-from smtp.selectors import Secret, SmtpSettings
+from smtp.delivery.server import Secret, SmtpServer
 from smtp.models import Level, Security
-SmtpSettings(level=Level.PARTNER, host="h", port=25, security=Security.NONE,
+SmtpServer(level=Level.PARTNER, host="h", port=25, security=Security.NONE,
     use_insecure=False, username={USER!r}, password=Secret({CANARY!r}), retries=1,
     sender_email="a@b.example", sender_origin="configured", trusted=False)
 try:

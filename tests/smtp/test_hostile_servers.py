@@ -255,6 +255,7 @@ def test_a_time_limit_mid_session_defers_the_email_and_gives_the_rest_back(
 
 
 def test_tasks_that_speak_smtp_end_inside_the_lease(settings):
+    import smtp.tasks  # noqa: F401  (registers the tasks, as a worker does)
     from opsconsole.celery import app
 
     for name in ("smtp.deliver_email", "smtp.deliver_emails", "smtp.health_check"):

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from smtp.delivery.server import Secret, SmtpServer
 from smtp.models import Level, Security
-from smtp.selectors import Secret, SmtpSettings
 from smtp.sink import SinkHandler
 
 # -- certificates --------------------------------------------------------------
@@ -421,8 +421,8 @@ def smtp_settings(
     trusted: bool = False,
     retries: int = 3,
     sender: str = "alerts@acme.example",
-) -> SmtpSettings:
-    return SmtpSettings(
+) -> SmtpServer:
+    return SmtpServer(
         level=Level.PARTNER,
         host=host,
         port=port,
