@@ -9,7 +9,12 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _without_the_shared_worker(request):
-    if "worker" not in request.fixturenames:
+    uses_database = request.node.get_closest_marker("django_db") or {
+        "db",
+        "transactional_db",
+        "demo",
+    } & set(request.fixturenames)
+    if uses_database and "worker" not in request.fixturenames:
         # The database first: the worker resumes before the test's tables are
         # emptied, so that no lock it holds stops the flush.
         request.getfixturevalue("transactional_db")
