@@ -170,7 +170,8 @@ def _send_on_pooled(email: Email, settings_: SmtpSettings) -> Result:
                 before.append(_reconnect_step(failure))
                 continue
             step = failure.step
-            if step.name in SESSION_STEPS or step.reply_code in (None, 421):
+            lost = failure.transient and step.reply_code is None
+            if step.name in SESSION_STEPS or step.reply_code == 421 or lost:
                 # Not a refusal on a working session: a lost, timed-out or
                 # closing one.
                 pool.discard(settings_)
