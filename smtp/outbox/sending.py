@@ -221,7 +221,12 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
                 if result.ok:
                     record_accepted(result)
                 failed = result.failed
-                if not result.ok and failed and failed["name"] in SESSION_STEPS:
+                if (
+                    not result.ok
+                    and not result.interrupted
+                    and failed
+                    and failed["name"] in SESSION_STEPS
+                ):
                     # The session itself cannot be opened: the rest would fail alike.
                     pending += [
                         _failure(
