@@ -171,13 +171,14 @@ def _send_on_pooled(email: Email, server: SmtpServer) -> Result:
                 before.append(_reconnect_step(failure))
                 continue
             step = failure.step
-            if step.name in SESSION_STEPS or failure.closed or step.reply_code == 421:
-                # Not a refusal on a working session: a lost or closing one.
+            lost = failure.transient and step.reply_code is None
+            if step.name in SESSION_STEPS or step.reply_code == 421 or lost:
+                # Not a refusal on a working session: a lost, timed-out or
+                # closing one.
                 pool.discard(server)
             else:
                 # A refusal, or an address refused before it was sent: RSET
-                # keeps the session (a timed-out one is closed already and is
-                # dropped at once).
+                # keeps the session.
                 pool.reset_or_discard(server)
             return result(False, failure.steps, transient=failure.transient)
         pool.touch(server)
