@@ -32,6 +32,15 @@ class EventData:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+def event_scope(subject) -> dict[str, int | None]:
+    """The tenant an event is recorded for: ``partner_id`` and
+    ``organization_id`` of anything that has both (an email, a tenant scope)."""
+    return {
+        "partner_id": subject.partner_id,
+        "organization_id": subject.organization_id,
+    }
+
+
 def actor_label(user) -> str:
     """How an actor is named in the log: the user's email, or ``system``."""
     if user is None or not getattr(user, "is_authenticated", False):

@@ -12,7 +12,10 @@ IMPLICIT_TLS_PORT = 465
 
 
 class Security(models.TextChoices):
-    NONE = "none", "None (plain text)"
+    """How the connection is protected; the labels are the wording every page,
+    email and hint uses."""
+
+    NONE = "none", "Off (plain text)"
     STARTTLS = "starttls", "STARTTLS (required)"
     SSL = "ssl", "Implicit TLS (SMTPS)"
 

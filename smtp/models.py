@@ -58,8 +58,25 @@ class SmtpSettingsFields(models.Model):
         blank=True, help_text="From address; empty: the username if it is an address."
     )
 
+    # Every setting but the password (which is copied or set on its own).
+    SETTING_FIELDS = (
+        "host",
+        "port",
+        "security",
+        "use_insecure",
+        "username",
+        "retries",
+        "sender_email",
+    )
+
     class Meta:
         abstract = True
+
+    def copy_settings_from(self, other: SmtpSettingsFields) -> None:
+        """Take ``other``'s settings, password included."""
+        for name in self.SETTING_FIELDS:
+            setattr(self, name, getattr(other, name))
+        self.password = other.password
 
     @property
     def use_tls(self) -> bool:
@@ -253,7 +270,9 @@ class Email(models.Model):
 class EmailAttempt(models.Model):
     """One try to send an email, with every step of it."""
 
-    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="tries")
+    email = models.ForeignKey(
+        Email, on_delete=models.CASCADE, related_name="attempt_log"
+    )
     number = models.PositiveSmallIntegerField()
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField()

@@ -34,12 +34,6 @@ from tenants.access import console_page, ops_page, web_page
 from tenants.models import Console
 from tenants.selectors import TenantScope
 
-SECURITY_TEXT = {
-    Security.NONE: "Off (plain text)",
-    Security.STARTTLS: "STARTTLS (required)",
-    Security.SSL: "Implicit TLS (SMTPS)",
-}
-
 
 def _sender(settings: SmtpServer) -> str:
     origin = {"configured": "", "username": " (the username)", "default": " (default)"}
@@ -50,7 +44,7 @@ def _sender(settings: SmtpServer) -> str:
 PANEL_FIELDS: list[tuple[str, Callable[[SmtpServer], str]]] = [
     ("Host", lambda s: s.host),
     ("Port", lambda s: str(s.port)),
-    ("TLS", lambda s: SECURITY_TEXT[s.security]),
+    ("TLS", lambda s: Security(s.security).label),
     (
         "Certificate verification",
         lambda s: "—" if not s.use_tls else ("skipped" if s.use_insecure else "on"),

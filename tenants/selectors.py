@@ -20,6 +20,14 @@ class TenantScope:
     def level(self) -> str:
         return "organization" if self.organization is not None else "partner"
 
+    @property
+    def partner_id(self) -> int:
+        return self.partner.pk
+
+    @property
+    def organization_id(self) -> int | None:
+        return self.organization.pk if self.organization is not None else None
+
 
 def tenant_scope_for_user(*, user: User) -> TenantScope | None:
     """The tenant a user belongs to, or ``None`` for users without one (support)."""

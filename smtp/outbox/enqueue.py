@@ -11,7 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Category
-from audit.services import EventData, actor_label, audit_events_record_bulk
+from audit.services import (
+    EventData,
+    actor_label,
+    audit_events_record_bulk,
+    event_scope,
+)
 from smtp.delivery import ehlo_name
 from smtp.models import (
     Email,
@@ -33,10 +38,6 @@ class NewEmail:
     sender: str = ""
     requested_by: User | None = None
     draft: SmtpDraft | None = None
-
-
-def event_scope(email: Email) -> dict[str, int | None]:
-    return {"partner_id": email.partner_id, "organization_id": email.organization_id}
 
 
 def email_enqueue(new: NewEmail) -> Email:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -18,7 +20,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.models import Category
-from audit.services import EventData, audit_events_record_bulk
+from audit.services import EventData, audit_events_record_bulk, event_scope
+from smtp.delivery import Step
 from smtp.delivery.server import SmtpServer
 from smtp.models import (
     Email,
@@ -28,7 +31,6 @@ from smtp.models import (
     Level,
     SmtpDraft,
 )
-from smtp.outbox.enqueue import event_scope
 from smtp.outbox.publish import email_publish
 
 MAX_RETRY_DELAY = 15 * 60
@@ -53,6 +55,49 @@ class Result:
     def failed(self) -> dict | None:
         """The failed step, if any."""
         return next((s for s in self.steps if s["status"] == "failed"), None)
+
+    @classmethod
+    def failure(
+        cls,
+        email: Email,
+        steps: list[dict],
+        server: SmtpServer | None,
+        *,
+        transient: bool,
+    ) -> Result:
+        """A failure found without a session of its own (no time spent on it)."""
+        return cls(
+            email=email,
+            ok=False,
+            steps=steps,
+            started_at=timezone.now(),
+            duration_ms=0,
+            settings=server,
+            transient=transient,
+        )
+
+    @classmethod
+    def timed(
+        cls,
+        email: Email,
+        server: SmtpServer,
+        steps: list[Step],
+        *,
+        ok: bool,
+        started_at: datetime,
+        clock: float,
+        **values: Any,
+    ) -> Result:
+        """An attempt that ran from ``started_at`` (``clock``, monotonic) until now."""
+        return cls(
+            email=email,
+            ok=ok,
+            steps=[step.as_dict() for step in steps],
+            started_at=started_at,
+            duration_ms=int((time.monotonic() - clock) * 1000),
+            settings=server,
+            **values,
+        )
 
 
 def retry_delay(attempt: int) -> float:

@@ -62,20 +62,6 @@ def _internal_step(error: BaseException, *, during: str) -> Step:
     )
 
 
-def _failure(
-    email: Email, steps: list[dict], server: SmtpServer | None, *, transient: bool
-) -> Result:
-    return Result(
-        email=email,
-        ok=False,
-        steps=steps,
-        started_at=timezone.now(),
-        duration_ms=0,
-        settings=server,
-        transient=transient,
-    )
-
-
 def _give_back(emails: list[Email], *, token: uuid.UUID) -> None:
     """Return claimed, untried emails to the queue for another worker."""
     if emails:
@@ -131,13 +117,13 @@ def _send_on_pooled(email: Email, server: SmtpServer) -> Result:
     before: list[Step] = []
 
     def result(ok: bool, steps: list[Step], **values) -> Result:
-        return Result(
-            email=email,
+        return Result.timed(
+            email,
+            server,
+            [*before, *steps],
             ok=ok,
-            steps=[s.as_dict() for s in [*before, *steps]],
             started_at=started_at,
-            duration_ms=int((time.monotonic() - clock) * 1000),
-            settings=server,
+            clock=clock,
             **values,
         )
 
@@ -147,7 +133,7 @@ def _send_on_pooled(email: Email, server: SmtpServer) -> Result:
         # The same email would fail the same way again.
         step = _internal_step(error, during="writing the message")
         step.name = "message"
-        return _failure(email, [step.as_dict()], server, transient=False)
+        return Result.failure(email, [step.as_dict()], server, transient=False)
     for on_fresh_session in (False, True):
         reused = False
         try:
@@ -187,7 +173,9 @@ def _send_on_pooled(email: Email, server: SmtpServer) -> Result:
 
 
 def _no_configuration(email: Email) -> Result:
-    return _failure(email, [NO_CONFIGURATION_STEP.as_dict()], None, transient=False)
+    return Result.failure(
+        email, [NO_CONFIGURATION_STEP.as_dict()], None, transient=False
+    )
 
 
 def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
@@ -232,7 +220,7 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
                 ):
                     # The session itself cannot be opened: the rest would fail alike.
                     pending += [
-                        _failure(
+                        Result.failure(
                             other, result.steps, server, transient=result.transient
                         )
                         for other in batch[done:]
@@ -267,7 +255,7 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
             [
                 *pending,
                 *(
-                    _failure(email, [step.as_dict()], server, transient=True)
+                    Result.failure(email, [step.as_dict()], server, transient=True)
                     for email in batch[done:]
                 ),
             ],
@@ -286,7 +274,8 @@ def _deliver_test(email: Email, *, token: uuid.UUID) -> None:
     except Exception as error:
         step = _internal_step(error, during="sending a test email")
         record_results(
-            [_failure(email, [step.as_dict()], None, transient=False)], token=token
+            [Result.failure(email, [step.as_dict()], None, transient=False)],
+            token=token,
         )
 
 
@@ -317,13 +306,13 @@ def _deliver_test_session(email: Email, *, token: uuid.UUID) -> None:
     )
     record_results(
         [
-            Result(
-                email=email,
+            Result.timed(
+                email,
+                server,
+                outcome.steps,
                 ok=outcome.ok,
-                steps=[s.as_dict() for s in outcome.steps],
                 started_at=started_at,
-                duration_ms=int((time.monotonic() - clock) * 1000),
-                settings=server,
+                clock=clock,
                 transient=outcome.transient,
                 reply=outcome.reply,
             )

@@ -136,13 +136,11 @@ def _record_stopped(
         [
             sent_unrecorded(email, attempts[email.pk])
             if email.pk in attempts
-            else Result(
-                email=email,
-                ok=False,
-                steps=[_lease_step(email.rehands + 1).as_dict()],
-                started_at=now,
-                duration_ms=0,
-                settings=None,
+            else Result.failure(
+                email,
+                [_lease_step(email.rehands + 1).as_dict()],
+                None,
+                transient=False,
             )
             for email in emails
         ],

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Category
-from audit.services import actor_label, audit_event_record
+from audit.services import actor_label, audit_event_record, event_scope
 from smtp.delivery import deliver
 from smtp.enums import HealthStatus
 from smtp.models import SmtpConfiguration, SmtpSettingsFields
@@ -29,17 +29,9 @@ from smtp.validators import (
 from tenants.models import User
 from tenants.selectors import TenantScope
 
-# Fields whose old and new values may appear in the audit log (never the password).
-
-AUDITED_FIELDS = (
-    "host",
-    "port",
-    "security",
-    "use_insecure",
-    "username",
-    "retries",
-    "sender_email",
-)
+# Fields whose old and new values may appear in the audit log: every setting but
+# the password.
+AUDITED_FIELDS = SmtpSettingsFields.SETTING_FIELDS
 
 
 @dataclass(frozen=True)
@@ -57,13 +49,6 @@ def locked_configuration(scope: TenantScope) -> SmtpConfiguration | None:
     )
 
 
-def scope_ids(scope: TenantScope) -> dict[str, int | None]:
-    return {
-        "partner_id": scope.partner.pk,
-        "organization_id": scope.organization.pk if scope.organization else None,
-    }
-
-
 def where(scope: TenantScope) -> str:
     if scope.organization is not None:
         return f"organization {scope.organization.name}"
@@ -71,7 +56,7 @@ def where(scope: TenantScope) -> str:
 
 
 def apply_validated(configuration: SmtpSettingsFields, valid: ValidatedSmtp) -> None:
-    for name in AUDITED_FIELDS:
+    for name in SmtpSettingsFields.SETTING_FIELDS:
         setattr(configuration, name, getattr(valid, name))
     if valid.password_action == PasswordAction.SET:
         configuration.password = valid.new_password
@@ -132,7 +117,7 @@ def smtp_config_save(
         type=f"smtp_config.{verb}",
         summary=f"SMTP configuration {verb} for {where(scope)}",
         actor=actor_label(actor),
-        **scope_ids(scope),
+        **event_scope(scope),
         detail={"level": scope.level, "changes": changes},
     )
     return SaveResult(configuration=configuration, created=created, notes=valid.notes)
@@ -151,7 +136,7 @@ def smtp_config_delete(*, scope: TenantScope, actor: User | None) -> bool:
         type="smtp_config.deleted",
         summary=f"SMTP configuration deleted for {where(scope)}",
         actor=actor_label(actor),
-        **scope_ids(scope),
+        **event_scope(scope),
         detail={
             "level": scope.level,
             "deleted": {k: v for k, v in before.items() if k != "password_set"},
@@ -176,7 +161,7 @@ def smtp_config_remove_password(*, scope: TenantScope, actor: User | None) -> bo
         type="smtp_config.updated",
         summary=f"SMTP password removed for {where(scope)}",
         actor=actor_label(actor),
-        **scope_ids(scope),
+        **event_scope(scope),
         detail={
             "level": scope.level,
             "changes": {"password": "removed", "username": [before_username, ""]},
@@ -283,7 +268,7 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
                 category=Category.SYSTEMAUDIT,
                 type=f"smtp_config.health.{verb}",
                 summary=f"SMTP health check {verb} for {where(scope)}",
-                **scope_ids(scope),
+                **event_scope(scope),
                 detail={
                     "level": scope.level,
                     "server": f"{server.host}:{server.port}",

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from smtp.enums import TEST_KINDS, EmailKind, EmailStatus
+from smtp.enums import TEST_KINDS, EmailKind, EmailStatus, Security
 from smtp.models import Email, SmtpDraft
 from smtp.outbox import NewEmail, email_enqueue, emails_enqueue
 from smtp.selectors import (
@@ -22,7 +22,7 @@ from smtp.selectors import (
     smtp_config_is_own,
     smtp_test_recipient_allowed,
 )
-from smtp.services.config import AUDITED_FIELDS, apply_validated, where
+from smtp.services.config import apply_validated, where
 from smtp.validators import (
     PasswordAction,
     SmtpInput,
@@ -71,11 +71,10 @@ def _test_body(*, actor: User, scope: TenantScope, settings_desc: str) -> str:
 def _describe(values: ValidatedSmtp | None, effective_source: str = "") -> str:
     if values is None:
         return f"  The configuration in effect ({effective_source} level)."
-    security = {"none": "none", "starttls": "STARTTLS", "ssl": "implicit TLS"}
     auth = f"as {values.username}" if values.username else "none"
     return (
         f"  Server: {values.host}:{values.port}\n"
-        f"  TLS: {security[values.security]}\n"
+        f"  TLS: {Security(values.security).label}\n"
         f"  Authentication: {auth}"
     )
 
@@ -174,9 +173,7 @@ def _pinned_copy(*, scope: TenantScope, actor: User) -> SmtpDraft:
     draft = SmtpDraft(
         partner=scope.partner, organization=scope.organization, created_by=actor
     )
-    for name in AUDITED_FIELDS:
-        setattr(draft, name, getattr(configuration, name))
-    draft.password = configuration.password
+    draft.copy_settings_from(configuration)
     draft.save()
     return draft
 
