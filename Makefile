@@ -36,6 +36,7 @@ check: install
 	$(BIN)/ruff format --check .
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 	DEBUG=true $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+	$(BIN)/lint-imports
 
 test: check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+
+from smtp.fields import EncryptedSecretField
 
 BATCH = 500
 
@@ -40,10 +43,6 @@ class Command(BaseCommand):
 
 def encrypted_fields():
     """Every model with encrypted fields, and the names of those fields."""
-    from django.apps import apps
-
-    from smtp.fields import EncryptedSecretField
-
     for model in apps.get_models():
         names = [
             f.name
