@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import environ
@@ -36,7 +37,18 @@ CONTROLLER_SMTP_VARIABLES = (
     "FW_EVENT_SMTP_SERVER_PASSWORD",
     "FW_EVENT_SMTP_SERVER_USE_TLS",
     "FW_EVENT_SMTP_SERVER_USE_INSECURE",
+    "FW_EVENT_SMTP_SERVER_AUTH_METHOD",
+    "FW_EVENT_SMTP_SERVER_OAUTH2_PROVIDER",
+    "FW_EVENT_SMTP_SERVER_OAUTH2_TENANT_ID",
+    "FW_EVENT_SMTP_SERVER_OAUTH2_CLIENT_ID",
+    "FW_EVENT_SMTP_SERVER_OAUTH2_CLIENT_SECRET",
+    "FW_EVENT_SMTP_SERVER_OAUTH2_SCOPE",
+    "FW_EVENT_SMTP_SERVER_OAUTH2_TOKEN_URL",
+    "FW_EVENT_SMTP_SERVER_OAUTH2_SERVICE_ACCOUNT_KEY",
+    "FW_EVENT_SMTP_SERVER_OAUTH2_SERVICE_ACCOUNT_KEY_FILE",
+    "FW_EVENT_SMTP_SERVER_OAUTH2_CLIENT_SECRET_EXPIRES_ON",
 )
+AUTH_METHODS = ("password", "oauth2", "certificate", "none")
 
 
 # The placeholders of .env.example and deploy/kubernetes/secret.example.yaml: a
@@ -104,6 +116,15 @@ class ControllerSmtp:
     use_insecure: bool
     username: str
     password: str = field(repr=False)
+    auth_method: str = "password"
+    oauth2_provider: str = ""
+    oauth2_tenant_id: str = ""
+    oauth2_client_id: str = ""
+    oauth2_client_secret: str = field(default="", repr=False)
+    oauth2_scope: str = ""
+    oauth2_token_url: str = ""
+    oauth2_service_account_key: str = field(default="", repr=False)
+    oauth2_client_secret_expires_on: date | None = None
 
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -140,6 +161,14 @@ def controller_smtp() -> ControllerSmtp | None:
         raise ValueError(
             f"FW_EVENT_SMTP_SERVER_PORT must be a port number, not {port_text!r}."
         )
+    auth_method = raw.get("FW_EVENT_SMTP_SERVER_AUTH_METHOD", "password")
+    auth_method = auth_method.strip().lower()
+    if auth_method not in AUTH_METHODS:
+        raise ValueError(
+            "FW_EVENT_SMTP_SERVER_AUTH_METHOD must be one of "
+            f"{', '.join(AUTH_METHODS)}, not {auth_method!r}."
+        )
+    prefix = "FW_EVENT_SMTP_SERVER_OAUTH2_"
     return ControllerSmtp(
         host=raw["FW_EVENT_SMTP_SERVER_ADDR"],
         port=int(port_text),
@@ -147,7 +176,48 @@ def controller_smtp() -> ControllerSmtp | None:
         use_insecure=use_insecure,
         username=raw.get("FW_EVENT_SMTP_SERVER_USERNAME", "").strip(),
         password=raw.get("FW_EVENT_SMTP_SERVER_PASSWORD", ""),
+        auth_method=auth_method,
+        oauth2_provider=raw.get(prefix + "PROVIDER", "").strip().lower(),
+        oauth2_tenant_id=raw.get(prefix + "TENANT_ID", "").strip(),
+        oauth2_client_id=raw.get(prefix + "CLIENT_ID", "").strip(),
+        oauth2_client_secret=raw.get(prefix + "CLIENT_SECRET", "").strip(),
+        oauth2_scope=raw.get(prefix + "SCOPE", "").strip(),
+        oauth2_token_url=raw.get(prefix + "TOKEN_URL", "").strip(),
+        oauth2_service_account_key=_service_account_key(raw),
+        oauth2_client_secret_expires_on=_date(raw, prefix + "CLIENT_SECRET_EXPIRES_ON"),
     )
+
+
+def _service_account_key(raw: dict[str, str]) -> str:
+    """The Google key, given inline or as a file (a mounted secret)."""
+    inline = raw.get("FW_EVENT_SMTP_SERVER_OAUTH2_SERVICE_ACCOUNT_KEY", "")
+    path = raw.get("FW_EVENT_SMTP_SERVER_OAUTH2_SERVICE_ACCOUNT_KEY_FILE", "").strip()
+    if inline and path:
+        raise ValueError(
+            "Set FW_EVENT_SMTP_SERVER_OAUTH2_SERVICE_ACCOUNT_KEY or "
+            "FW_EVENT_SMTP_SERVER_OAUTH2_SERVICE_ACCOUNT_KEY_FILE, not both."
+        )
+    if not path:
+        return inline
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(
+            "FW_EVENT_SMTP_SERVER_OAUTH2_SERVICE_ACCOUNT_KEY_FILE cannot be read "
+            f"({type(error).__name__}): check the path and its permissions."
+        ) from None
+
+
+def _date(raw: dict[str, str], name: str) -> date | None:
+    value = raw.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be a date written YYYY-MM-DD, not {value!r}."
+        ) from None
 
 
 def account_creation_strategy() -> str:

@@ -22,6 +22,9 @@ from collections.abc import Iterable
 MASK = "********"
 # Spaced and reversed forms of very short values would match ordinary text.
 FUZZY_MIN_LENGTH = 4
+# Long secrets (access tokens, private keys) are matched as they are and in
+# base64 only: nobody echoes a kilobyte spaced out, and the pattern stays small.
+FUZZY_MAX_LENGTH = 256
 # Distinct secrets a process remembers (a worker sees one per configuration).
 REMEMBERED_MAX = 4096
 _SEPARATORS = r"[\s.:_\-]{0,3}"
@@ -40,7 +43,7 @@ def _encodings(value: str, username: str) -> set[str]:
         encoded = base64.b64encode(payload).decode()
         forms.add(encoded)
         forms.add(encoded.rstrip("="))
-    if len(value) >= FUZZY_MIN_LENGTH:
+    if FUZZY_MIN_LENGTH <= len(value) <= FUZZY_MAX_LENGTH:
         forms.add(raw.hex())
     if not value.isascii():
         # As Python writes it in a repr: escaped text, or escaped UTF-8 bytes.
@@ -58,7 +61,7 @@ def secret_pattern(values: Iterable[tuple[str, str]]) -> re.Pattern | None:
         if not value:
             continue
         exact |= _encodings(value, username)
-        if len(value) >= FUZZY_MIN_LENGTH:
+        if FUZZY_MIN_LENGTH <= len(value) <= FUZZY_MAX_LENGTH:
             fuzzy |= {value, value[::-1], value.encode().hex()}
     if not exact:
         return None

@@ -244,6 +244,20 @@ SMTP_TIMEOUT = env.float("SMTP_TIMEOUT", default=10.0)
 SMTP_ALLOWED_NETWORKS = env.list("SMTP_ALLOWED_NETWORKS", default=[])
 # Extra CA certificates (PEM file) trusted for SMTP servers, e.g. a private CA.
 SMTP_CA_BUNDLE = env.str("SMTP_CA_BUNDLE", default="")
+# OAuth2 (XOAUTH2) token requests. CA certificates (PEM file) trusted for token
+# endpoints; empty: those of SMTP_CA_BUNDLE and the system's.
+SMTP_OAUTH2_CA_BUNDLE = env.str("SMTP_OAUTH2_CA_BUNDLE", default="")
+# Allow http:// token URLs for custom providers (a relay's own token service on
+# a trusted network); off: token URLs must be https://.
+SMTP_OAUTH2_ALLOW_HTTP = env.bool("SMTP_OAUTH2_ALLOW_HTTP", default=False)
+# Where Microsoft's and Google's tokens are asked for (other clouds, such as
+# login.microsoftonline.us, have other ones).
+SMTP_OAUTH2_MICROSOFT_AUTHORITY = env.str(
+    "SMTP_OAUTH2_MICROSOFT_AUTHORITY", default="https://login.microsoftonline.com"
+)
+SMTP_OAUTH2_GOOGLE_TOKEN_URL = env.str(
+    "SMTP_OAUTH2_GOOGLE_TOKEN_URL", default="https://oauth2.googleapis.com/token"
+)
 # Name given in EHLO and in Message-IDs; default: the host of PUBLIC_URL. An IP
 # address goes as an address literal ([127.0.0.1], [IPv6:::1]).
 SMTP_EHLO_NAME = env.str("SMTP_EHLO_NAME", default="")

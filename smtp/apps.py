@@ -21,6 +21,7 @@ class SmtpConfig(AppConfig):
             "email.failed",
             "smtp_config.health.failing",
             "smtp_config.health.recovered",
+            "smtp_config.oauth2.secret_expiring",
         )
         register_event_types(
             Category.AUDIT,

@@ -60,3 +60,36 @@ class EmailStatus(models.TextChoices):
 
 
 FINAL_STATUSES = (EmailStatus.SENT, EmailStatus.FAILED)
+
+
+class AuthMethod(models.TextChoices):
+    """How the console proves who it is to the SMTP server."""
+
+    PASSWORD = "password", "Password"
+    OAUTH2 = "oauth2", "OAuth2 (XOAUTH2)"
+    # The TLS client certificate authenticates; no SMTP AUTH is sent.
+    CERTIFICATE = "certificate", "Client certificate"
+    NONE = "none", "None"
+
+
+class OAuth2Provider(models.TextChoices):
+    MICROSOFT = "microsoft", "Microsoft 365 (Entra ID)"
+    GOOGLE = "google", "Google Workspace (service account)"
+    CUSTOM = "custom", "Other (token URL)"
+
+
+# The scope asked for when Scope is left empty.
+OAUTH2_DEFAULT_SCOPES = {
+    OAuth2Provider.MICROSOFT: "https://outlook.office365.com/.default",
+    OAuth2Provider.GOOGLE: "https://mail.google.com/",
+    OAuth2Provider.CUSTOM: "",
+}
+
+# A client secret's coming expiry is announced this many days before.
+SECRET_EXPIRY_WARNING_DAYS = 14
+
+# The SMTP server each provider documents for XOAUTH2: host, port, security.
+OAUTH2_PROVIDER_SERVERS = {
+    OAuth2Provider.MICROSOFT: ("smtp.office365.com", 587, Security.STARTTLS),
+    OAuth2Provider.GOOGLE: ("smtp.gmail.com", 587, Security.STARTTLS),
+}

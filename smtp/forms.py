@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from django import forms
 
-from smtp.enums import Security, security_from_tls
+from smtp.enums import (
+    OAUTH2_DEFAULT_SCOPES,
+    AuthMethod,
+    OAuth2Provider,
+    Security,
+    security_from_tls,
+)
 from smtp.models import SmtpConfiguration
 from smtp.validators import PORT_MESSAGE, RETRIES_MESSAGE, SmtpInput
 
@@ -14,6 +20,21 @@ TLS_MODE_CHOICES = [
     (Security.STARTTLS.value, "STARTTLS (required, on any port)"),
     (Security.SSL.value, "Implicit TLS / SMTPS (on any port)"),
 ]
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders its value back (a private key)."""
+
+    def format_value(self, value):
+        return None
+
+
+PROVIDER_CHOICES = [("", "Choose a provider"), *OAuth2Provider.choices]
+SCOPE_PLACEHOLDER = "; ".join(
+    f"{OAuth2Provider(name).label.split(' (')[0]}: {scope}"
+    for name, scope in OAUTH2_DEFAULT_SCOPES.items()
+    if scope
+)
 
 
 class SmtpConfigForm(forms.Form):
@@ -79,6 +100,75 @@ class SmtpConfigForm(forms.Form):
         help_text="The From address. Empty: the username, if it is an email address.",
     )
 
+    auth_method = forms.ChoiceField(
+        required=False,
+        choices=AuthMethod.choices,
+        label="Authentication",
+        widget=forms.RadioSelect,
+    )
+    oauth2_provider = forms.ChoiceField(
+        required=False, choices=PROVIDER_CHOICES, label="Provider"
+    )
+    oauth2_tenant_id = forms.CharField(
+        required=False,
+        max_length=253,
+        label="Tenant ID",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="Directory (tenant) ID from the app's Overview page in Entra.",
+    )
+    oauth2_client_id = forms.CharField(
+        required=False,
+        max_length=1024,
+        label="Client ID",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="Application (client) ID of the registered app.",
+    )
+    oauth2_client_secret = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=4096,
+        label="Client secret",
+        # Write-only: never rendered back, not even after a failed save.
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password"}
+        ),
+    )
+    oauth2_client_secret_expires_on = forms.DateField(
+        required=False,
+        label="Client secret expires on",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text="Optional: a banner and an audit event warn 14 days before.",
+    )
+    oauth2_token_url = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Token URL",
+        widget=forms.URLInput(
+            attrs={"placeholder": "https://auth.example.com/oauth2/token"}
+        ),
+    )
+    oauth2_service_account_key = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=16 * 1024,
+        label="Service account key",
+        widget=WriteOnlyTextarea(
+            attrs={"rows": 4, "spellcheck": "false", "autocomplete": "off"}
+        ),
+    )
+    oauth2_scope = forms.CharField(
+        required=False,
+        max_length=1024,
+        label="Scope",
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "Empty: the provider's default",
+                "spellcheck": "false",
+            }
+        ),
+        help_text=f"Empty: the provider's default ({SCOPE_PLACEHOLDER}).",
+    )
+
     # The validators' field names, mapped to this form's fields.
     FIELD_FOR_RULE = {"security": "tls_mode"}
 
@@ -86,7 +176,12 @@ class SmtpConfigForm(forms.Form):
     def initial_for(cls, configuration: SmtpConfiguration | None) -> dict:
         """Initial values of a stored configuration (never its password)."""
         if configuration is None:
-            return {"port": 587, "use_tls": True, "retries": 3}
+            return {
+                "port": 587,
+                "use_tls": True,
+                "retries": 3,
+                "auth_method": AuthMethod.PASSWORD,
+            }
         derived = security_from_tls(
             use_tls=configuration.use_tls, port=configuration.port
         )
@@ -102,6 +197,15 @@ class SmtpConfigForm(forms.Form):
             "username": configuration.username,
             "retries": configuration.retries,
             "sender_email": configuration.sender_email,
+            "auth_method": configuration.auth_method,
+            "oauth2_provider": configuration.oauth2_provider,
+            "oauth2_tenant_id": configuration.oauth2_tenant_id,
+            "oauth2_client_id": configuration.oauth2_client_id,
+            "oauth2_client_secret_expires_on": (
+                configuration.oauth2_client_secret_expires_on
+            ),
+            "oauth2_token_url": configuration.oauth2_token_url,
+            "oauth2_scope": configuration.oauth2_scope,
         }
 
     def to_input(self) -> SmtpInput:
@@ -116,6 +220,15 @@ class SmtpConfigForm(forms.Form):
             password=data.get("password") or None,
             retries=data.get("retries"),
             sender_email=data.get("sender_email") or "",
+            auth_method=data.get("auth_method") or None,
+            oauth2_provider=data.get("oauth2_provider") or "",
+            oauth2_tenant_id=data.get("oauth2_tenant_id") or "",
+            oauth2_client_id=data.get("oauth2_client_id") or "",
+            oauth2_client_secret=data.get("oauth2_client_secret") or None,
+            oauth2_scope=data.get("oauth2_scope") or "",
+            oauth2_token_url=data.get("oauth2_token_url") or "",
+            oauth2_service_account_key=data.get("oauth2_service_account_key") or None,
+            oauth2_client_secret_expires_on=data.get("oauth2_client_secret_expires_on"),
         )
 
     def rule_fields(self, errors: dict[str, list[str]]) -> dict[str, list[str]]:

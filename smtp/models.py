@@ -9,11 +9,14 @@ from django.utils import timezone
 from smtp.enums import (
     FINAL_STATUSES,
     IMPLICIT_TLS_PORT,
+    SECRET_EXPIRY_WARNING_DAYS,
     TEST_KINDS,
+    AuthMethod,
     EmailKind,
     EmailStatus,
     HealthStatus,
     Level,
+    OAuth2Provider,
     Security,
     security_from_tls,
 )
@@ -25,12 +28,14 @@ __all__ = [
     "FINAL_STATUSES",
     "IMPLICIT_TLS_PORT",
     "TEST_KINDS",
+    "AuthMethod",
     "Email",
     "EmailAttempt",
     "EmailKind",
     "EmailStatus",
     "HealthStatus",
     "Level",
+    "OAuth2Provider",
     "Security",
     "SmtpConfiguration",
     "SmtpDraft",
@@ -57,8 +62,26 @@ class SmtpSettingsFields(models.Model):
     sender_email = models.EmailField(
         blank=True, help_text="From address; empty: the username if it is an address."
     )
+    auth_method = models.CharField(
+        max_length=16, choices=AuthMethod.choices, default=AuthMethod.PASSWORD
+    )
+    # OAuth2 (auth_method "oauth2"): the username is the mailbox sent as.
+    oauth2_provider = models.CharField(
+        max_length=16, choices=OAuth2Provider.choices, blank=True
+    )
+    oauth2_tenant_id = models.CharField(max_length=253, blank=True)
+    oauth2_client_id = models.CharField(max_length=255, blank=True)
+    # Write-only like the password: encrypted, never rendered, returned or audited.
+    oauth2_client_secret = EncryptedSecretField(null=True, blank=True)
+    # Empty: the provider's default scope.
+    oauth2_scope = models.CharField(max_length=500, blank=True)
+    # The token endpoint of a custom provider (Microsoft's and Google's are known).
+    oauth2_token_url = models.CharField(max_length=2000, blank=True)
+    # Google: the service account's JSON key (write-only, encrypted).
+    oauth2_service_account_key = EncryptedSecretField(null=True, blank=True)
+    oauth2_client_secret_expires_on = models.DateField(null=True, blank=True)
 
-    # Every setting but the password (which is copied or set on its own).
+    # Every setting but the secrets (which are copied or set on their own).
     SETTING_FIELDS = (
         "host",
         "port",
@@ -67,16 +90,23 @@ class SmtpSettingsFields(models.Model):
         "username",
         "retries",
         "sender_email",
+        "auth_method",
+        "oauth2_provider",
+        "oauth2_tenant_id",
+        "oauth2_client_id",
+        "oauth2_scope",
+        "oauth2_token_url",
+        "oauth2_client_secret_expires_on",
     )
+    SECRET_FIELDS = ("password", "oauth2_client_secret", "oauth2_service_account_key")
 
     class Meta:
         abstract = True
 
     def copy_settings_from(self, other: SmtpSettingsFields) -> None:
-        """Take ``other``'s settings, password included."""
-        for name in self.SETTING_FIELDS:
+        """Take ``other``'s settings, secrets included."""
+        for name in (*self.SETTING_FIELDS, *self.SECRET_FIELDS):
             setattr(self, name, getattr(other, name))
-        self.password = other.password
 
     @property
     def use_tls(self) -> bool:
@@ -85,6 +115,18 @@ class SmtpSettingsFields(models.Model):
     @property
     def password_set(self) -> bool:
         return bool(self.password)
+
+    @property
+    def oauth2_client_secret_set(self) -> bool:
+        return bool(self.oauth2_client_secret)
+
+    @property
+    def oauth2_service_account_key_set(self) -> bool:
+        return bool(self.oauth2_service_account_key)
+
+    @property
+    def uses_oauth2(self) -> bool:
+        return self.auth_method == AuthMethod.OAUTH2
 
     @property
     def level(self) -> Level:
@@ -120,6 +162,9 @@ class SmtpConfiguration(SmtpSettingsFields):
     )
     health_checked_at = models.DateTimeField(null=True, blank=True)
     health_detail = models.CharField(max_length=500, blank=True)
+    # The client-secret expiry date the health check has warned about (audited
+    # once per date).
+    oauth2_expiry_warned_for = models.DateField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -143,6 +188,16 @@ class SmtpConfiguration(SmtpSettingsFields):
     @property
     def is_failing(self) -> bool:
         return self.health_status == HealthStatus.FAILING
+
+    @property
+    def oauth2_secret_expiry_days(self) -> int | None:
+        """Days until the OAuth2 client secret expires (negative: expired), when
+        that is within the warning period; otherwise ``None``."""
+        expires_on = self.oauth2_client_secret_expires_on
+        if not self.uses_oauth2 or expires_on is None:
+            return None
+        days = (expires_on - timezone.now().date()).days
+        return days if days <= SECRET_EXPIRY_WARNING_DAYS else None
 
 
 class SmtpDraft(SmtpSettingsFields):

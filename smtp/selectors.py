@@ -19,10 +19,17 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from core.env import controller_smtp
-from smtp.delivery.server import Secret, SmtpServer
-from smtp.enums import EmailStatus, Level, Security, security_from_tls
+from smtp.delivery.server import OAuth2Client, Secret, SmtpServer
+from smtp.enums import (
+    AuthMethod,
+    EmailStatus,
+    Level,
+    OAuth2Provider,
+    Security,
+    security_from_tls,
+)
 from smtp.models import Email, EmailAttempt, SmtpConfiguration, SmtpDraft
-from smtp.validators import validate_host
+from smtp.validators import controller_oauth2_problem, validate_host
 from tenants.models import Organization, Partner, User
 
 
@@ -66,11 +73,27 @@ def effective_sender(*, configured: str, username: str) -> tuple[str, str]:
     return settings.DEFAULT_FROM_EMAIL, "default"
 
 
+def _oauth2_of_row(row: SmtpConfiguration | SmtpDraft) -> OAuth2Client | None:
+    if row.auth_method != AuthMethod.OAUTH2 or not row.oauth2_provider:
+        return None
+    return OAuth2Client(
+        provider=OAuth2Provider(row.oauth2_provider),
+        client_id=row.oauth2_client_id,
+        client_secret=Secret(row.oauth2_client_secret),
+        tenant_id=row.oauth2_tenant_id,
+        scope=row.oauth2_scope,
+        token_url=row.oauth2_token_url,
+        service_account_key=Secret(row.oauth2_service_account_key),
+    )
+
+
 def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpServer:
     sender, origin = effective_sender(
         configured=row.sender_email, username=row.username
     )
     return SmtpServer(
+        auth_method=AuthMethod(row.auth_method),
+        oauth2=_oauth2_of_row(row),
         level=row.level,
         host=row.host,
         port=row.port,
@@ -114,14 +137,35 @@ def controller_smtp_layer() -> Layer:
             settings=None,
             skipped_because=f"misconfigured: {message}",
         )
+    security = security_from_tls(use_tls=values.use_tls, port=values.port)
+    problem = controller_oauth2_problem(values, security=security)
+    if problem:
+        return Layer(
+            level=Level.CONTROLLER,
+            settings=None,
+            skipped_because=f"misconfigured: {problem}",
+        )
+    oauth2 = None
+    if values.auth_method == AuthMethod.OAUTH2:
+        oauth2 = OAuth2Client(
+            provider=OAuth2Provider(values.oauth2_provider),
+            client_id=values.oauth2_client_id,
+            client_secret=Secret(values.oauth2_client_secret),
+            tenant_id=values.oauth2_tenant_id,
+            scope=values.oauth2_scope,
+            token_url=values.oauth2_token_url,
+            service_account_key=Secret(values.oauth2_service_account_key),
+        )
     sender, origin = effective_sender(configured="", username=values.username)
     return Layer(
         level=Level.CONTROLLER,
         settings=SmtpServer(
+            auth_method=AuthMethod(values.auth_method),
+            oauth2=oauth2,
             level=Level.CONTROLLER,
             host=host,
             port=values.port,
-            security=security_from_tls(use_tls=values.use_tls, port=values.port),
+            security=security,
             use_insecure=values.use_insecure,
             username=values.username,
             password=Secret(values.password),

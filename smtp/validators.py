@@ -8,14 +8,23 @@ by field; nothing is saved in that case.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from django.conf import settings
 
 from core.addresses import AddressError, check_address
+from core.env import ControllerSmtp
 from core.text import has_control_characters
-from smtp.enums import Security, security_from_tls
+from smtp.enums import AuthMethod, OAuth2Provider, Security, security_from_tls
 from smtp.models import SmtpSettingsFields
+from smtp.netpolicy import address_permitted
 
 # Messages shared with the type checks of forms and serializers.
 PORT_MESSAGE = (
@@ -65,11 +74,22 @@ class SmtpInput:
     retries: int | None = 3
     sender_email: str = ""
     remove_password: bool = False
+    # ``None``: password, as before Authentication was a choice.
+    auth_method: str | None = None
+    oauth2_provider: str = ""
+    oauth2_tenant_id: str = ""
+    oauth2_client_id: str = ""
+    # Empty or ``None``: keep the stored secret or key (when allowed).
+    oauth2_client_secret: str | None = field(default=None, repr=False)
+    oauth2_scope: str = ""
+    oauth2_token_url: str = ""
+    oauth2_service_account_key: str | None = field(default=None, repr=False)
+    oauth2_client_secret_expires_on: date | None = None
 
 
 @dataclass(frozen=True)
 class ValidatedSmtp:
-    """Values to store, and what happens to the stored password."""
+    """Values to store, and what happens to the stored secrets."""
 
     host: str
     port: int
@@ -81,6 +101,17 @@ class ValidatedSmtp:
     password_action: PasswordAction
     new_password: str | None = field(default=None, repr=False)
     notes: tuple[str, ...] = ()
+    auth_method: AuthMethod = AuthMethod.PASSWORD
+    oauth2_provider: str = ""
+    oauth2_tenant_id: str = ""
+    oauth2_client_id: str = ""
+    oauth2_scope: str = ""
+    oauth2_token_url: str = ""
+    oauth2_client_secret_expires_on: date | None = None
+    client_secret_action: PasswordAction = PasswordAction.CLEAR
+    new_client_secret: str | None = field(default=None, repr=False)
+    key_action: PasswordAction = PasswordAction.CLEAR
+    new_key: str | None = field(default=None, repr=False)
 
 
 def validate_host(value: str) -> str:
@@ -316,8 +347,80 @@ def smtp_input_validate(
             "TLS on, or untick Insecure.",
         )
 
-    # The password: set, keep the stored one, or clear it.
+    auth_method = _auth_method(data.auth_method, errors)
     notes: list[str] = []
+    new_password = data.password or None
+    oauth2: dict = {}
+    if auth_method == AuthMethod.PASSWORD:
+        action, username = _password_action(
+            data, current, host, security, username, errors, notes
+        )
+    else:
+        action = PasswordAction.CLEAR
+        label = auth_method.label if auth_method else "not a password"
+        if new_password:
+            error(
+                "password",
+                f"Leave Password empty: Authentication is {label}, which sends no "
+                "password.",
+            )
+        elif current is not None and current.password_set:
+            notes.append(f"Stored password removed: Authentication is now {label}.")
+        if auth_method == AuthMethod.OAUTH2:
+            oauth2 = _oauth2_validate(data, current, host, security, username, errors)
+            if security == Security.NONE:
+                error("use_tls", OAUTH2_WITHOUT_TLS_MESSAGE)
+
+    if (
+        errors
+        or host is None
+        or port is None
+        or security is None
+        or retries is None
+        or auth_method is None
+    ):
+        raise SmtpValidationError(errors)
+    return ValidatedSmtp(
+        host=host,
+        port=port,
+        security=security,
+        use_insecure=data.use_insecure,
+        username=username,
+        retries=retries,
+        sender_email=sender_email,
+        password_action=action,
+        new_password=new_password if action == PasswordAction.SET else None,
+        notes=tuple(notes),
+        auth_method=auth_method,
+        **oauth2,
+    )
+
+
+def _auth_method(value: str | None, errors: dict[str, list[str]]) -> AuthMethod | None:
+    if value in (None, ""):
+        return AuthMethod.PASSWORD
+    if value not in AuthMethod.values:
+        errors.setdefault("auth_method", []).append(
+            "Authentication must be one of: password, oauth2, certificate, none."
+        )
+        return None
+    return AuthMethod(value)
+
+
+def _password_action(
+    data: SmtpInput,
+    current: SmtpSettingsFields | None,
+    host: str | None,
+    security: Security | None,
+    username: str,
+    errors: dict[str, list[str]],
+    notes: list[str],
+) -> tuple[PasswordAction, str]:
+    """Set, keep or clear the stored password; the username to store with it."""
+
+    def error(name: str, message: str) -> None:
+        errors.setdefault(name, []).append(message)
+
     new_password = data.password or None
     if data.remove_password:
         action = PasswordAction.CLEAR
@@ -363,18 +466,360 @@ def smtp_input_validate(
         )
     if (username or new_password) and security == Security.NONE:
         error("use_tls", AUTH_WITHOUT_TLS_MESSAGE)
+    return action, username
 
-    if errors or host is None or port is None or security is None or retries is None:
-        raise SmtpValidationError(errors)
-    return ValidatedSmtp(
-        host=host,
-        port=port,
-        security=security,
-        use_insecure=data.use_insecure,
-        username=username,
-        retries=retries,
-        sender_email=sender_email,
-        password_action=action,
-        new_password=new_password if action == PasswordAction.SET else None,
-        notes=tuple(notes),
+
+# -- OAuth2 ------------------------------------------------------------------------
+
+OAUTH2_WITHOUT_TLS_MESSAGE = (
+    "OAuth2 (XOAUTH2) sends a bearer token, which needs TLS: turn TLS on (port 587 "
+    "with STARTTLS for Microsoft 365 and Google)."
+)
+_TENANT_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+SECRET_MAX_LENGTH = 1024
+KEY_MAX_LENGTH = 16 * 1024
+
+
+def validate_tenant_id(value: str) -> str:
+    """A Microsoft Entra directory (tenant) ID: a GUID or a verified domain."""
+    tenant = value.strip()
+    if not tenant:
+        raise ValueError(
+            "Tenant ID is required for Microsoft: enter the Directory (tenant) ID "
+            "from the app's Overview page in the Entra admin center, e.g. "
+            "72f988bf-86f1-41af-91ab-2d7cd011db47."
+        )
+    if not _TENANT_ID.match(tenant):
+        raise ValueError(
+            "Tenant ID must be the Directory (tenant) ID, a GUID such as "
+            "72f988bf-86f1-41af-91ab-2d7cd011db47, or a domain such as "
+            "contoso.onmicrosoft.com."
+        )
+    return tenant.lower()
+
+
+def validate_token_url(value: str, *, trusted: bool = False) -> str:
+    """A custom provider's token endpoint: https:// (http:// only when the operator
+    allows it), a host that passes the network policy, no credentials in it."""
+    url = value.strip()
+    if not url:
+        raise ValueError(
+            "Token URL is required for a custom provider: enter the provider's "
+            "OAuth2 token endpoint, e.g. https://auth.example.com/oauth2/token."
+        )
+    if any(ch.isspace() for ch in url) or has_control_characters(url):
+        raise ValueError("Token URL must not contain spaces or control characters.")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as problem:
+        raise ValueError(f"Token URL is not a valid URL: {problem}.") from None
+    allow_http = bool(getattr(settings, "SMTP_OAUTH2_ALLOW_HTTP", False))
+    schemes = ("https", "http") if allow_http else ("https",)
+    if parts.scheme.lower() not in schemes:
+        if allow_http:
+            raise ValueError("Token URL must start with https:// or http://.")
+        raise ValueError(
+            "Token URL must start with https:// (the client secret travels in the "
+            "request). The operator can allow http:// with SMTP_OAUTH2_ALLOW_HTTP."
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "Token URL must not contain a user name or password: put the client ID "
+            "and secret in their own fields."
+        )
+    if parts.fragment:
+        raise ValueError("Token URL must not contain a #fragment.")
+    if port == 0:
+        raise ValueError("Token URL has port 0: remove it or use the real port.")
+    try:
+        host = validate_host(parts.hostname or "")
+    except ValueError as problem:
+        raise ValueError(str(problem).replace("Host", "Token URL's host", 1)) from None
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None and not trusted and not address_permitted(literal):
+        raise ValueError(
+            "Token URL's host is an address that partner and organization "
+            "configurations may not reach: use the provider's public name; if a "
+            "private address is intended, the operator must allow its network "
+            "(SMTP_ALLOWED_NETWORKS)."
+        )
+    return url
+
+
+def validate_service_account_key(text: str) -> str:
+    """A Google service account's JSON key, with an RSA private key; returns it."""
+    if len(text) > KEY_MAX_LENGTH:
+        raise ValueError(
+            "Service account key is too long: paste the JSON key file of the "
+            "service account (a few KiB)."
+        )
+    try:
+        key = json.loads(text)
+    except ValueError:
+        raise ValueError(
+            "Service account key must be the JSON key file of the service account "
+            "(IAM > Service accounts > Keys > Add key > JSON), pasted whole."
+        ) from None
+    if not isinstance(key, dict) or key.get("type") != "service_account":
+        raise ValueError(
+            'Service account key must be a service account\'s JSON key ("type": '
+            '"service_account"); an OAuth client file does not work here.'
+        )
+    email = key.get("client_email")
+    if not isinstance(email, str) or "@" not in email:
+        raise ValueError(
+            "Service account key has no client_email: download a new JSON key."
+        )
+    try:
+        private = load_pem_private_key(str(key.get("private_key", "")).encode(), None)
+    except (ValueError, TypeError):
+        raise ValueError(
+            "Service account key's private_key is not a readable unencrypted PEM "
+            "key: download a new JSON key."
+        ) from None
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise ValueError(
+            "Service account key's private_key must be an RSA key (Google signs "
+            "with RS256): download a new JSON key."
+        )
+    return text
+
+
+def _one_value(
+    name: str, label: str, value: str, errors: dict[str, list[str]], *, limit: int
+) -> str:
+    """A one-line value without control characters or spaces inside."""
+    text = (value or "").strip()
+    if validate_no_controls(name, label, text, errors):
+        return text
+    if any(ch.isspace() for ch in text):
+        errors.setdefault(name, []).append(f"{label} must not contain spaces.")
+    if len(text) > limit:
+        errors.setdefault(name, []).append(
+            f"{label} must be at most {limit} characters."
+        )
+    return text
+
+
+def _oauth2_changes(
+    data: SmtpInput,
+    current: SmtpSettingsFields,
+    host: str | None,
+    security: Security | None,
+    values: dict,
+) -> list[str]:
+    """What differs from the endpoint, client and server the stored secrets were
+    entered for: a bearer token goes to the SMTP server, a secret to the token
+    endpoint."""
+    changes = _server_changes(data, current, host, security)
+    if current.auth_method != AuthMethod.OAUTH2:
+        changes.append("Authentication changed to OAuth2")
+    named = (
+        ("oauth2_provider", "Provider"),
+        ("oauth2_tenant_id", "Tenant ID"),
+        ("oauth2_client_id", "Client ID"),
+        ("oauth2_token_url", "Token URL"),
     )
+    for name, label in named:
+        if values[name] != getattr(current, name):
+            changes.append(f"{label} changed")
+    return changes
+
+
+def _oauth2_validate(
+    data: SmtpInput,
+    current: SmtpSettingsFields | None,
+    host: str | None,
+    security: Security | None,
+    username: str,
+    errors: dict[str, list[str]],
+) -> dict:
+    """The OAuth2 settings to store, and what happens to the stored secrets."""
+
+    def error(name: str, message: str) -> None:
+        errors.setdefault(name, []).append(message)
+
+    if not username and "username" not in errors:
+        error(
+            "username",
+            "Username is required with OAuth2: enter the mailbox to send as (for "
+            "Google, the user the service account acts for), e.g. "
+            "alerts@example.com.",
+        )
+    provider = (data.oauth2_provider or "").strip()
+    if provider not in OAuth2Provider.values:
+        error(
+            "oauth2_provider",
+            "Provider is required with OAuth2: choose microsoft, google or custom.",
+        )
+        provider = ""
+    values = {
+        "oauth2_provider": provider,
+        "oauth2_tenant_id": "",
+        "oauth2_client_id": "",
+        "oauth2_scope": "",
+        "oauth2_token_url": "",
+        "oauth2_client_secret_expires_on": None,
+    }
+    scope = (data.oauth2_scope or "").strip()
+    if not validate_no_controls("oauth2_scope", "Scope", scope, errors):
+        validate_one_line("oauth2_scope", "Scope", scope, errors)
+        if len(scope) > 500:
+            error("oauth2_scope", "Scope must be at most 500 characters.")
+    values["oauth2_scope"] = scope
+    uses_secret = provider in (OAuth2Provider.MICROSOFT, OAuth2Provider.CUSTOM)
+    if provider == OAuth2Provider.MICROSOFT:
+        try:
+            values["oauth2_tenant_id"] = validate_tenant_id(data.oauth2_tenant_id)
+        except ValueError as problem:
+            error("oauth2_tenant_id", str(problem))
+    if provider == OAuth2Provider.CUSTOM:
+        try:
+            values["oauth2_token_url"] = validate_token_url(data.oauth2_token_url)
+        except ValueError as problem:
+            error("oauth2_token_url", str(problem))
+    if uses_secret:
+        client_id = _one_value(
+            "oauth2_client_id", "Client ID", data.oauth2_client_id, errors, limit=255
+        )
+        if not client_id and "oauth2_client_id" not in errors:
+            error(
+                "oauth2_client_id",
+                "Client ID is required: enter the Application (client) ID of the "
+                "app registered with the provider.",
+            )
+        values["oauth2_client_id"] = client_id
+        values["oauth2_client_secret_expires_on"] = data.oauth2_client_secret_expires_on
+
+    # The secrets: set, keep the stored ones, or clear them.
+    secret = data.oauth2_client_secret or None
+    key = data.oauth2_service_account_key or None
+    changes = (
+        _oauth2_changes(data, current, host, security, values)
+        if current is not None
+        else []
+    )
+    secret_action = key_action = PasswordAction.CLEAR
+    if uses_secret:
+        if secret:
+            secret_action = PasswordAction.SET
+            if len(secret) > SECRET_MAX_LENGTH or "\n" in secret or "\r" in secret:
+                error(
+                    "oauth2_client_secret",
+                    f"Client secret must be one line of at most {SECRET_MAX_LENGTH} "
+                    "characters: copy the secret's Value (not its ID).",
+                )
+        elif current is not None and current.oauth2_client_secret_set:
+            if changes:
+                error(
+                    "oauth2_client_secret",
+                    f"{'; '.join(changes)}: enter the client secret again. A stored "
+                    "secret is only used with the provider, client and server it "
+                    "was entered for.",
+                )
+            else:
+                secret_action = PasswordAction.KEEP
+        if secret_action == PasswordAction.CLEAR and "oauth2_client_secret" not in (
+            errors
+        ):
+            error(
+                "oauth2_client_secret",
+                "Client secret is required: enter the Value of a client secret of "
+                "the app (Certificates & secrets).",
+            )
+    elif provider == OAuth2Provider.GOOGLE:
+        if key:
+            try:
+                validate_service_account_key(key)
+            except ValueError as problem:
+                error("oauth2_service_account_key", str(problem))
+            key_action = PasswordAction.SET
+        elif current is not None and current.oauth2_service_account_key_set:
+            if changes:
+                error(
+                    "oauth2_service_account_key",
+                    f"{'; '.join(changes)}: paste the service account key again. "
+                    "A stored key is only used with the mailbox and server it was "
+                    "entered for.",
+                )
+            else:
+                key_action = PasswordAction.KEEP
+        else:
+            error(
+                "oauth2_service_account_key",
+                "Service account key is required for Google: paste the service "
+                "account's JSON key.",
+            )
+    if secret and not uses_secret:
+        error(
+            "oauth2_client_secret",
+            "Leave Client secret empty: Google authenticates with the service "
+            "account key.",
+        )
+    if key and provider != OAuth2Provider.GOOGLE:
+        error(
+            "oauth2_service_account_key",
+            "Leave Service account key empty: only Google uses one.",
+        )
+    return {
+        **values,
+        "client_secret_action": secret_action,
+        "new_client_secret": secret if secret_action == PasswordAction.SET else None,
+        "key_action": key_action,
+        "new_key": key if key_action == PasswordAction.SET else None,
+    }
+
+
+CONTROLLER_OAUTH2 = "FW_EVENT_SMTP_SERVER_OAUTH2_"
+
+
+def controller_oauth2_problem(values: ControllerSmtp, *, security: Security) -> str:
+    """What is wrong with the controller's authentication settings, naming the
+    variable to fix; empty when nothing is."""
+    if values.auth_method != AuthMethod.OAUTH2:
+        return ""
+    if security == Security.NONE:
+        return (
+            "FW_EVENT_SMTP_SERVER_USE_TLS is false, but OAuth2 sends a bearer token, "
+            "which needs TLS."
+        )
+    if not values.username:
+        return (
+            "FW_EVENT_SMTP_SERVER_USERNAME must be the mailbox to send as when "
+            "FW_EVENT_SMTP_SERVER_AUTH_METHOD is oauth2."
+        )
+    provider = values.oauth2_provider
+    if provider not in OAuth2Provider.values:
+        return f"{CONTROLLER_OAUTH2}PROVIDER must be microsoft, google or custom."
+    try:
+        if provider == OAuth2Provider.MICROSOFT:
+            validate_tenant_id(values.oauth2_tenant_id)
+        if provider == OAuth2Provider.CUSTOM:
+            validate_token_url(values.oauth2_token_url, trusted=True)
+        if provider == OAuth2Provider.GOOGLE:
+            if not values.oauth2_service_account_key:
+                return (
+                    f"{CONTROLLER_OAUTH2}SERVICE_ACCOUNT_KEY or "
+                    f"{CONTROLLER_OAUTH2}SERVICE_ACCOUNT_KEY_FILE is required for "
+                    "Google."
+                )
+            validate_service_account_key(values.oauth2_service_account_key)
+    except ValueError as problem:
+        message = str(problem)
+        for label, name in (
+            ("Tenant ID", "TENANT_ID"),
+            ("Token URL", "TOKEN_URL"),
+            ("Service account key", "SERVICE_ACCOUNT_KEY"),
+        ):
+            message = message.replace(label, CONTROLLER_OAUTH2 + name)
+        return message
+    if provider != OAuth2Provider.GOOGLE:
+        if not values.oauth2_client_id:
+            return f"{CONTROLLER_OAUTH2}CLIENT_ID is required for {provider}."
+        if not values.oauth2_client_secret:
+            return f"{CONTROLLER_OAUTH2}CLIENT_SECRET is required for {provider}."
+    return ""

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from core.env import CONTROLLER_SMTP_VARIABLES
+from smtp.delivery import oauth2
 from tenants.models import Organization, Partner, User
 from tests.support.hostile import HostileServer
+from tests.support.oauth2 import TokenServer
+from tests.support.smtp_servers import make_certificates
 from tests.support.worker import WorkerProcess, wait_until
 
 
@@ -102,14 +110,7 @@ def hostile():
         server.stop()
 
 
-CONTROLLER_VARIABLES = (
-    "FW_EVENT_SMTP_SERVER_ADDR",
-    "FW_EVENT_SMTP_SERVER_PORT",
-    "FW_EVENT_SMTP_SERVER_USERNAME",
-    "FW_EVENT_SMTP_SERVER_PASSWORD",
-    "FW_EVENT_SMTP_SERVER_USE_TLS",
-    "FW_EVENT_SMTP_SERVER_USE_INSECURE",
-)
+CONTROLLER_VARIABLES = CONTROLLER_SMTP_VARIABLES
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +129,28 @@ def controller_smtp(monkeypatch):
             monkeypatch.setenv(f"FW_EVENT_SMTP_SERVER_{name}", value)
 
     return set_values
+
+
+@pytest.fixture(scope="session")
+def oauth2_endpoint(tmp_path_factory):
+    """The suite's HTTPS token endpoint, where SMTP_OAUTH2_* of tests/settings.py
+    point: its CA is generated here and written to SMTP_OAUTH2_CA_BUNDLE."""
+    from django.conf import settings
+
+    certs = make_certificates(tmp_path_factory.mktemp("oauth2-certs"))
+    shutil.copy(certs.ca, Path(settings.SMTP_OAUTH2_CA_BUNDLE))
+    port = urlsplit(settings.SMTP_OAUTH2_MICROSOFT_AUTHORITY).port
+    server = TokenServer(cert=certs.server, port=port)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def token_server(oauth2_endpoint):
+    """The token endpoint with no clients, no tokens and no requests yet; this
+    process's token cache empty."""
+    oauth2_endpoint.reset()
+    oauth2.cache.clear()
+    yield oauth2_endpoint
+    oauth2_endpoint.reset()
+    oauth2.cache.clear()

@@ -5,7 +5,10 @@ server processes started by the tests read exactly the same configuration.
 """
 
 import os
+import socket
+import tempfile
 import uuid
+from pathlib import Path
 
 # A queue of this test session's own, so that messages of other runs on the same
 # broker never reach its worker (the worker process inherits this environment).
@@ -28,6 +31,20 @@ os.environ.setdefault("SMTP_TIMEOUT", "3")
 os.environ.setdefault("SMTP_SESSION_DEADLINE", "8")
 os.environ.setdefault("SMTP_RETRY_BASE_SECONDS", "0.2")
 os.environ.setdefault("WORKER_HEARTBEAT_INTERVAL", "2")
+
+# The suite's OAuth2 token endpoint (tests/support/oauth2.py) listens on this
+# port, with a certificate from a CA the suite writes into this bundle when it
+# starts it; worker processes inherit both.
+if "SMTP_OAUTH2_CA_BUNDLE" not in os.environ:
+    with socket.socket() as _probe:
+        _probe.bind(("127.0.0.1", 0))
+        _port = _probe.getsockname()[1]
+    _bundle = Path(tempfile.mkdtemp(prefix="opsconsole-oauth2-")) / "ca.pem"
+    os.environ["SMTP_OAUTH2_CA_BUNDLE"] = str(_bundle)
+    os.environ["SMTP_OAUTH2_MICROSOFT_AUTHORITY"] = f"https://localhost:{_port}"
+    os.environ["SMTP_OAUTH2_GOOGLE_TOKEN_URL"] = (
+        f"https://localhost:{_port}/google/token"
+    )
 
 from opsconsole.settings import *  # noqa: F403
 

@@ -8,6 +8,7 @@ Answers are written by the output serializers below, and only by them.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
@@ -21,7 +22,7 @@ from core.api import (
     StrictIntegerField,
     StrictSerializer,
 )
-from smtp.enums import Level
+from smtp.enums import OAUTH2_DEFAULT_SCOPES, Level
 from smtp.selectors import EffectiveSmtp, smtp_config_effective, smtp_config_get
 from smtp.services import smtp_config_delete, smtp_config_save
 from smtp.validators import (
@@ -34,6 +35,62 @@ from tenants.access import api_tenant_scope
 from tenants.selectors import TenantScope
 
 # -- input ---------------------------------------------------------------------------
+
+# The rules name OAuth2 fields as the form does; the API nests them in "oauth2".
+OAUTH2_PREFIX = "oauth2_"
+
+
+class SecretKeyField(serializers.JSONField):
+    """A service account key: the JSON key file as an object, or as its text."""
+
+    def to_internal_value(self, data):
+        if data is None or isinstance(data, str):
+            return data
+        if isinstance(data, dict):
+            return json.dumps(data)
+        raise serializers.ValidationError(
+            "Must be the service account's JSON key, as an object or as text."
+        )
+
+
+class OAuth2InputSerializer(StrictSerializer):
+    provider = StrictCharField(
+        required=False,
+        allow_blank=True,
+        help_text="microsoft, google or custom.",
+    )
+    tenant_id = StrictCharField(
+        required=False, allow_blank=True, max_length=253, help_text="Microsoft only."
+    )
+    client_id = StrictCharField(required=False, allow_blank=True, max_length=1024)
+    client_secret = StrictCharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        trim_whitespace=False,
+        write_only=True,
+        max_length=4096,
+        help_text="Write-only. Omit or leave empty to keep the stored secret.",
+    )
+    scope = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=1024,
+        help_text="Empty: the provider's default.",
+    )
+    token_url = StrictCharField(
+        required=False, allow_blank=True, max_length=2000, help_text="custom only."
+    )
+    service_account_key = SecretKeyField(
+        required=False,
+        allow_null=True,
+        write_only=True,
+        help_text="Google only. Write-only: the JSON key file (object or text); "
+        "omit to keep the stored key.",
+    )
+    client_secret_expires_on = serializers.DateField(
+        required=False, allow_null=True, help_text="YYYY-MM-DD; warned 14 days before."
+    )
 
 
 class SmtpConfigInputSerializer(StrictSerializer):
@@ -65,6 +122,13 @@ class SmtpConfigInputSerializer(StrictSerializer):
         required=False, default=3, error_messages={"invalid": RETRIES_MESSAGE}
     )
     sender_email = StrictCharField(required=False, allow_blank=True, max_length=1024)
+    auth_method = StrictCharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="password (default), oauth2, certificate or none.",
+    )
+    oauth2 = OAuth2InputSerializer(required=False, allow_null=True)
 
 
 class EmailConfigInputSerializer(StrictSerializer):
@@ -77,6 +141,7 @@ class ConfigBodySerializer(StrictSerializer):
 
 def smtp_input_from(data: dict[str, Any]) -> SmtpInput:
     """The validated ``smtp_config`` object as the services' input."""
+    oauth2 = data.get("oauth2") or {}
     return SmtpInput(
         host=data.get("host", ""),
         port=data.get("port"),
@@ -87,10 +152,53 @@ def smtp_input_from(data: dict[str, Any]) -> SmtpInput:
         password=data.get("password") or None,
         retries=data.get("retries"),
         sender_email=data.get("sender_email", ""),
+        auth_method=data.get("auth_method") or None,
+        oauth2_provider=oauth2.get("provider", ""),
+        oauth2_tenant_id=oauth2.get("tenant_id", ""),
+        oauth2_client_id=oauth2.get("client_id", ""),
+        oauth2_client_secret=oauth2.get("client_secret") or None,
+        oauth2_scope=oauth2.get("scope", ""),
+        oauth2_token_url=oauth2.get("token_url", ""),
+        oauth2_service_account_key=oauth2.get("service_account_key") or None,
+        oauth2_client_secret_expires_on=oauth2.get("client_secret_expires_on"),
     )
 
 
+def api_errors(errors: dict[str, list[str]]) -> dict[str, Any]:
+    """The rules' messages by field, the OAuth2 ones inside ``oauth2``."""
+    named: dict[str, Any] = {}
+    for name, messages in errors.items():
+        if name.startswith(OAUTH2_PREFIX):
+            named.setdefault("oauth2", {})[name.removeprefix(OAUTH2_PREFIX)] = messages
+        else:
+            named[name] = messages
+    return named
+
+
 # -- output --------------------------------------------------------------------------
+
+
+class OAuth2OutputSerializer(serializers.Serializer):
+    """The OAuth2 settings: never a secret or key, only whether one is stored."""
+
+    provider = serializers.CharField(source="oauth2_provider")
+    tenant_id = serializers.CharField(source="oauth2_tenant_id")
+    client_id = serializers.CharField(source="oauth2_client_id")
+    client_secret_set = serializers.BooleanField(source="oauth2_client_secret_set")
+    scope = serializers.CharField(source="oauth2_scope")
+    effective_scope = serializers.SerializerMethodField()
+    token_url = serializers.CharField(source="oauth2_token_url")
+    service_account_key_set = serializers.BooleanField(
+        source="oauth2_service_account_key_set"
+    )
+    client_secret_expires_on = serializers.DateField(
+        source="oauth2_client_secret_expires_on", allow_null=True
+    )
+
+    def get_effective_scope(self, configuration) -> str:
+        return configuration.oauth2_scope or OAUTH2_DEFAULT_SCOPES.get(
+            configuration.oauth2_provider, ""
+        )
 
 
 class SmtpConfigOutputSerializer(serializers.Serializer):
@@ -105,8 +213,16 @@ class SmtpConfigOutputSerializer(serializers.Serializer):
     password_set = serializers.BooleanField()
     retries = serializers.IntegerField()
     sender_email = serializers.CharField()
+    auth_method = serializers.CharField()
+    oauth2 = serializers.SerializerMethodField()
     updated_at = serializers.DateTimeField()
     updated_by = serializers.CharField(source="updated_by.email", allow_null=True)
+
+    @extend_schema_field(OAuth2OutputSerializer(allow_null=True))
+    def get_oauth2(self, configuration) -> dict[str, Any] | None:
+        if not configuration.uses_oauth2:
+            return None
+        return OAuth2OutputSerializer(configuration).data
 
 
 class LayerOutputSerializer(serializers.Serializer):
@@ -134,6 +250,7 @@ class EffectiveOutputSerializer(serializers.Serializer):
     )
     retries = serializers.IntegerField(source="settings.retries", required=False)
     sender_email = serializers.CharField(source="settings.sender_email", required=False)
+    auth_method = serializers.CharField(source="settings.auth_method", required=False)
     levels = serializers.SerializerMethodField()
 
     @extend_schema_field(LayerOutputSerializer(many=True))
@@ -219,7 +336,7 @@ class SmtpConfigApi(APIView):
             result = smtp_config_save(scope=scope, data=data, actor=request.user)
         except SmtpValidationError as error:
             raise serializers.ValidationError(
-                {"email_config": {"smtp_config": error.errors}}
+                {"email_config": {"smtp_config": api_errors(error.errors)}}
             ) from error
         answer: dict[str, Any] = {
             "configuration": result.configuration,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import smtplib
 from collections.abc import Callable
 from email.base64mime import body_encode as encode_base64
@@ -190,6 +191,31 @@ class BoundedSMTP(smtplib.SMTP):
             return None
         digest = hmac.HMAC(self.password.encode("utf-8"), challenge, "md5")
         return f"{self.user} {digest.hexdigest()}"
+
+    def auth_xoauth2(self, encoded: str) -> tuple[int, bytes]:
+        """AUTH XOAUTH2 with ``encoded`` (see ``oauth2.xoauth2_string``).
+
+        A refused token gets a 334 error challenge (base64 JSON, RFC 7628): the
+        client answers with an empty line and the server sends the final reply
+        (535), which is raised with the challenge's status appended.
+        """
+        self.ehlo_or_helo_if_needed()
+        code, reply = self.docmd("AUTH", f"XOAUTH2 {encoded}")
+        if code == 334:
+            try:
+                challenge = json.loads(base64.b64decode(reply, validate=True))
+            except ValueError:
+                challenge = {}
+            code, reply = self.docmd("")
+            status = challenge.get("status") if isinstance(challenge, dict) else None
+            if code == 334:
+                # Still asking: the exchange is cancelled (RFC 4954 "*").
+                code, reply = self.docmd("*")
+            if status and code != 235:
+                reply = reply + f" (XOAUTH2 status {status})".encode()
+        if code in (235, 503):
+            return code, reply
+        raise smtplib.SMTPAuthenticationError(code, reply)
 
     def login(self, user, password, *, initial_response_ok=True):
         """AUTH with the first mechanism both sides know; another one only if the

@@ -432,3 +432,27 @@ def explain_tls_error(error: Exception, *, server: SmtpServer) -> Explanation | 
             field="use_tls",
         )
     return None
+
+
+def xoauth2_refusal_hint(server: SmtpServer) -> str:
+    """What a server's refusal of a fresh OAuth2 token means, by provider."""
+    provider = server.oauth2.provider if server.oauth2 is not None else ""
+    if provider == "microsoft":
+        return (
+            "Microsoft issued the token but Exchange Online refused it for this "
+            "mailbox: check that the app has the SMTP.SendAsApp permission with "
+            "admin consent, that its service principal is registered in Exchange "
+            "Online (New-ServicePrincipal) with permission on the mailbox "
+            "(Add-MailboxPermission), that SMTP AUTH is enabled for the mailbox, "
+            "and that Username is that mailbox."
+        )
+    if provider == "google":
+        return (
+            "Google issued the token but Gmail refused it: check that Username is "
+            "the mailbox the service account acts for, and that domain-wide "
+            "delegation grants https://mail.google.com/."
+        )
+    return (
+        "The server refused the token: check Username (the mailbox) and that the "
+        "client may send mail for it (Scope)."
+    )

@@ -15,7 +15,6 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Callable
-from functools import lru_cache
 from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
@@ -29,6 +28,15 @@ from smtp.delivery.hints import (
     diagnose,
     explain_silence,
     explain_tls_error,
+    xoauth2_refusal_hint,
+)
+from smtp.delivery.network import Resolver, dns_pool, system_resolver, tls_context
+from smtp.delivery.oauth2 import (
+    PROVIDER_NAMES,
+    Token,
+    TokenError,
+    access_token,
+    xoauth2_string,
 )
 from smtp.delivery.server import SmtpServer
 from smtp.delivery.steps import (
@@ -39,7 +47,7 @@ from smtp.delivery.steps import (
     reply_text,
     timed_out,
 )
-from smtp.enums import Security
+from smtp.enums import OAuth2Provider, Security
 from smtp.netpolicy import address_permitted
 
 # Partner and organization hosts that do not resolve get the same answer as
@@ -52,39 +60,6 @@ POLICY_MESSAGE = (
     "private address is intended, the operator must allow its network "
     "(SMTP_ALLOWED_NETWORKS)."
 )
-
-Resolver = Callable[[str, int], list[tuple]]
-
-
-def system_resolver(host: str, port: int) -> list[tuple]:
-    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-
-
-@lru_cache(maxsize=1)
-def dns_pool() -> concurrent.futures.ThreadPoolExecutor:
-    # getaddrinfo has no timeout of its own; a lookup runs here and is waited
-    # for at most SMTP_TIMEOUT.
-    return concurrent.futures.ThreadPoolExecutor(
-        max_workers=4, thread_name_prefix="smtp-dns"
-    )
-
-
-@lru_cache(maxsize=8)
-def tls_context(
-    bundle: str | None, bundle_mtime: int | None, *, insecure: bool
-) -> ssl.SSLContext:
-    """A client TLS context, built once: loading the CA store takes ~20 ms.
-
-    Contexts are not changed after this, so sessions of every thread share them.
-    """
-    context = ssl.create_default_context(cafile=bundle)
-    if bundle:
-        context.load_default_certs()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def ehlo_name() -> str:
@@ -123,12 +98,16 @@ class SessionOpener(StepRecorder):
         super().__init__(server, timeout=timeout, on_step=on_step)
         self.resolver = resolver
         self.client: smtplib.SMTP | None = None
+        self.token: Token | None = None
 
     def open(self) -> None:
         """Resolve, connect, TLS, EHLO and AUTH within one deadline; raises
         ``StepFailed`` (also for any unexpected error, with its step)."""
         self.renew_deadline()
         with self.failing_as_steps():
+            if self.server.uses_oauth2:
+                # Before any connection: a refused token opens no SMTP session.
+                self._token()
             addresses = self._resolve()
             sock = self._connect(addresses)
             client = BoundedSMTP(local_hostname=ehlo_name(), budget=self.budget)
@@ -402,7 +381,118 @@ class SessionOpener(StepRecorder):
             + (" (certificate not verified)" if self.server.use_insecure else ""),
         )
 
+    # -- OAuth2 ----------------------------------------------------------------------
+
+    def _token(self, *, refresh: bool = False) -> None:
+        """The ``token`` step: an access token, cached or asked for now."""
+        step, started = self._begin("token")
+        client = self.server.oauth2
+        provider = PROVIDER_NAMES[OAuth2Provider(client.provider)]
+        try:
+            token = access_token(
+                client,
+                mailbox=self.server.username,
+                trusted=self.server.trusted,
+                budget=self.budget,
+                resolver=self.resolver,
+                refresh=refresh,
+            )
+        except TokenError as error:
+            raise self._fail(
+                step,
+                started,
+                transient=error.transient,
+                blocked=error.blocked,
+                reply_code=error.status,
+                detail=error.detail,
+                hint=error.hint,
+                field=error.field,
+            ) from None
+        self.token = token
+        self.add_secret(token.value.reveal())
+        origin = "cached" if token.from_cache else "new"
+        if refresh:
+            origin = "new, the cached one was refused"
+        self._finish(
+            step,
+            started,
+            detail=f"Access token from {provider} for {self.server.username} "
+            f"({origin}), valid until "
+            f"{token.expires_on.strftime('%Y-%m-%d %H:%M:%S')} UTC.",
+        )
+
+    def _auth_xoauth2(self) -> None:
+        step, started = self._begin("auth")
+        username = self.server.username
+        if not isinstance(self.client.sock, ssl.SSLSocket):
+            raise self._fail(
+                step,
+                started,
+                transient=False,
+                detail="Not sent: XOAUTH2 sends a bearer token, only over TLS.",
+                hint="Turn TLS on (STARTTLS on 587 for Microsoft 365 and Google).",
+                field="use_tls",
+            )
+        offered = self.client.esmtp_features.get("auth", "").upper().split()
+        if "XOAUTH2" not in offered:
+            raise self._fail(
+                step,
+                started,
+                transient=False,
+                detail="The server does not offer XOAUTH2"
+                + (f" (it offers {' '.join(offered)})." if offered else "."),
+                hint="This server does not take OAuth2 tokens: check Host, or set "
+                "Authentication to Password.",
+                field="auth_method",
+            )
+        try:
+            code, message = self.client.auth_xoauth2(
+                xoauth2_string(username, self.token.value.reveal())
+            )
+        except smtplib.SMTPAuthenticationError as error:
+            reply = reply_text(error.smtp_error)
+            if error.smtp_code == 535 and self.token.from_cache:
+                # A cached token the server no longer takes (revoked, or the
+                # permissions changed): one new token, one more try.
+                self._finish(
+                    step,
+                    started,
+                    status="retried",
+                    reply_code=error.smtp_code,
+                    reply=reply,
+                    detail="The server refused the cached token: asking for a new "
+                    "one, once.",
+                )
+                self._token(refresh=True)
+                self._auth_xoauth2()
+                return
+            raise self._fail(
+                step,
+                started,
+                transient=is_transient_code(error.smtp_code),
+                reply_code=error.smtp_code,
+                reply=reply,
+                detail=f"auth failed ({error.smtp_code}) for {username} with an "
+                "OAuth2 token.",
+                hint=xoauth2_refusal_hint(self.server),
+                field="username",
+            ) from None
+        except smtplib.SMTPServerDisconnected as error:
+            raise self._io_failure(step, started, error) from None
+        except OSError as error:
+            raise self._io_failure(step, started, error) from None
+        self._finish(
+            step,
+            started,
+            reply_code=code,
+            reply=reply_text(message),
+            detail=f"Authenticated as {username} with XOAUTH2.",
+        )
+
     def _auth(self) -> None:
+        if self.server.uses_oauth2:
+            self._auth_xoauth2()
+            return
         step, started = self._begin("auth")
         username = self.server.username
         if not self.client.has_extn("auth"):

@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from core.redaction import remember
-from smtp.enums import Level, Security
+from smtp.enums import (
+    OAUTH2_DEFAULT_SCOPES,
+    AuthMethod,
+    Level,
+    OAuth2Provider,
+    Security,
+)
 
 
 class Secret:
@@ -48,6 +54,43 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class OAuth2Client:
+    """How to get an access token for XOAUTH2: the provider, the client and its
+    secret (client credentials) or the service account key (Google, JWT bearer)."""
+
+    provider: OAuth2Provider
+    client_id: str = ""
+    client_secret: Secret = field(default_factory=lambda: Secret(""), repr=False)
+    tenant_id: str = ""
+    # Empty: the provider's default scope.
+    scope: str = ""
+    # A custom provider's token endpoint (Microsoft's and Google's are known).
+    token_url: str = ""
+    service_account_key: Secret = field(default_factory=lambda: Secret(""), repr=False)
+
+    def __post_init__(self) -> None:
+        remember(self.client_secret.reveal())
+        remember(self.service_account_key.reveal())
+
+    @property
+    def effective_scope(self) -> str:
+        return self.scope or OAUTH2_DEFAULT_SCOPES[OAuth2Provider(self.provider)]
+
+    def digest(self) -> str:
+        """Tells two clients apart (a cache key) without revealing a secret."""
+        parts = (
+            self.provider,
+            self.client_id,
+            self.client_secret.digest(),
+            self.tenant_id,
+            self.effective_scope,
+            self.token_url,
+            self.service_account_key.digest(),
+        )
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
 class SmtpServer:
     """One level's SMTP server, as the SMTP client uses it: where, how, as whom."""
 
@@ -68,6 +111,9 @@ class SmtpServer:
     configuration_id: int | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
+    auth_method: AuthMethod = AuthMethod.PASSWORD
+    # With OAuth2: where the access token comes from (``username`` is the mailbox).
+    oauth2: OAuth2Client | None = None
 
     def __post_init__(self) -> None:
         # Wherever this server goes, logs never show the password or
@@ -84,7 +130,16 @@ class SmtpServer:
 
     @property
     def authenticates(self) -> bool:
+        """Whether the session sends AUTH (a password or an OAuth2 token)."""
+        if self.uses_oauth2:
+            return True
+        if self.auth_method != AuthMethod.PASSWORD:
+            return False
         return bool(self.username) and self.password_set
+
+    @property
+    def uses_oauth2(self) -> bool:
+        return self.auth_method == AuthMethod.OAUTH2 and self.oauth2 is not None
 
     def identity(self) -> str:
         """Equal for two servers a session may be shared between (a cache key)."""
@@ -98,5 +153,7 @@ class SmtpServer:
             self.use_insecure,
             self.username,
             self.password.digest(),
+            self.auth_method,
+            self.oauth2.digest() if self.oauth2 else "",
         )
         return "|".join(str(part) for part in parts)

@@ -123,7 +123,18 @@ class StepRecorder:
         self.on_step = on_step
         self.steps: list[Step] = []
         self._started: dict[int, float] = {}
-        self._secrets = secret_pattern([(server.password.reveal(), server.username)])
+        self._secret_values = [(server.password.reveal(), server.username)]
+        if server.oauth2 is not None:
+            self._secret_values += [
+                (server.oauth2.client_secret.reveal(), ""),
+                (server.oauth2.service_account_key.reveal(), ""),
+            ]
+        self._secrets = secret_pattern(self._secret_values)
+
+    def add_secret(self, value: str) -> None:
+        """Redact ``value`` too (an access token) from every step from now on."""
+        self._secret_values.append((value, ""))
+        self._secrets = secret_pattern(self._secret_values)
 
     def renew_deadline(self) -> None:
         """A new deadline, from now (a reused session's next transaction)."""

@@ -4,6 +4,7 @@ periodic health check."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from django.db import transaction
@@ -30,7 +31,7 @@ from tenants.models import User
 from tenants.selectors import TenantScope
 
 # Fields whose old and new values may appear in the audit log: every setting but
-# the password.
+# the secrets.
 AUDITED_FIELDS = SmtpSettingsFields.SETTING_FIELDS
 
 
@@ -58,10 +59,29 @@ def where(scope: TenantScope) -> str:
 def apply_validated(configuration: SmtpSettingsFields, valid: ValidatedSmtp) -> None:
     for name in SmtpSettingsFields.SETTING_FIELDS:
         setattr(configuration, name, getattr(valid, name))
-    if valid.password_action == PasswordAction.SET:
-        configuration.password = valid.new_password
-    elif valid.password_action == PasswordAction.CLEAR:
-        configuration.password = None
+    secrets = (
+        ("password", valid.password_action, valid.new_password),
+        ("oauth2_client_secret", valid.client_secret_action, valid.new_client_secret),
+        ("oauth2_service_account_key", valid.key_action, valid.new_key),
+    )
+    for name, action, new in secrets:
+        if action == PasswordAction.SET:
+            setattr(configuration, name, new)
+        elif action == PasswordAction.CLEAR:
+            setattr(configuration, name, None)
+
+
+def _audited(value: Any) -> Any:
+    """A setting as the audit log's JSON holds it (dates as ISO text)."""
+    return value.isoformat() if isinstance(value, date) else value
+
+
+# The secrets, by the name the audit log gives what happened to them.
+SECRET_CHANGES = (
+    ("password", "password_set", "password_action"),
+    ("oauth2_client_secret", "oauth2_client_secret_set", "client_secret_action"),
+    ("oauth2_service_account_key", "oauth2_service_account_key_set", "key_action"),
+)
 
 
 def diff(
@@ -69,22 +89,29 @@ def diff(
 ) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     for name in AUDITED_FIELDS:
-        new = getattr(configuration, name)
+        new = _audited(getattr(configuration, name))
         old = None if before is None else before[name]
         if before is None or old != new:
             changes[name] = [old, new]
-    had_password = bool(before and before["password_set"])
-    if valid.password_action == PasswordAction.SET:
-        changes["password"] = "changed" if had_password else "set"
-    elif valid.password_action == PasswordAction.CLEAR and had_password:
-        changes["password"] = "removed"  # noqa: S105 (what happened, not a value)
+    for name, was_set, action_name in SECRET_CHANGES:
+        had = bool(before and before[was_set])
+        action = getattr(valid, action_name)
+        # What happened, never a value.
+        if action == PasswordAction.SET:
+            changes[name] = "changed" if had else "set"
+        elif action == PasswordAction.CLEAR and had:
+            changes[name] = "removed"
     return changes
 
 
 def snapshot(configuration: SmtpConfiguration) -> dict[str, Any]:
     return {
-        **{name: getattr(configuration, name) for name in AUDITED_FIELDS},
+        **{name: _audited(getattr(configuration, name)) for name in AUDITED_FIELDS},
         "password_set": configuration.password_set,
+        "oauth2_client_secret_set": configuration.oauth2_client_secret_set,
+        "oauth2_service_account_key_set": (
+            configuration.oauth2_service_account_key_set
+        ),
     }
 
 
@@ -139,7 +166,7 @@ def smtp_config_delete(*, scope: TenantScope, actor: User | None) -> bool:
         **event_scope(scope),
         detail={
             "level": scope.level,
-            "deleted": {k: v for k, v in before.items() if k != "password_set"},
+            "deleted": {k: v for k, v in before.items() if not k.endswith("_set")},
         },
     )
     return True
@@ -241,6 +268,9 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
     else:
         status = HealthStatus.OK
         detail = "Every step up to RCPT TO worked; nothing was sent."
+        token = next((s for s in outcome.steps if s.name == "token"), None)
+        if token is not None:
+            detail += f" {token.detail}"
     with transaction.atomic():
         current = (
             SmtpConfiguration.objects.select_for_update(of=("self",))
@@ -258,6 +288,7 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
             health_checked_at=timezone.now(),
             health_detail=detail[:500],
         )
+        _warn_of_secret_expiry(configuration)
         changed = status != previous and HealthStatus.FAILING in (status, previous)
         if changed:
             scope = TenantScope(
@@ -278,3 +309,32 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
                 },
             )
     return status
+
+
+def _warn_of_secret_expiry(configuration: SmtpConfiguration) -> None:
+    """One SYSTEMAUDIT event per client-secret expiry date, from 14 days before
+    (the page shows a banner for as long)."""
+    days = configuration.oauth2_secret_expiry_days
+    expires_on = configuration.oauth2_client_secret_expires_on
+    if days is None or configuration.oauth2_expiry_warned_for == expires_on:
+        return
+    SmtpConfiguration.objects.filter(pk=configuration.pk).update(
+        oauth2_expiry_warned_for=expires_on
+    )
+    scope = TenantScope(
+        partner=configuration.partner, organization=configuration.organization
+    )
+    when = "has expired" if days < 0 else f"expires in {days} day(s)"
+    audit_event_record(
+        category=Category.SYSTEMAUDIT,
+        type="smtp_config.oauth2.secret_expiring",
+        summary=f"OAuth2 client secret {when} for {where(scope)}",
+        **event_scope(scope),
+        detail={
+            "level": scope.level,
+            "provider": configuration.oauth2_provider,
+            "client_id": configuration.oauth2_client_id,
+            "expires_on": expires_on.isoformat(),
+            "days_left": days,
+        },
+    )

@@ -78,6 +78,71 @@
   }
   describe();
 
+  // Authentication: only the fields of the chosen method (and provider) show.
+  var authInputs = form.querySelectorAll("input[name='auth_method']");
+  var provider = form.querySelector("#id_oauth2_provider");
+  var authHint = document.getElementById("auth-method-hint");
+  var presetNote = document.getElementById("provider-preset");
+  var AUTH_HINTS = {
+    password: "Username and password, sent with AUTH PLAIN, LOGIN or CRAM-MD5 over TLS.",
+    oauth2: "An OAuth2 access token (XOAUTH2) from Microsoft 365, Google or another provider; Username is the mailbox to send as. Needs TLS.",
+    certificate: "The TLS client certificate authenticates; no AUTH command is sent.",
+    none: "No authentication: for relays that accept mail from this console's address."
+  };
+  // What each provider documents for XOAUTH2; filled in on choosing it, and
+  // free to change afterwards.
+  var PRESETS = {
+    microsoft: { host: "smtp.office365.com", port: 587, mode: "starttls" },
+    google: { host: "smtp.gmail.com", port: 587, mode: "starttls" }
+  };
+
+  function authMethod() {
+    var chosen = form.querySelector("input[name='auth_method']:checked");
+    return chosen ? chosen.value : "password";
+  }
+
+  function showAuthFields() {
+    var method = authMethod();
+    form.querySelectorAll("[data-auth]").forEach(function (node) {
+      node.hidden = node.getAttribute("data-auth") !== method;
+    });
+    var chosenProvider = provider ? provider.value : "";
+    form.querySelectorAll("[data-provider]").forEach(function (node) {
+      node.hidden = node.getAttribute("data-provider").split(" ").indexOf(chosenProvider) === -1;
+    });
+    if (authHint) {
+      authHint.textContent = AUTH_HINTS[method] || "";
+    }
+  }
+
+  function applyPreset() {
+    var preset = PRESETS[provider.value];
+    if (!preset) {
+      presetNote.textContent = "";
+      return;
+    }
+    form.querySelector("#id_host").value = preset.host;
+    port.value = preset.port;
+    tls.checked = true;
+    if (mode) {
+      mode.value = preset.mode;
+    }
+    presetNote.textContent = "Filled in: Host " + preset.host + ", Port " + preset.port +
+      ", STARTTLS. Change them if your provider says otherwise.";
+    describe();
+  }
+
+  authInputs.forEach(function (input) {
+    input.addEventListener("change", showAuthFields);
+  });
+  if (provider) {
+    provider.addEventListener("change", function () {
+      applyPreset();
+      showAuthFields();
+    });
+  }
+  showAuthFields();
+
   // Send Test Email / Verify: queue the test, then follow its steps live.
   var testUrl = form.getAttribute("data-test-url");
   var result = document.getElementById("test-result");
@@ -86,6 +151,7 @@
   var testButtons = form.querySelectorAll("[data-test-mode]");
   var STEP_LABELS = {
     configuration: "Configuration",
+    token: "OAuth2 token",
     resolve: "Resolve host name (DNS)",
     connect: "Connect (TCP)",
     greeting: "Server greeting",
@@ -98,6 +164,14 @@
     rset: "RSET (nothing sent)"
   };
   var ADVANCED = ["use_insecure", "retries", "sender_email", "tls_mode"];
+  // A field inside a hidden part (another provider's) is shown when flagged.
+  function reveal(container) {
+    var hiddenPart = container.closest("[hidden]");
+    while (hiddenPart) {
+      hiddenPart.hidden = false;
+      hiddenPart = hiddenPart.parentElement.closest("[hidden]");
+    }
+  }
 
   function clearTestErrors() {
     document.querySelectorAll(".js-test-error").forEach(function (node) { node.remove(); });
@@ -118,6 +192,7 @@
     if (ADVANCED.indexOf(name) !== -1) {
       container.closest("details").open = true;
     }
+    reveal(container);
     container.classList.add("has-error", "js-test-flagged");
     var note = document.createElement("p");
     note.className = "field-error js-test-error";
@@ -143,7 +218,8 @@
       item.setAttribute("data-step", step.name);
       var head = document.createElement("div");
       head.className = "step-head";
-      var mark = step.status === "ok" ? "✓" : step.status === "failed" ? "✗" : "…";
+      var mark = step.status === "ok" ? "✓" : step.status === "failed" ? "✗"
+        : step.status === "retried" ? "↻" : "…";
       head.textContent = mark + " " + (STEP_LABELS[step.name] || step.name);
       if (step.status !== "running") {
         var timing = document.createElement("span");

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from smtp.delivery.server import Secret, SmtpServer
-from smtp.models import Level, Security
+from smtp.delivery.server import OAuth2Client, Secret, SmtpServer
+from smtp.models import AuthMethod, Level, Security
 from smtp.sink import SinkHandler
 
 # -- certificates --------------------------------------------------------------
@@ -330,8 +330,10 @@ class SmtpTestServer:
         address: str = "127.0.0.1",
         port: int | None = None,
         smtputf8: bool = False,
+        handler: TestHandler | None = None,
     ):
-        self.handler = TestHandler(behaviour or Behaviour())
+        # ``handler`` with auth_* methods of its own (XOAUTH2) offers only those.
+        self.handler = handler or TestHandler(behaviour or Behaviour())
         self.address = address
         self.users = users
         self.auth_attempts = 0
@@ -340,7 +342,10 @@ class SmtpTestServer:
             kwargs["tls_context"] = server_context(starttls)
         if implicit_tls is not None:
             kwargs["ssl_context"] = server_context(implicit_tls)
-        if users is not None:
+        if handler is not None:
+            kwargs["auth_exclude_mechanism"] = ["LOGIN", "PLAIN"]
+            kwargs["auth_require_tls"] = implicit_tls is None
+        elif users is not None:
             kwargs["authenticator"] = self._authenticate
             # Implicit TLS is TLS from the start; aiosmtpd only knows STARTTLS.
             # A server that refuses AUTH before STARTTLS itself offers it before.
@@ -413,6 +418,8 @@ class SilentListener:
 def smtp_settings(
     port: int,
     *,
+    auth_method: AuthMethod = AuthMethod.PASSWORD,
+    oauth2: OAuth2Client | None = None,
     host: str = "localhost",
     security: Security = Security.NONE,
     username: str = "",
@@ -434,4 +441,6 @@ def smtp_settings(
         sender_email=sender,
         sender_origin="configured",
         trusted=trusted,
+        auth_method=auth_method,
+        oauth2=oauth2,
     )
