@@ -19,10 +19,11 @@ class SmtpConfigurationAdmin(ReadOnlyModelAdmin):
         "port",
         "security",
         "username",
+        "auth_method",
         "password_status",
         "updated_at",
     ]
-    list_filter = ["security", "partner"]
+    list_filter = ["security", "auth_method", "partner"]
     list_select_related = ["partner", "organization", "updated_by"]
     search_fields = ["host", "username", "partner__name", "organization__name"]
     # The password is never a form field here, not even masked.
@@ -35,6 +36,14 @@ class SmtpConfigurationAdmin(ReadOnlyModelAdmin):
         "use_insecure",
         "username",
         "password_status",
+        "auth_method",
+        "oauth2_provider",
+        "oauth2_tenant_id",
+        "oauth2_client_id",
+        "oauth2_secret_status",
+        "oauth2_scope",
+        "oauth2_token_url",
+        "oauth2_client_secret_expires_on",
         "retries",
         "sender_email",
         "updated_by",
@@ -46,6 +55,11 @@ class SmtpConfigurationAdmin(ReadOnlyModelAdmin):
     @admin.display(description="Password")
     def password_status(self, obj: SmtpConfiguration) -> str:
         return "set (hidden)" if obj.password_set else "not set"
+
+    @admin.display(description="OAuth2 secret or key")
+    def oauth2_secret_status(self, obj: SmtpConfiguration) -> str:
+        stored = obj.oauth2_client_secret_set or obj.oauth2_service_account_key_set
+        return "set (hidden)" if stored else "not set"
 
 
 @admin.register(Email)
