@@ -104,7 +104,6 @@ class SmtpConfigForm(forms.Form):
         required=False,
         choices=AuthMethod.choices,
         label="Authentication",
-        widget=forms.RadioSelect,
     )
     oauth2_provider = forms.ChoiceField(
         required=False, choices=PROVIDER_CHOICES, label="Provider"

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from smtp.apis.refusals import refusal_answer
 from smtp.delivery.server import SmtpServer
-from smtp.enums import Security
+from smtp.enums import AuthMethod, OAuth2Provider, Security
 from smtp.forms import SmtpConfigForm
 from smtp.selectors import (
     EffectiveSmtp,
@@ -40,6 +40,13 @@ def _sender(settings: SmtpServer) -> str:
     return settings.sender_email + origin[settings.sender_origin]
 
 
+def _authentication(settings: SmtpServer) -> str:
+    if settings.oauth2 is not None and settings.uses_oauth2:
+        provider = OAuth2Provider(settings.oauth2.provider).label
+        return f"OAuth2: {provider}"
+    return AuthMethod(settings.auth_method).label
+
+
 # (label, value of one level's settings), one row of the effective panel each.
 PANEL_FIELDS: list[tuple[str, Callable[[SmtpServer], str]]] = [
     ("Host", lambda s: s.host),
@@ -49,8 +56,16 @@ PANEL_FIELDS: list[tuple[str, Callable[[SmtpServer], str]]] = [
         "Certificate verification",
         lambda s: "—" if not s.use_tls else ("skipped" if s.use_insecure else "on"),
     ),
+    ("Authentication", _authentication),
     ("Username", lambda s: s.username or "—"),
-    ("Password", lambda s: "set" if s.password_set else "not set"),
+    (
+        "Password",
+        lambda s: (
+            "—"
+            if s.auth_method != AuthMethod.PASSWORD
+            else ("set" if s.password_set else "not set")
+        ),
+    ),
     ("Sender", _sender),
     ("Retries", lambda s: str(s.retries)),
 ]

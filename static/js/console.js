@@ -79,7 +79,7 @@
   describe();
 
   // Authentication: only the fields of the chosen method (and provider) show.
-  var authInputs = form.querySelectorAll("input[name='auth_method']");
+  var authSelect = form.querySelector("#id_auth_method");
   var provider = form.querySelector("#id_oauth2_provider");
   var authHint = document.getElementById("auth-method-hint");
   var presetNote = document.getElementById("provider-preset");
@@ -97,8 +97,7 @@
   };
 
   function authMethod() {
-    var chosen = form.querySelector("input[name='auth_method']:checked");
-    return chosen ? chosen.value : "password";
+    return authSelect ? authSelect.value : "password";
   }
 
   function showAuthFields() {
@@ -132,9 +131,9 @@
     describe();
   }
 
-  authInputs.forEach(function (input) {
-    input.addEventListener("change", showAuthFields);
-  });
+  if (authSelect) {
+    authSelect.addEventListener("change", showAuthFields);
+  }
   if (provider) {
     provider.addEventListener("change", function () {
       applyPreset();

@@ -21,7 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.smtp_servers import SmtpTestServer, free_port, make_certificates
+from tests.support.oauth2 import TokenServer, XOAuth2Handler
+from tests.support.smtp_servers import (
+    Behaviour,
+    SmtpTestServer,
+    free_port,
+    make_certificates,
+)
 from tests.support.worker import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +66,10 @@ class Stack:
     env: dict[str, str]
     sink: SmtpTestServer
     auth_server: SmtpTestServer
+    # The OAuth2 token endpoint (Microsoft's authority for the stack) and an SMTP
+    # server that takes only XOAUTH2 with its tokens.
+    token_server: TokenServer
+    xoauth2_server: SmtpTestServer
     processes: list[subprocess.Popen] = field(default_factory=list)
     workers: list = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
@@ -129,6 +139,10 @@ def stack(tmp_path_factory):
     certs = make_certificates(tmp_path_factory.mktemp("e2e-certs"))
     sink = SmtpTestServer()
     auth_server = SmtpTestServer(starttls=certs.server, users={SMTP_USER: CANARY})
+    token_server = TokenServer(cert=certs.server)
+    xoauth2_server = SmtpTestServer(
+        starttls=certs.server, handler=XOAuth2Handler(Behaviour(), token_server)
+    )
     database_url, drop_database = _database(tag)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -150,6 +164,9 @@ def stack(tmp_path_factory):
         "STATIC_ROOT": str(tmp_path_factory.mktemp("e2e-static")),
         "SMTP_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
         "SMTP_CA_BUNDLE": str(certs.ca),
+        "SMTP_OAUTH2_CA_BUNDLE": str(certs.ca),
+        "SMTP_OAUTH2_MICROSOFT_AUTHORITY": f"https://localhost:{token_server.port}",
+        "SMTP_OAUTH2_GOOGLE_TOKEN_URL": token_server.url("/google/token"),
         "SMTP_TIMEOUT": "5",
         "FW_EVENT_SMTP_SERVER_ADDR": "127.0.0.1",
         "FW_EVENT_SMTP_SERVER_PORT": str(sink.port),
@@ -159,7 +176,14 @@ def stack(tmp_path_factory):
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "4",
     }
-    stack = Stack(base_url=base_url, env=env, sink=sink, auth_server=auth_server)
+    stack = Stack(
+        base_url=base_url,
+        env=env,
+        sink=sink,
+        auth_server=auth_server,
+        token_server=token_server,
+        xoauth2_server=xoauth2_server,
+    )
     try:
         stack.manage("migrate", "--noinput", "-v", "0")
         stack.manage("seed_demo", "--force", "-v", "0")
@@ -205,6 +229,8 @@ def stack(tmp_path_factory):
                 process.kill()
         sink.stop()
         auth_server.stop()
+        xoauth2_server.stop()
+        token_server.stop()
         drop_database()
 
 

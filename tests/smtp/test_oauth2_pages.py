@@ -56,8 +56,9 @@ def oauth2_configuration(demo, **fields) -> SmtpConfiguration:
 def test_the_page_offers_authentication_as_one_choice(demo, login):
     page = login(demo["acme_admin"]).get(OPS).content.decode()
 
+    assert '<select name="auth_method"' in page
     for value, label in AuthMethod.choices:
-        assert f'value="{value}"' in page and label in page
+        assert f'<option value="{value}"' in page and label in page
     assert 'data-auth="oauth2"' in page and 'data-auth="password"' in page
     assert 'data-provider="microsoft"' in page and 'data-provider="google"' in page
     assert 'id="id_oauth2_client_secret"' in page
@@ -73,7 +74,8 @@ def test_saving_oauth2_on_the_page_stores_the_secret_and_never_shows_it(demo, lo
     assert (stored.auth_method, stored.oauth2_client_secret) == ("oauth2", SECRET)
     page = response.content.decode()
     assert 'id="client-secret-set"' in page
-    assert re.search(r'<input[^>]*value="oauth2"[^>]*checked', page)
+    assert "OAuth2: Microsoft 365 (Entra ID)" in page  # the panel in effect
+    assert re.search(r'<option value="oauth2" selected>', page)
     assert SECRET not in page
 
 
