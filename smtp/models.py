@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from smtp.delivery.hints import BASIC_AUTH_DISABLED
 from smtp.enums import (
     FINAL_STATUSES,
     IMPLICIT_TLS_PORT,
@@ -120,6 +121,9 @@ class SmtpConfiguration(SmtpSettingsFields):
     )
     health_checked_at = models.DateTimeField(null=True, blank=True)
     health_detail = models.CharField(max_length=500, blank=True)
+    # The kind of the last check's failure (e.g. basic_auth_disabled), if known:
+    # a change of kind is news (an audit event), a repeat is not.
+    health_hint_code = models.CharField(max_length=32, blank=True)
 
     class Meta:
         constraints = [
@@ -143,6 +147,11 @@ class SmtpConfiguration(SmtpSettingsFields):
     @property
     def is_failing(self) -> bool:
         return self.health_status == HealthStatus.FAILING
+
+    @property
+    def basic_auth_disabled(self) -> bool:
+        """The last health check found that the provider refuses passwords."""
+        return self.is_failing and self.health_hint_code == BASIC_AUTH_DISABLED
 
 
 class SmtpDraft(SmtpSettingsFields):

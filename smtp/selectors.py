@@ -19,6 +19,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from core.env import controller_smtp
+from smtp.delivery.providers import basic_auth_retirement, uses_password
 from smtp.delivery.server import Secret, SmtpServer
 from smtp.enums import EmailStatus, Level, Security, security_from_tls
 from smtp.models import Email, EmailAttempt, SmtpConfiguration, SmtpDraft
@@ -317,3 +318,53 @@ def email_last_steps(*, email) -> list:
         return []
     last = EmailAttempt.objects.filter(email=email).order_by("-number").first()
     return last.steps if last else []
+
+
+# -- notices -------------------------------------------------------------------------
+
+BASIC_AUTH_RETIREMENT = "basic_auth_retirement"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A standing notice about a configuration: a stable code and what to do."""
+
+    code: str
+    level: Level
+    message: str
+
+
+def _retirement_notice(
+    config: SmtpConfiguration | SmtpServer, *, level: Level, own: bool
+) -> Notice | None:
+    retirement = basic_auth_retirement(config.host)
+    if retirement is None or not uses_password(config):
+        return None
+    whose = "This configuration" if own else f"The {level.label.lower()} settings"
+    return Notice(
+        code=BASIC_AUTH_RETIREMENT,
+        level=level,
+        message=f"{whose} log in to {retirement.provider} ({config.host}) with a "
+        "password. " + retirement.message,
+    )
+
+
+def smtp_config_notices(
+    *, effective: EffectiveSmtp, configuration: SmtpConfiguration | None
+) -> list[Notice]:
+    """Standing notices for the page and the API: the configuration at this level,
+    and the inherited settings in effect when they come from another level."""
+    notices: list[Notice] = []
+    if configuration is not None:
+        notice = _retirement_notice(configuration, level=configuration.level, own=True)
+        if notice:
+            notices.append(notice)
+    server = effective.settings
+    inherited = server is not None and (
+        configuration is None or effective.source != configuration.level
+    )
+    if inherited:
+        notice = _retirement_notice(server, level=server.level, own=False)
+        if notice:
+            notices.append(notice)
+    return notices

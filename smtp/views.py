@@ -21,6 +21,7 @@ from smtp.selectors import (
     email_get,
     smtp_config_effective,
     smtp_config_get,
+    smtp_config_notices,
 )
 from smtp.services import (
     TestEmailRefused,
@@ -140,6 +141,7 @@ def _smtp_page(
         "configuration": current,
         "effective": effective,
         "panel": effective_panel(effective),
+        "notices": smtp_config_notices(effective=effective, configuration=current),
         "level": scope.level,
         "can_edit": request.user.is_tenant_admin,
     }

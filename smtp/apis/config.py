@@ -22,7 +22,12 @@ from core.api import (
     StrictSerializer,
 )
 from smtp.enums import Level
-from smtp.selectors import EffectiveSmtp, smtp_config_effective, smtp_config_get
+from smtp.selectors import (
+    EffectiveSmtp,
+    smtp_config_effective,
+    smtp_config_get,
+    smtp_config_notices,
+)
 from smtp.services import smtp_config_delete, smtp_config_save
 from smtp.validators import (
     PORT_MESSAGE,
@@ -160,12 +165,32 @@ class EmailConfigOutputSerializer(serializers.Serializer):
     smtp_config = SmtpConfigOutputSerializer(source="*")
 
 
+class NoticeOutputSerializer(serializers.Serializer):
+    """A standing notice (e.g. basic_auth_retirement): a code and what to do."""
+
+    code = serializers.CharField()
+    level = serializers.ChoiceField(choices=Level.choices)
+    message = serializers.CharField()
+
+
 class ConfigOutputSerializer(serializers.Serializer):
     email_config = EmailConfigOutputSerializer(
         source="configuration", help_text='{"smtp_config": {...}}'
     )
     effective = EffectiveOutputSerializer()
+    notices = NoticeOutputSerializer(many=True)
     notes = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+def _answer(scope: TenantScope, configuration) -> dict[str, Any]:
+    effective = _effective(scope)
+    return {
+        "configuration": configuration,
+        "effective": effective,
+        "notices": smtp_config_notices(
+            effective=effective, configuration=configuration
+        ),
+    }
 
 
 class NotFoundOutputSerializer(serializers.Serializer):
@@ -202,7 +227,7 @@ class SmtpConfigApi(APIView):
                 f"No SMTP configuration at the {scope.level} level; 'effective' "
                 "tells which settings are in effect.",
             )
-        answer = {"configuration": configuration, "effective": _effective(scope)}
+        answer = _answer(scope, configuration)
         return Response(ConfigOutputSerializer(answer).data)
 
     @extend_schema(
@@ -221,10 +246,7 @@ class SmtpConfigApi(APIView):
             raise serializers.ValidationError(
                 {"email_config": {"smtp_config": error.errors}}
             ) from error
-        answer: dict[str, Any] = {
-            "configuration": result.configuration,
-            "effective": _effective(scope),
-        }
+        answer = _answer(scope, result.configuration)
         if result.notes:
             answer["notes"] = list(result.notes)
         return Response(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.addresses import AddressError, wire_address
+from smtp.delivery.providers import basic_auth_retirement, uses_password
 from smtp.delivery.server import SmtpServer
 from smtp.enums import IMPLICIT_TLS_PORT, Security
 
@@ -31,11 +32,23 @@ _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
 _ADDRESS = re.compile(r"<([^<>\s]*@[^<>\s]+)>")
 
 
+# Hint codes: a stable name for a kind of failure, for pages, the API and the
+# health check (the hint text may change; the code does not).
+BASIC_AUTH_DISABLED = "basic_auth_disabled"
+CLIENT_CERTIFICATE_REQUIRED = "client_certificate_required"
+CLIENT_CERTIFICATE_REFUSED = "client_certificate_refused"
+
+BASIC_AUTH_DISABLED_HINT = (
+    "This provider no longer accepts passwords: switch Authentication to OAuth2."
+)
+
+
 @dataclass(frozen=True)
 class Explanation:
     detail: str
     hint: str
     field: str
+    code: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,7 @@ class Diagnosis:
     hint: str
     field: str
     transient: bool
+    code: str = ""
 
 
 @dataclass(frozen=True)
@@ -254,6 +268,39 @@ def _explain_client_rejected(refusal: Refusal) -> Diagnosis:
     )
 
 
+# Enhanced codes of a password login refused because the provider no longer
+# takes passwords: Microsoft 365 (5.7.139 Basic authentication is disabled,
+# 5.7.30 Basic authentication is not supported for Client Submission), and
+# 5.7.3 (RFC 4954 "authentication mechanism is too weak" as Exchange and others
+# use it). Google's 5.7.9 counts when it asks for an application-specific
+# password.
+_BASIC_AUTH_DISABLED_CODES = ("7.139", "7.30", "7.3")
+
+
+def _basic_auth_disabled(refusal: Refusal) -> bool:
+    if refusal.step != "auth" or not uses_password(refusal.server):
+        return False
+    if refusal.detail_code in _BASIC_AUTH_DISABLED_CODES:
+        return True
+    text = refusal.lowered
+    return refusal.detail_code == "7.9" and (
+        "application-specific password" in text or "basic auth" in text
+    )
+
+
+def _explain_basic_auth_disabled(refusal: Refusal) -> Diagnosis:
+    hint = BASIC_AUTH_DISABLED_HINT
+    provider = basic_auth_retirement(refusal.server.host)
+    if refusal.detail_code == "7.9" or (provider and provider.provider == "Google"):
+        hint += " (Google still accepts an app password as Password.)"
+    return Diagnosis(
+        hint=_deferred(hint) if refusal.temporary else hint,
+        field="password",
+        transient=refusal.temporary,
+        code=BASIC_AUTH_DISABLED,
+    )
+
+
 def _app_password_required(refusal: Refusal) -> bool:
     return refusal.step == "auth" and refusal.detail_code == "7.9"
 
@@ -311,6 +358,7 @@ REPLY_RULES: list[Rule] = [
     (_client_rejected, _explain_client_rejected),
     (_sender_refused, _explain_sender),
     (_relay_denied, _explain_relay_denied),
+    (_basic_auth_disabled, _explain_basic_auth_disabled),
     (_app_password_required, _explain_app_password),
 ]
 

@@ -450,6 +450,7 @@ class SessionOpener(StepRecorder):
                 detail=f"auth failed ({error.smtp_code}) for {username}.",
                 hint=diagnosis.hint,
                 field=diagnosis.field,
+                hint_code=diagnosis.code,
             ) from None
         except smtplib.SMTPException as error:
             if isinstance(error, smtplib.SMTPServerDisconnected):

@@ -12,6 +12,7 @@ from django.utils import timezone
 from audit.models import Category
 from audit.services import actor_label, audit_event_record, event_scope
 from smtp.delivery import deliver
+from smtp.delivery.hints import BASIC_AUTH_DISABLED
 from smtp.enums import HealthStatus
 from smtp.models import SmtpConfiguration, SmtpSettingsFields
 from smtp.selectors import (
@@ -107,6 +108,7 @@ def smtp_config_save(
     # A changed configuration has not been health-checked yet.
     configuration.health_status = HealthStatus.UNKNOWN
     configuration.health_detail = ""
+    configuration.health_hint_code = ""
     configuration.full_clean()
     configuration.save()
     changes = diff(before, configuration, valid)
@@ -188,6 +190,7 @@ def _mark_not_in_use(configurations) -> None:
         health_status=HealthStatus.UNKNOWN,
         health_checked_at=None,
         health_detail=NOT_IN_USE_DETAIL,
+        health_hint_code="",
     )
 
 
@@ -235,6 +238,7 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
         verify_only=True,
     )
     step = outcome.failed_step
+    hint_code = step.hint_code if step is not None else ""
     if step is not None:
         status = HealthStatus.FAILING
         detail = f"{step.name}: {step.detail} {step.hint}".strip()
@@ -245,7 +249,13 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
         current = (
             SmtpConfiguration.objects.select_for_update(of=("self",))
             .filter(smtp_config_in_use(), pk=configuration_id)
-            .only("updated_at", "health_status", "partner", "organization")
+            .only(
+                "updated_at",
+                "health_status",
+                "health_hint_code",
+                "partner",
+                "organization",
+            )
             .first()
         )
         if current is None or current.updated_at != configuration.updated_at:
@@ -257,17 +267,28 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
             health_status=status,
             health_checked_at=timezone.now(),
             health_detail=detail[:500],
+            health_hint_code=hint_code,
         )
-        changed = status != previous and HealthStatus.FAILING in (status, previous)
+        # News: into or out of failing, or failing for another kind of reason
+        # (e.g. the provider now refuses passwords); a repeat is not.
+        changed = (
+            status != previous and HealthStatus.FAILING in (status, previous)
+        ) or (
+            status == previous == HealthStatus.FAILING
+            and hint_code != current.health_hint_code
+        )
         if changed:
             scope = TenantScope(
                 partner=current.partner, organization=current.organization
             )
             verb = "failing" if status == HealthStatus.FAILING else "recovered"
+            summary = f"SMTP health check {verb} for {where(scope)}"
+            if hint_code == BASIC_AUTH_DISABLED:
+                summary += ": the provider no longer accepts passwords"
             audit_event_record(
                 category=Category.SYSTEMAUDIT,
                 type=f"smtp_config.health.{verb}",
-                summary=f"SMTP health check {verb} for {where(scope)}",
+                summary=summary,
                 **event_scope(scope),
                 detail={
                     "level": scope.level,
@@ -275,6 +296,7 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
                     "step": step.name if step else None,
                     "reply_code": step.reply_code if step else None,
                     "reason": detail,
+                    "hint_code": hint_code or None,
                 },
             )
     return status

@@ -189,6 +189,11 @@ def free_port(address: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
+# Microsoft 365 once Basic authentication is off for the tenant (MC786329).
+BASIC_AUTH_DISABLED_REPLY = (
+    "535 5.7.139 Authentication unsuccessful, basic authentication is disabled"
+)
+
 # Postfix's reply to MAIL FROM and AUTH before STARTTLS, with
 # smtpd_tls_security_level = encrypt.
 STARTTLS_FIRST = "530 5.7.0 Must issue a STARTTLS command first"
@@ -216,6 +221,9 @@ class Behaviour:
     # right after the last message.
     messages_per_connection: int = 0
     hang_up: bool = False
+    # A provider that no longer takes passwords ("retired" basic auth): every
+    # PLAIN/LOGIN exchange, whatever the credentials, ends with this reply.
+    auth_reply: str = ""
 
 
 def _encrypted(server, session) -> bool:
@@ -372,6 +380,10 @@ class SmtpTestServer:
         self.auth_attempts += 1
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
+        if self.handler.behaviour.auth_reply:
+            return AuthResult(
+                success=False, handled=False, message=self.handler.behaviour.auth_reply
+            )
         login = auth_data.login.decode()
         password = auth_data.password.decode()
         return AuthResult(success=self.users.get(login) == password, handled=False)
