@@ -36,6 +36,8 @@ CONTROLLER_SMTP_VARIABLES = (
     "FW_EVENT_SMTP_SERVER_PASSWORD",
     "FW_EVENT_SMTP_SERVER_USE_TLS",
     "FW_EVENT_SMTP_SERVER_USE_INSECURE",
+    "FW_EVENT_SMTP_SERVER_CLIENT_CERT",
+    "FW_EVENT_SMTP_SERVER_CLIENT_KEY",
 )
 
 
@@ -104,6 +106,9 @@ class ControllerSmtp:
     use_insecure: bool
     username: str
     password: str = field(repr=False)
+    # Mutual TLS: PEM text (read from a file when the variable holds a path).
+    client_cert: str = ""
+    client_key: str = field(default="", repr=False)
 
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -147,7 +152,33 @@ def controller_smtp() -> ControllerSmtp | None:
         use_insecure=use_insecure,
         username=raw.get("FW_EVENT_SMTP_SERVER_USERNAME", "").strip(),
         password=raw.get("FW_EVENT_SMTP_SERVER_PASSWORD", ""),
+        client_cert=_pem(raw, "FW_EVENT_SMTP_SERVER_CLIENT_CERT"),
+        client_key=_pem(raw, "FW_EVENT_SMTP_SERVER_CLIENT_KEY"),
     )
+
+
+# A PEM file worth reading is far smaller than this.
+_PEM_MAX_BYTES = 1024 * 1024
+
+
+def _pem(raw: dict[str, str], name: str) -> str:
+    """The PEM text of variable ``name``: the value itself when it holds PEM
+    ("-----BEGIN ..."), else the contents of the file it names."""
+    value = raw.get(name, "").strip()
+    if not value or value.startswith("-----BEGIN"):
+        # Kubernetes and shells may keep "\n" escapes in one-line values.
+        return value.replace("\\n", "\n")
+    path = Path(value)
+    try:
+        if path.stat().st_size > _PEM_MAX_BYTES:
+            raise ValueError(f"{name}: {value} is too large to be a PEM file.")
+        return path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not a PEM text file"
+        raise ValueError(
+            f"{name} must be PEM text or the path of a readable PEM file; "
+            f"{value} cannot be read ({reason})."
+        ) from None
 
 
 def account_creation_strategy() -> str:

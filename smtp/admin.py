@@ -37,6 +37,7 @@ class SmtpConfigurationAdmin(ReadOnlyModelAdmin):
         "password_status",
         "retries",
         "sender_email",
+        "client_certificate_status",
         "updated_by",
         "created_at",
         "updated_at",
@@ -46,6 +47,14 @@ class SmtpConfigurationAdmin(ReadOnlyModelAdmin):
     @admin.display(description="Password")
     def password_status(self, obj: SmtpConfiguration) -> str:
         return "set (hidden)" if obj.password_set else "not set"
+
+    @admin.display(description="Client certificate")
+    def client_certificate_status(self, obj: SmtpConfiguration) -> str:
+        info = obj.client_certificate
+        if info is None:
+            return "not set"
+        key = "key set (hidden)" if obj.client_key_set else "no key"
+        return f"{info.subject}, expires {info.not_after:%Y-%m-%d}; {key}"
 
 
 @admin.register(Email)

@@ -21,6 +21,8 @@ class SmtpConfig(AppConfig):
             "email.failed",
             "smtp_config.health.failing",
             "smtp_config.health.recovered",
+            "smtp_config.client_certificate.expiring",
+            "smtp_config.client_certificate.renewed",
         )
         register_event_types(
             Category.AUDIT,

@@ -16,6 +16,13 @@ TLS_MODE_CHOICES = [
 ]
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders its value, not even after a failed save."""
+
+    def format_value(self, value):
+        return None
+
+
 class SmtpConfigForm(forms.Form):
     """Host, Port, TLS, Username, Password (+ Insecure, Retries, Sender, TLS mode)."""
 
@@ -79,6 +86,40 @@ class SmtpConfigForm(forms.Form):
         help_text="The From address. Empty: the username, if it is an email address.",
     )
 
+    client_cert = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=65536,
+        label="Client certificate",
+        widget=forms.Textarea(
+            attrs={
+                "rows": 4,
+                "spellcheck": "false",
+                "placeholder": "-----BEGIN CERTIFICATE-----",
+            }
+        ),
+        help_text="For servers that authenticate this console by certificate "
+        "(mutual TLS): the certificate, PEM, optionally followed by its chain. "
+        "Empty: keep the stored one.",
+    )
+    client_key = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=65536,
+        label="Client key",
+        # Write-only: never rendered back, not even after a failed save.
+        widget=WriteOnlyTextarea(
+            attrs={
+                "rows": 4,
+                "spellcheck": "false",
+                "autocomplete": "off",
+                "placeholder": "-----BEGIN PRIVATE KEY-----",
+            }
+        ),
+        help_text="The certificate's private key, PEM, without a passphrase. "
+        "Stored encrypted and never shown again; empty: keep the stored key.",
+    )
+
     # The validators' field names, mapped to this form's fields.
     FIELD_FOR_RULE = {"security": "tls_mode"}
 
@@ -116,6 +157,9 @@ class SmtpConfigForm(forms.Form):
             password=data.get("password") or None,
             retries=data.get("retries"),
             sender_email=data.get("sender_email") or "",
+            # Empty: keep the stored certificate and key (removal is a button).
+            client_cert=data.get("client_cert") or None,
+            client_key=data.get("client_key") or None,
         )
 
     def rule_fields(self, errors: dict[str, list[str]]) -> dict[str, list[str]]:

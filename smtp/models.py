@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from smtp.delivery.certificates import CertificateInfo, certificate_info_or_none
 from smtp.delivery.hints import BASIC_AUTH_DISABLED
 from smtp.enums import (
     FINAL_STATUSES,
@@ -58,6 +59,10 @@ class SmtpSettingsFields(models.Model):
     sender_email = models.EmailField(
         blank=True, help_text="From address; empty: the username if it is an address."
     )
+    # Mutual TLS: a client certificate (PEM, public) and its key (write-only,
+    # encrypted at rest like the password), presented in the TLS handshake.
+    client_cert = models.TextField(blank=True)
+    client_key = EncryptedSecretField(null=True, blank=True)
 
     # Every setting but the password (which is copied or set on its own).
     SETTING_FIELDS = (
@@ -74,10 +79,12 @@ class SmtpSettingsFields(models.Model):
         abstract = True
 
     def copy_settings_from(self, other: SmtpSettingsFields) -> None:
-        """Take ``other``'s settings, password included."""
+        """Take ``other``'s settings, password and client certificate included."""
         for name in self.SETTING_FIELDS:
             setattr(self, name, getattr(other, name))
         self.password = other.password
+        self.client_cert = other.client_cert
+        self.client_key = other.client_key
 
     @property
     def use_tls(self) -> bool:
@@ -86,6 +93,15 @@ class SmtpSettingsFields(models.Model):
     @property
     def password_set(self) -> bool:
         return bool(self.password)
+
+    @property
+    def client_key_set(self) -> bool:
+        return bool(self.client_key)
+
+    @property
+    def client_certificate(self) -> CertificateInfo | None:
+        """The stored client certificate's subject and expiry, if one is stored."""
+        return certificate_info_or_none(self.client_cert)
 
     @property
     def level(self) -> Level:
@@ -124,6 +140,9 @@ class SmtpConfiguration(SmtpSettingsFields):
     # The kind of the last check's failure (e.g. basic_auth_disabled), if known:
     # a change of kind is news (an audit event), a repeat is not.
     health_hint_code = models.CharField(max_length=32, blank=True)
+    # The health check found the client certificate expiring within 30 days (or
+    # expired): a change either way is recorded once.
+    client_cert_expiring = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

@@ -19,11 +19,12 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from core.env import controller_smtp
+from smtp.delivery.certificates import CertificateInfo
 from smtp.delivery.providers import basic_auth_retirement, uses_password
-from smtp.delivery.server import Secret, SmtpServer
+from smtp.delivery.server import ClientCertificate, Secret, SmtpServer
 from smtp.enums import EmailStatus, Level, Security, security_from_tls
 from smtp.models import Email, EmailAttempt, SmtpConfiguration, SmtpDraft
-from smtp.validators import validate_host
+from smtp.validators import validate_client_certificate, validate_host
 from tenants.models import Organization, Partner, User
 
 
@@ -88,6 +89,11 @@ def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpServer:
         updated_by=(
             row.updated_by.email if getattr(row, "updated_by_id", None) else None
         ),
+        client_certificate=(
+            ClientCertificate(cert=row.client_cert, key=Secret(row.client_key))
+            if row.client_cert and row.client_key
+            else None
+        ),
     )
 
 
@@ -115,6 +121,24 @@ def controller_smtp_layer() -> Layer:
             settings=None,
             skipped_because=f"misconfigured: {message}",
         )
+    client_certificate = None
+    if values.client_cert or values.client_key:
+        try:
+            validate_client_certificate(values.client_cert, values.client_key)
+        except ValueError as problem:
+            message = (
+                str(problem)
+                .replace("Client certificate", "FW_EVENT_SMTP_SERVER_CLIENT_CERT", 1)
+                .replace("Client key", "FW_EVENT_SMTP_SERVER_CLIENT_KEY", 1)
+            )
+            return Layer(
+                level=Level.CONTROLLER,
+                settings=None,
+                skipped_because=f"misconfigured: {message}",
+            )
+        client_certificate = ClientCertificate(
+            cert=values.client_cert, key=Secret(values.client_key)
+        )
     sender, origin = effective_sender(configured="", username=values.username)
     return Layer(
         level=Level.CONTROLLER,
@@ -130,6 +154,7 @@ def controller_smtp_layer() -> Layer:
             sender_email=sender,
             sender_origin=origin,
             trusted=True,
+            client_certificate=client_certificate,
         ),
     )
 
@@ -323,6 +348,7 @@ def email_last_steps(*, email) -> list:
 # -- notices -------------------------------------------------------------------------
 
 BASIC_AUTH_RETIREMENT = "basic_auth_retirement"
+CLIENT_CERTIFICATE_EXPIRING = "client_certificate_expiring"
 
 
 @dataclass(frozen=True)
@@ -349,6 +375,21 @@ def _retirement_notice(
     )
 
 
+def _expiry_notice(certificate: CertificateInfo, *, level: Level) -> Notice:
+    date = f"{certificate.not_after:%Y-%m-%d %H:%M} UTC"
+    if certificate.expired():
+        when = f"expired on {date}: servers that require it refuse the connection"
+    else:
+        days = certificate.days_left()
+        when = f"expires on {date} (in {days} day{'s' if days != 1 else ''})"
+    return Notice(
+        code=CLIENT_CERTIFICATE_EXPIRING,
+        level=level,
+        message=f"The client certificate ({certificate.subject}) {when}. Upload the "
+        "renewed certificate and its key.",
+    )
+
+
 def smtp_config_notices(
     *, effective: EffectiveSmtp, configuration: SmtpConfiguration | None
 ) -> list[Notice]:
@@ -359,6 +400,9 @@ def smtp_config_notices(
         notice = _retirement_notice(configuration, level=configuration.level, own=True)
         if notice:
             notices.append(notice)
+        certificate = configuration.client_certificate
+        if certificate is not None and certificate.expires_soon():
+            notices.append(_expiry_notice(certificate, level=configuration.level))
     server = effective.settings
     inherited = server is not None and (
         configuration is None or effective.source != configuration.level

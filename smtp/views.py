@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from smtp.apis.refusals import refusal_answer
+from smtp.delivery.certificates import certificate_info_or_none
 from smtp.delivery.server import SmtpServer
 from smtp.enums import Security
 from smtp.forms import SmtpConfigForm
@@ -26,6 +27,7 @@ from smtp.selectors import (
 from smtp.services import (
     TestEmailRefused,
     smtp_config_delete,
+    smtp_config_remove_client_certificate,
     smtp_config_remove_password,
     smtp_config_save,
     smtp_test_email_request,
@@ -41,6 +43,17 @@ def _sender(settings: SmtpServer) -> str:
     return settings.sender_email + origin[settings.sender_origin]
 
 
+def _client_certificate(settings: SmtpServer) -> str:
+    info = (
+        certificate_info_or_none(settings.client_certificate.cert)
+        if settings.client_certificate
+        else None
+    )
+    if info is None:
+        return "—"
+    return f"{info.subject}, expires {info.not_after:%Y-%m-%d}"
+
+
 # (label, value of one level's settings), one row of the effective panel each.
 PANEL_FIELDS: list[tuple[str, Callable[[SmtpServer], str]]] = [
     ("Host", lambda s: s.host),
@@ -54,6 +67,7 @@ PANEL_FIELDS: list[tuple[str, Callable[[SmtpServer], str]]] = [
     ("Password", lambda s: "set" if s.password_set else "not set"),
     ("Sender", _sender),
     ("Retries", lambda s: str(s.retries)),
+    ("Client certificate", lambda s: _client_certificate(s)),
 ]
 
 
@@ -114,6 +128,10 @@ def _smtp_page(
                     "Password removed. Username cleared too: emails are now sent "
                     "without authentication.",
                 )
+            return redirect(request.path)
+        if action == "remove_client_cert":
+            if smtp_config_remove_client_certificate(scope=scope, actor=request.user):
+                messages.success(request, "Client certificate and key removed.")
             return redirect(request.path)
         form = SmtpConfigForm(request.POST)
         if form.is_valid():

@@ -70,6 +70,25 @@ class SmtpConfigInputSerializer(StrictSerializer):
         required=False, default=3, error_messages={"invalid": RETRIES_MESSAGE}
     )
     sender_email = StrictCharField(required=False, allow_blank=True, max_length=1024)
+    client_cert = StrictCharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        trim_whitespace=False,
+        max_length=65536,
+        help_text="Client certificate for mutual TLS, PEM (its chain may follow). "
+        'Omit or null to keep the stored one; "" removes it and its key.',
+    )
+    client_key = StrictCharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        trim_whitespace=False,
+        write_only=True,
+        max_length=65536,
+        help_text="Write-only. The client certificate's private key, PEM, without "
+        "a passphrase. Omit or leave empty to keep the stored key.",
+    )
 
 
 class EmailConfigInputSerializer(StrictSerializer):
@@ -92,10 +111,20 @@ def smtp_input_from(data: dict[str, Any]) -> SmtpInput:
         password=data.get("password") or None,
         retries=data.get("retries"),
         sender_email=data.get("sender_email", ""),
+        client_cert=data.get("client_cert"),
+        client_key=data.get("client_key") or None,
     )
 
 
 # -- output --------------------------------------------------------------------------
+
+
+class ClientCertificateOutputSerializer(serializers.Serializer):
+    """The stored client certificate, by subject and expiry (never its key)."""
+
+    subject = serializers.CharField()
+    issuer = serializers.CharField()
+    not_after = serializers.DateTimeField()
 
 
 class SmtpConfigOutputSerializer(serializers.Serializer):
@@ -110,6 +139,8 @@ class SmtpConfigOutputSerializer(serializers.Serializer):
     password_set = serializers.BooleanField()
     retries = serializers.IntegerField()
     sender_email = serializers.CharField()
+    client_certificate = ClientCertificateOutputSerializer(allow_null=True)
+    client_key_set = serializers.BooleanField()
     updated_at = serializers.DateTimeField()
     updated_by = serializers.CharField(source="updated_by.email", allow_null=True)
 

@@ -14,6 +14,7 @@ TLS handshakes that fail, and servers that stay silent, are explained here too.
 from __future__ import annotations
 
 import re
+import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -456,6 +457,8 @@ def explain_tls_error(error: Exception, *, server: SmtpServer) -> Explanation | 
         )
     if isinstance(error, ssl.SSLError):
         reason = (error.reason or str(error)).lower().replace("_", " ")
+        if any(alert in reason for alert in _CLIENT_CERTIFICATE_ALERTS):
+            return explain_client_certificate_refusal(error, server=server)
         if "wrong version number" in reason or "record layer failure" in reason:
             # The server answered the TLS handshake in plain text: it greets
             # first, as on 587 (STARTTLS) or 25.
@@ -473,10 +476,90 @@ def explain_tls_error(error: Exception, *, server: SmtpServer) -> Explanation | 
                 ),
                 field="security",
             )
+        hint = (
+            "The server and this console share no TLS version or cipher "
+            "(at least TLS 1.2 is required)."
+        )
+        if "handshake failure" in reason and server.client_certificate is None:
+            # TLS 1.2 servers answer a missing client certificate this way too.
+            hint += " Or the server requires a client certificate: add one."
         return Explanation(
             detail=f"TLS handshake failed: {reason}.",
-            hint="The server and this console share no TLS version or cipher "
-            "(at least TLS 1.2 is required).",
+            hint=hint,
             field="use_tls",
         )
     return None
+
+
+# TLS alerts a server sends about the client's certificate: TLS 1.3's
+# "certificate required" (the client sent none), and a certificate it did not
+# accept (unknown CA, bad, expired, revoked).
+_CLIENT_CERTIFICATE_ALERTS = (
+    "alert certificate required",
+    "alert unknown ca",
+    "alert bad certificate",
+    "alert certificate unknown",
+    "alert certificate expired",
+    "alert certificate revoked",
+    "alert unsupported certificate",
+)
+CLIENT_CERTIFICATE_REQUIRED_HINT = (
+    "The server requires a client certificate: add the Client certificate and "
+    "Client key it accepts (mutual TLS), issued by a CA the server trusts."
+)
+CLIENT_CERTIFICATE_REFUSED_HINT = (
+    "The server did not accept the client certificate: check that it is issued by "
+    "a CA the server trusts, for the name it expects, and not expired; then upload "
+    "the right Client certificate and Client key."
+)
+
+
+def _closed(error: BaseException) -> bool:
+    return isinstance(
+        error, ssl.SSLEOFError | ConnectionError | smtplib.SMTPServerDisconnected
+    ) and not isinstance(error, ssl.SSLCertVerificationError)
+
+
+def explain_client_certificate_refusal(
+    error: BaseException, *, server: SmtpServer
+) -> Explanation | None:
+    """A server that refused the client's certificate (or its absence) during or
+    right after the TLS handshake: with TLS 1.3 the server decides after the
+    client's last handshake message, so the client learns it at its first read,
+    as an alert ("certificate required", "unknown ca"...) or, from servers that
+    send no alert (aiosmtpd, for one), as the connection closing. ``None`` for
+    anything else."""
+    # The SMTP client reports a failed read as a closed connection, with the
+    # TLS error's text.
+    reason = f"{getattr(error, 'reason', '') or ''} {error}".lower().replace("_", " ")
+    alert = next((a for a in _CLIENT_CERTIFICATE_ALERTS if a in reason), "")
+    if not alert and not _closed(error):
+        return None
+    has_certificate = server.client_certificate is not None
+    what = (
+        f"The server then sent the TLS alert '{alert}'"
+        if alert
+        else "The server then closed the connection, before greeting"
+    )
+    if has_certificate:
+        return Explanation(
+            detail=f"{what}.",
+            hint=CLIENT_CERTIFICATE_REFUSED_HINT,
+            field="client_cert",
+            code=CLIENT_CERTIFICATE_REFUSED,
+        )
+    if not alert:
+        # A close alone is only likely, not certain, to mean that.
+        hint = (
+            "The server closed the connection as soon as TLS was set up, which is "
+            "how servers that require a client certificate answer a client "
+            "without one. " + CLIENT_CERTIFICATE_REQUIRED_HINT
+        )
+    else:
+        hint = CLIENT_CERTIFICATE_REQUIRED_HINT
+    return Explanation(
+        detail=f"{what}.",
+        hint=hint,
+        field="client_cert",
+        code=CLIENT_CERTIFICATE_REQUIRED,
+    )

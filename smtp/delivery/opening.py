@@ -21,16 +21,18 @@ from urllib.parse import urlsplit
 from django.conf import settings as django_settings
 
 from core.addresses import AddressError, ascii_domain
+from smtp.delivery.certificates import load_client_certificate
 from smtp.delivery.client import BoundedSMTP, DeadlineExceeded, ReplyTooLong
 from smtp.delivery.hints import (
     IMPLICIT_TLS_MODE,
     STARTTLS_MODE,
     Refusal,
     diagnose,
+    explain_client_certificate_refusal,
     explain_silence,
     explain_tls_error,
 )
-from smtp.delivery.server import SmtpServer
+from smtp.delivery.server import ClientCertificate, SmtpServer
 from smtp.delivery.steps import (
     Step,
     StepFailed,
@@ -71,11 +73,16 @@ def dns_pool() -> concurrent.futures.ThreadPoolExecutor:
 
 @lru_cache(maxsize=8)
 def tls_context(
-    bundle: str | None, bundle_mtime: int | None, *, insecure: bool
+    bundle: str | None,
+    bundle_mtime: int | None,
+    *,
+    insecure: bool,
+    client: ClientCertificate | None = None,
 ) -> ssl.SSLContext:
     """A client TLS context, built once: loading the CA store takes ~20 ms.
 
     Contexts are not changed after this, so sessions of every thread share them.
+    With ``client``, the context presents that certificate to servers that ask.
     """
     context = ssl.create_default_context(cafile=bundle)
     if bundle:
@@ -84,6 +91,8 @@ def tls_context(
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    if client is not None:
+        load_client_certificate(context, client)
     return context
 
 
@@ -123,6 +132,8 @@ class SessionOpener(StepRecorder):
         super().__init__(server, timeout=timeout, on_step=on_step)
         self.resolver = resolver
         self.client: smtplib.SMTP | None = None
+        # The TLS step just finished, until the server's first reply after it.
+        self._handshake: tuple[Step, float] | None = None
 
     def open(self) -> None:
         """Resolve, connect, TLS, EHLO and AUTH within one deadline; raises
@@ -254,7 +265,12 @@ class SessionOpener(StepRecorder):
         # The bundle's modification time is part of the key: a replaced bundle
         # is loaded again without a restart.
         mtime = os.stat(bundle).st_mtime_ns if bundle else None
-        return tls_context(bundle, mtime, insecure=self.server.use_insecure)
+        return tls_context(
+            bundle,
+            mtime,
+            insecure=self.server.use_insecure,
+            client=self.server.client_certificate,
+        )
 
     def _tls_failure(self, step: Step, started: float, error: Exception) -> StepFailed:
         explained = explain_tls_error(error, server=self.server)
@@ -267,6 +283,32 @@ class SessionOpener(StepRecorder):
             detail=explained.detail,
             hint=explained.hint,
             field=explained.field,
+            hint_code=explained.code,
+        )
+
+    def _refused_after_handshake(
+        self, step: Step, error: BaseException
+    ) -> StepFailed | None:
+        """The first read after the TLS handshake failed because the server did
+        not accept the client's certificate (or its absence): a failure of the
+        ``tls`` step, not of ``step`` (the greeting or EHLO that never came).
+        ``None`` if the read failed for another reason."""
+        if self._handshake is None:
+            return None
+        explained = explain_client_certificate_refusal(error, server=self.server)
+        if explained is None:
+            return None
+        tls_step, tls_started = self._handshake
+        self._handshake = None
+        self.steps.remove(step)
+        return self._fail(
+            tls_step,
+            tls_started,
+            transient=False,
+            detail=f"{tls_step.detail}. {explained.detail}",
+            hint=explained.hint,
+            field=explained.field,
+            hint_code=explained.code,
         )
 
     def _implicit_tls(self, sock: socket.socket) -> ssl.SSLSocket:
@@ -290,6 +332,7 @@ class SessionOpener(StepRecorder):
             detail=f"Implicit TLS: {wrapped.version()}, {wrapped.cipher()[0]}"
             + (" (certificate not verified)" if self.server.use_insecure else ""),
         )
+        self._handshake = (step, started)
         return wrapped
 
     def _greeting(self) -> None:
@@ -297,6 +340,9 @@ class SessionOpener(StepRecorder):
         try:
             code, message = self.client.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as error:
+            refused = self._refused_after_handshake(step, error)
+            if refused is not None:
+                raise refused from None
             # Silence, or a hang-up, before any greeting: typical of a client
             # speaking plain SMTP to a port that expects implicit TLS.
             if self.server.security == Security.SSL or isinstance(
@@ -327,6 +373,7 @@ class SessionOpener(StepRecorder):
                 detail="The server refused the session in its greeting.",
                 hint="The server is not accepting mail from this console right now.",
             )
+        self._handshake = None
         self._finish(step, started, reply_code=code, reply=reply_text(message))
 
     def _ehlo(self, *, after_tls: bool = False) -> None:
@@ -334,7 +381,11 @@ class SessionOpener(StepRecorder):
         try:
             code, message = self.client.ehlo()
         except (OSError, smtplib.SMTPServerDisconnected) as error:
+            refused = after_tls and self._refused_after_handshake(step, error)
+            if refused:
+                raise refused from None
             raise self._io_failure(step, started, error) from None
+        self._handshake = None
         if code != 250:
             raise self._fail(
                 step,
@@ -401,6 +452,7 @@ class SessionOpener(StepRecorder):
             detail=f"STARTTLS: {sock.version()}, {sock.cipher()[0]}"
             + (" (certificate not verified)" if self.server.use_insecure else ""),
         )
+        self._handshake = (step, started)
 
     def _auth(self) -> None:
         step, started = self._begin("auth")

@@ -48,6 +48,19 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class ClientCertificate:
+    """A client certificate chain (leaf first) and its private key, as PEM, for
+    servers that authenticate clients by certificate (mutual TLS)."""
+
+    cert: str
+    key: Secret = field(repr=False)
+
+    def digest(self) -> str:
+        cert = hashlib.sha256(self.cert.encode()).hexdigest()
+        return f"{cert}:{self.key.digest()}"
+
+
+@dataclass(frozen=True)
 class SmtpServer:
     """One level's SMTP server, as the SMTP client uses it: where, how, as whom."""
 
@@ -68,6 +81,8 @@ class SmtpServer:
     configuration_id: int | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
+    # Presented in the TLS handshake (STARTTLS or implicit TLS) when set.
+    client_certificate: ClientCertificate | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # Wherever this server goes, logs never show the password or
@@ -98,5 +113,6 @@ class SmtpServer:
             self.use_insecure,
             self.username,
             self.password.digest(),
+            self.client_certificate.digest() if self.client_certificate else "",
         )
         return "|".join(str(part) for part in parts)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from audit.models import Category
 from audit.services import actor_label, audit_event_record, event_scope
 from smtp.delivery import deliver
+from smtp.delivery.certificates import CertificateInfo
 from smtp.delivery.hints import BASIC_AUTH_DISABLED
 from smtp.enums import HealthStatus
 from smtp.models import SmtpConfiguration, SmtpSettingsFields
@@ -63,6 +64,12 @@ def apply_validated(configuration: SmtpSettingsFields, valid: ValidatedSmtp) -> 
         configuration.password = valid.new_password
     elif valid.password_action == PasswordAction.CLEAR:
         configuration.password = None
+    if valid.client_cert_action == PasswordAction.SET:
+        configuration.client_cert = valid.new_client_cert or ""
+        configuration.client_key = valid.new_client_key
+    elif valid.client_cert_action == PasswordAction.CLEAR:
+        configuration.client_cert = ""
+        configuration.client_key = None
 
 
 def diff(
@@ -79,13 +86,33 @@ def diff(
         changes["password"] = "changed" if had_password else "set"
     elif valid.password_action == PasswordAction.CLEAR and had_password:
         changes["password"] = "removed"  # noqa: S105 (what happened, not a value)
+    # The certificate by its subject and expiry; the key only as what happened.
+    old_cert = before["client_certificate"] if before else None
+    new_cert = certificate_label(configuration)
+    if old_cert != new_cert:
+        changes["client_certificate"] = [old_cert, new_cert]
+    had_key = bool(before and before["client_key_set"])
+    if valid.client_cert_action == PasswordAction.SET:
+        changes["client_key"] = "changed" if had_key else "set"
+    elif valid.client_cert_action == PasswordAction.CLEAR and had_key:
+        changes["client_key"] = "removed"
     return changes
+
+
+def certificate_label(configuration: SmtpSettingsFields) -> str | None:
+    """ "subject, expires YYYY-MM-DD" of the client certificate, or ``None``."""
+    info = configuration.client_certificate
+    if info is None:
+        return None
+    return f"{info.subject}, expires {info.not_after:%Y-%m-%d}"
 
 
 def snapshot(configuration: SmtpConfiguration) -> dict[str, Any]:
     return {
         **{name: getattr(configuration, name) for name in AUDITED_FIELDS},
         "password_set": configuration.password_set,
+        "client_certificate": certificate_label(configuration),
+        "client_key_set": configuration.client_key_set,
     }
 
 
@@ -141,7 +168,11 @@ def smtp_config_delete(*, scope: TenantScope, actor: User | None) -> bool:
         **event_scope(scope),
         detail={
             "level": scope.level,
-            "deleted": {k: v for k, v in before.items() if k != "password_set"},
+            "deleted": {
+                k: v
+                for k, v in before.items()
+                if k not in ("password_set", "client_key_set")
+            },
         },
     )
     return True
@@ -167,6 +198,42 @@ def smtp_config_remove_password(*, scope: TenantScope, actor: User | None) -> bo
         detail={
             "level": scope.level,
             "changes": {"password": "removed", "username": [before_username, ""]},
+        },
+    )
+    return True
+
+
+@transaction.atomic
+def smtp_config_remove_client_certificate(
+    *, scope: TenantScope, actor: User | None
+) -> bool:
+    """Remove the stored client certificate and its key; audited."""
+    current = locked_configuration(scope)
+    if current is None or not (current.client_cert or current.client_key_set):
+        return False
+    before = certificate_label(current)
+    current.client_cert = ""
+    current.client_key = None
+    current.client_cert_expiring = False
+    current.updated_by = actor if actor and actor.is_authenticated else None
+    current.save(
+        update_fields=[
+            "client_cert",
+            "client_key",
+            "client_cert_expiring",
+            "updated_by",
+            "updated_at",
+        ]
+    )
+    audit_event_record(
+        category=Category.AUDIT,
+        type="smtp_config.updated",
+        summary=f"SMTP client certificate removed for {where(scope)}",
+        actor=actor_label(actor),
+        **event_scope(scope),
+        detail={
+            "level": scope.level,
+            "changes": {"client_certificate": [before, None], "client_key": "removed"},
         },
     )
     return True
@@ -206,6 +273,40 @@ def smtp_config_health_check_targets() -> list[int]:
         SmtpConfiguration.objects.filter(in_use)
         .order_by("pk")
         .values_list("pk", flat=True)
+    )
+
+
+def _record_certificate_expiry(
+    configuration: SmtpConfiguration,
+    certificate: CertificateInfo | None,
+    *,
+    expiring: bool,
+) -> None:
+    """One SYSTEMAUDIT event when the client certificate starts or stops
+    expiring within 30 days (renewed or removed)."""
+    scope = TenantScope(
+        partner=configuration.partner, organization=configuration.organization
+    )
+    if expiring and certificate is not None:
+        verb = "expiring"
+        if certificate.expired():
+            when = f"expired on {certificate.not_after:%Y-%m-%d}"
+        else:
+            when = f"expires on {certificate.not_after:%Y-%m-%d}"
+        summary = f"SMTP client certificate {when} for {where(scope)}"
+    else:
+        verb = "renewed"
+        summary = f"SMTP client certificate no longer expiring for {where(scope)}"
+    audit_event_record(
+        category=Category.SYSTEMAUDIT,
+        type=f"smtp_config.client_certificate.{verb}",
+        summary=summary,
+        **event_scope(scope),
+        detail={
+            "level": scope.level,
+            "subject": certificate.subject if certificate else None,
+            "not_after": certificate.not_after.isoformat() if certificate else None,
+        },
     )
 
 
@@ -253,6 +354,7 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
                 "updated_at",
                 "health_status",
                 "health_hint_code",
+                "client_cert_expiring",
                 "partner",
                 "organization",
             )
@@ -263,12 +365,17 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
             # result is stale.
             return None
         previous = current.health_status
+        certificate = configuration.client_certificate
+        expiring = certificate is not None and certificate.expires_soon()
         SmtpConfiguration.objects.filter(pk=configuration_id).update(
             health_status=status,
             health_checked_at=timezone.now(),
             health_detail=detail[:500],
             health_hint_code=hint_code,
+            client_cert_expiring=expiring,
         )
+        if expiring != current.client_cert_expiring:
+            _record_certificate_expiry(current, certificate, expiring=expiring)
         # News: into or out of failing, or failing for another kind of reason
         # (e.g. the provider now refuses passwords); a repeat is not.
         changed = (

@@ -67,6 +67,8 @@ def test_documented_post_creates_the_partner_configuration(demo):
         "password_set": True,
         "retries": 3,
         "sender_email": "",
+        "client_certificate": None,
+        "client_key_set": False,
         "updated_at": body["email_config"]["smtp_config"]["updated_at"],
         "updated_by": "partner-admin@acme.example",
     }

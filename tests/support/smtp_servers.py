@@ -43,6 +43,14 @@ class Certificates:
     self_signed: CertPair
     expired: CertPair  # signed by the CA, expired yesterday
     wrong_host: CertPair  # signed by the CA for other.example only
+    # Mutual TLS: the CA servers trust for client certificates, a client
+    # certificate it signed, one it signed that expires in ten days, and one
+    # signed by a CA nobody trusts.
+    client_ca: Path
+    client: CertPair
+    client_expiring: CertPair
+    client_expired: CertPair
+    client_untrusted: CertPair
 
 
 def _key():
@@ -160,7 +168,56 @@ def make_certificates(directory: Path) -> Certificates:
         names=local,
     )
     now = datetime.datetime.now(datetime.UTC)
+    client_ca_key = _key()
+    client_ca_name = _name("Ops Console Test Client CA")
+    client_ca = _write(
+        directory,
+        "client-ca",
+        _certificate(
+            subject="Ops Console Test Client CA",
+            key=client_ca_key,
+            issuer_name=client_ca_name,
+            issuer_key=client_ca_key,
+            names=[],
+            ca=True,
+        ),
+        client_ca_key,
+    )
+
+    def client(stem: str, subject: str, *, issuer=None, **dates) -> CertPair:
+        issuer_name, issuer_key = issuer or (client_ca_name, client_ca_key)
+        dates.setdefault("not_after", now + datetime.timedelta(days=365))
+        key = _key()
+        cert = _certificate(
+            subject=subject,
+            key=key,
+            issuer_name=issuer_name,
+            issuer_key=issuer_key,
+            names=[],
+            **dates,
+        )
+        return _write(directory, stem, cert, key)
+
+    stranger_key = _key()
     return Certificates(
+        client_ca=client_ca.cert,
+        client=client("client", "console.acme.example"),
+        client_expiring=client(
+            "client-expiring",
+            "expiring.acme.example",
+            not_after=now + datetime.timedelta(days=10),
+        ),
+        client_expired=client(
+            "client-expired",
+            "expired.acme.example",
+            not_before=now - datetime.timedelta(days=30),
+            not_after=now - datetime.timedelta(days=1),
+        ),
+        client_untrusted=client(
+            "client-untrusted",
+            "stranger.acme.example",
+            issuer=(_name("Unknown CA"), stranger_key),
+        ),
         ca=ca.cert,
         server=signed("server", local),
         self_signed=_write(directory, "self-signed", self_cert, self_key),
@@ -174,9 +231,14 @@ def make_certificates(directory: Path) -> Certificates:
     )
 
 
-def server_context(pair: CertPair) -> ssl.SSLContext:
+def server_context(pair: CertPair, client_ca: Path | None = None) -> ssl.SSLContext:
+    """A server's TLS context; with ``client_ca``, clients must present a
+    certificate that CA signed (``ssl.CERT_REQUIRED``)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pair.cert, pair.key)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=client_ca)
     return context
 
 
@@ -338,6 +400,7 @@ class SmtpTestServer:
         address: str = "127.0.0.1",
         port: int | None = None,
         smtputf8: bool = False,
+        client_ca: Path | None = None,
     ):
         self.handler = TestHandler(behaviour or Behaviour())
         self.address = address
@@ -345,9 +408,9 @@ class SmtpTestServer:
         self.auth_attempts = 0
         kwargs: dict = {}
         if starttls is not None:
-            kwargs["tls_context"] = server_context(starttls)
+            kwargs["tls_context"] = server_context(starttls, client_ca)
         if implicit_tls is not None:
-            kwargs["ssl_context"] = server_context(implicit_tls)
+            kwargs["ssl_context"] = server_context(implicit_tls, client_ca)
         if users is not None:
             kwargs["authenticator"] = self._authenticate
             # Implicit TLS is TLS from the start; aiosmtpd only knows STARTTLS.
