@@ -127,7 +127,7 @@ def check_key(key_pem: str, *, cert_pem: str) -> None:
 @contextlib.contextmanager
 def _private_file(data: bytes) -> Iterator[str]:
     """A path to ``data`` that only this process can read, gone on exit."""
-    if hasattr(os, "memfd_create"):
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
         descriptor = os.memfd_create("smtp-client-key", os.MFD_CLOEXEC)
         try:
             os.write(descriptor, data)

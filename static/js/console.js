@@ -97,7 +97,9 @@
     data: "DATA (message)",
     rset: "RSET (nothing sent)"
   };
-  var ADVANCED = ["use_insecure", "retries", "sender_email", "tls_mode"];
+  var ADVANCED = [
+    "use_insecure", "retries", "sender_email", "tls_mode", "client_cert", "client_key"
+  ];
 
   function clearTestErrors() {
     document.querySelectorAll(".js-test-error").forEach(function (node) { node.remove(); });

@@ -415,3 +415,70 @@ def test_the_health_check_warns_30_days_before_expiry_once_per_change(
     ]
     page = login(demo["acme_admin"]).get("/ops/smtp/").content.decode()
     assert "client_certificate_expiring" not in page
+
+
+def test_verify_of_unsaved_values_uses_the_stored_key_when_left_blank(
+    worker, demo, smtp_server, certs, login
+):
+    server = smtp_server(client_ca=certs.client_ca, implicit_tls=certs.self_signed)
+    cert, key = pem(certs.client)
+    SmtpConfiguration.objects.create(
+        partner=demo["acme"],
+        host="127.0.0.1",
+        port=server.port,
+        security=Security.SSL,
+        use_insecure=True,
+        client_cert=cert,
+        client_key=key,
+    )
+    client = login(demo["acme_admin"])
+    form = {
+        "host": "127.0.0.1",
+        "port": str(server.port),
+        "use_tls": "on",
+        "tls_mode": "ssl",
+        "use_insecure": "on",
+        "retries": "5",
+        "recipient": "partner-admin@acme.example",
+        "mode": "verify",
+    }
+    response = client.post("/ops/smtp/test", form)
+    assert response.status_code == 202, response.content
+    answer = client.get(response.json()["status_url"], {"wait": "20"}).json()
+    assert answer["status"] == "sent", answer
+    # Another port: the stored key is not sent there; the form says so.
+    refused = client.post("/ops/smtp/test", {**form, "port": str(server.port + 1)})
+    assert refused.status_code == 400
+    assert "enter the client key again" in refused.json()["fields"]["client_key"][0]
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "tempfile"])
+def test_the_key_is_loaded_from_a_private_file_that_is_gone_at_once(
+    monkeypatch, certs, memfd
+):
+    import os
+
+    from smtp.delivery.certificates import load_client_certificate
+    from smtp.delivery.server import ClientCertificate, Secret
+
+    if not memfd:
+        # Platforms without memfd_create take the temporary-file path; removing
+        # the function here is the only way to run that path on Linux.
+        monkeypatch.delattr(os, "memfd_create")
+    seen: dict = {}
+    real = ssl.SSLContext.load_cert_chain
+
+    def watching(self, path, *args, **kwargs):
+        seen["path"] = path
+        seen["mode"] = os.stat(path).st_mode & 0o777
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", watching)
+    cert, key = pem(certs.client)
+    context = ssl.create_default_context()
+    load_client_certificate(context, ClientCertificate(cert=cert, key=Secret(key)))
+    if memfd:
+        assert seen["path"].startswith("/proc/self/fd/")
+    else:
+        assert seen["mode"] == 0o600
+        assert not os.path.exists(seen["path"])
