@@ -47,6 +47,8 @@ CONTROLLER_SMTP_VARIABLES = (
     "FW_EVENT_SMTP_SERVER_OAUTH2_SERVICE_ACCOUNT_KEY",
     "FW_EVENT_SMTP_SERVER_OAUTH2_SERVICE_ACCOUNT_KEY_FILE",
     "FW_EVENT_SMTP_SERVER_OAUTH2_CLIENT_SECRET_EXPIRES_ON",
+    "FW_EVENT_SMTP_SERVER_CLIENT_CERT",
+    "FW_EVENT_SMTP_SERVER_CLIENT_KEY",
 )
 AUTH_METHODS = ("password", "oauth2", "certificate", "none")
 
@@ -125,6 +127,9 @@ class ControllerSmtp:
     oauth2_token_url: str = ""
     oauth2_service_account_key: str = field(default="", repr=False)
     oauth2_client_secret_expires_on: date | None = None
+    # Mutual TLS: PEM text (read from a file when the variable holds a path).
+    client_cert: str = ""
+    client_key: str = field(default="", repr=False)
 
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -185,6 +190,8 @@ def controller_smtp() -> ControllerSmtp | None:
         oauth2_token_url=raw.get(prefix + "TOKEN_URL", "").strip(),
         oauth2_service_account_key=_service_account_key(raw),
         oauth2_client_secret_expires_on=_date(raw, prefix + "CLIENT_SECRET_EXPIRES_ON"),
+        client_cert=_pem(raw, "FW_EVENT_SMTP_SERVER_CLIENT_CERT"),
+        client_key=_pem(raw, "FW_EVENT_SMTP_SERVER_CLIENT_KEY"),
     )
 
 
@@ -217,6 +224,30 @@ def _date(raw: dict[str, str], name: str) -> date | None:
     except ValueError:
         raise ValueError(
             f"{name} must be a date written YYYY-MM-DD, not {value!r}."
+        ) from None
+
+
+# A PEM file worth reading is far smaller than this.
+_PEM_MAX_BYTES = 1024 * 1024
+
+
+def _pem(raw: dict[str, str], name: str) -> str:
+    """The PEM text of variable ``name``: the value itself when it holds PEM
+    ("-----BEGIN ..."), else the contents of the file it names."""
+    value = raw.get(name, "").strip()
+    if not value or value.startswith("-----BEGIN"):
+        # Kubernetes and shells may keep "\n" escapes in one-line values.
+        return value.replace("\\n", "\n")
+    path = Path(value)
+    try:
+        if path.stat().st_size > _PEM_MAX_BYTES:
+            raise ValueError(f"{name}: {value} is too large to be a PEM file.")
+        return path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not a PEM text file"
+        raise ValueError(
+            f"{name} must be PEM text or the path of a readable PEM file; "
+            f"{value} cannot be read ({reason})."
         ) from None
 
 

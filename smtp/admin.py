@@ -46,6 +46,7 @@ class SmtpConfigurationAdmin(ReadOnlyModelAdmin):
         "oauth2_client_secret_expires_on",
         "retries",
         "sender_email",
+        "client_certificate_status",
         "updated_by",
         "created_at",
         "updated_at",
@@ -60,6 +61,14 @@ class SmtpConfigurationAdmin(ReadOnlyModelAdmin):
     def oauth2_secret_status(self, obj: SmtpConfiguration) -> str:
         stored = obj.oauth2_client_secret_set or obj.oauth2_service_account_key_set
         return "set (hidden)" if stored else "not set"
+
+    @admin.display(description="Client certificate")
+    def client_certificate_status(self, obj: SmtpConfiguration) -> str:
+        info = obj.client_certificate
+        if info is None:
+            return "not set"
+        key = "key set (hidden)" if obj.client_key_set else "no key"
+        return f"{info.subject}, expires {info.not_after:%Y-%m-%d}; {key}"
 
 
 @admin.register(Email)

@@ -22,6 +22,8 @@ class SmtpConfig(AppConfig):
             "smtp_config.health.failing",
             "smtp_config.health.recovered",
             "smtp_config.oauth2.secret_expiring",
+            "smtp_config.client_certificate.expiring",
+            "smtp_config.client_certificate.renewed",
         )
         register_event_types(
             Category.AUDIT,

@@ -23,7 +23,8 @@ TLS_MODE_CHOICES = [
 
 
 class WriteOnlyTextarea(forms.Textarea):
-    """A textarea that never renders its value back (a private key)."""
+    """A textarea that never renders its value, not even after a failed save
+    (a private key, a service account key)."""
 
     def format_value(self, value):
         return None
@@ -167,6 +168,39 @@ class SmtpConfigForm(forms.Form):
         ),
         help_text=f"Empty: the provider's default ({SCOPE_PLACEHOLDER}).",
     )
+    client_cert = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=65536,
+        label="Client certificate",
+        widget=forms.Textarea(
+            attrs={
+                "rows": 4,
+                "spellcheck": "false",
+                "placeholder": "-----BEGIN CERTIFICATE-----",
+            }
+        ),
+        help_text="For servers that authenticate this console by certificate "
+        "(mutual TLS): the certificate, PEM, optionally followed by its chain. "
+        "Empty: keep the stored one.",
+    )
+    client_key = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=65536,
+        label="Client key",
+        # Write-only: never rendered back, not even after a failed save.
+        widget=WriteOnlyTextarea(
+            attrs={
+                "rows": 4,
+                "spellcheck": "false",
+                "autocomplete": "off",
+                "placeholder": "-----BEGIN PRIVATE KEY-----",
+            }
+        ),
+        help_text="The certificate's private key, PEM, without a passphrase. "
+        "Stored encrypted and never shown again; empty: keep the stored key.",
+    )
 
     # The validators' field names, mapped to this form's fields.
     FIELD_FOR_RULE = {"security": "tls_mode"}
@@ -228,6 +262,9 @@ class SmtpConfigForm(forms.Form):
             oauth2_token_url=data.get("oauth2_token_url") or "",
             oauth2_service_account_key=data.get("oauth2_service_account_key") or None,
             oauth2_client_secret_expires_on=data.get("oauth2_client_secret_expires_on"),
+            # Empty: keep the stored certificate and key (removal is a button).
+            client_cert=data.get("client_cert") or None,
+            client_key=data.get("client_key") or None,
         )
 
     def rule_fields(self, errors: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from smtp.delivery.certificates import CertificateInfo, certificate_info_or_none
+from smtp.delivery.hints import BASIC_AUTH_DISABLED
 from smtp.enums import (
     FINAL_STATUSES,
     IMPLICIT_TLS_PORT,
@@ -80,6 +82,10 @@ class SmtpSettingsFields(models.Model):
     # Google: the service account's JSON key (write-only, encrypted).
     oauth2_service_account_key = EncryptedSecretField(null=True, blank=True)
     oauth2_client_secret_expires_on = models.DateField(null=True, blank=True)
+    # Mutual TLS: a client certificate (PEM, public) and its key (write-only,
+    # encrypted at rest like the password), presented in the TLS handshake.
+    client_cert = models.TextField(blank=True)
+    client_key = EncryptedSecretField(null=True, blank=True)
 
     # Every setting but the secrets (which are copied or set on their own).
     SETTING_FIELDS = (
@@ -104,9 +110,11 @@ class SmtpSettingsFields(models.Model):
         abstract = True
 
     def copy_settings_from(self, other: SmtpSettingsFields) -> None:
-        """Take ``other``'s settings, secrets included."""
+        """Take ``other``'s settings, secrets and client certificate included."""
         for name in (*self.SETTING_FIELDS, *self.SECRET_FIELDS):
             setattr(self, name, getattr(other, name))
+        self.client_cert = other.client_cert
+        self.client_key = other.client_key
 
     @property
     def use_tls(self) -> bool:
@@ -127,6 +135,15 @@ class SmtpSettingsFields(models.Model):
     @property
     def uses_oauth2(self) -> bool:
         return self.auth_method == AuthMethod.OAUTH2
+
+    @property
+    def client_key_set(self) -> bool:
+        return bool(self.client_key)
+
+    @property
+    def client_certificate(self) -> CertificateInfo | None:
+        """The stored client certificate's subject and expiry, if one is stored."""
+        return certificate_info_or_none(self.client_cert)
 
     @property
     def level(self) -> Level:
@@ -165,6 +182,12 @@ class SmtpConfiguration(SmtpSettingsFields):
     # The client-secret expiry date the health check has warned about (audited
     # once per date).
     oauth2_expiry_warned_for = models.DateField(null=True, blank=True)
+    # The kind of the last check's failure (e.g. basic_auth_disabled), if known:
+    # a change of kind is news (an audit event), a repeat is not.
+    health_hint_code = models.CharField(max_length=32, blank=True)
+    # The health check found the client certificate expiring within 30 days (or
+    # expired): a change either way is recorded once.
+    client_cert_expiring = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -198,6 +221,11 @@ class SmtpConfiguration(SmtpSettingsFields):
             return None
         days = (expires_on - timezone.now().date()).days
         return days if days <= SECRET_EXPIRY_WARNING_DAYS else None
+
+    @property
+    def basic_auth_disabled(self) -> bool:
+        """The last health check found that the provider refuses passwords."""
+        return self.is_failing and self.health_hint_code == BASIC_AUTH_DISABLED
 
 
 class SmtpDraft(SmtpSettingsFields):

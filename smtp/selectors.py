@@ -19,7 +19,9 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from core.env import controller_smtp
-from smtp.delivery.server import OAuth2Client, Secret, SmtpServer
+from smtp.delivery.certificates import CertificateInfo
+from smtp.delivery.providers import basic_auth_retirement, uses_password
+from smtp.delivery.server import ClientCertificate, OAuth2Client, Secret, SmtpServer
 from smtp.enums import (
     AuthMethod,
     EmailStatus,
@@ -29,7 +31,11 @@ from smtp.enums import (
     security_from_tls,
 )
 from smtp.models import Email, EmailAttempt, SmtpConfiguration, SmtpDraft
-from smtp.validators import controller_oauth2_problem, validate_host
+from smtp.validators import (
+    controller_oauth2_problem,
+    validate_client_certificate,
+    validate_host,
+)
 from tenants.models import Organization, Partner, User
 
 
@@ -110,6 +116,11 @@ def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpServer:
         updated_by=(
             row.updated_by.email if getattr(row, "updated_by_id", None) else None
         ),
+        client_certificate=(
+            ClientCertificate(cert=row.client_cert, key=Secret(row.client_key))
+            if row.client_cert and row.client_key
+            else None
+        ),
     )
 
 
@@ -156,6 +167,24 @@ def controller_smtp_layer() -> Layer:
             token_url=values.oauth2_token_url,
             service_account_key=Secret(values.oauth2_service_account_key),
         )
+    client_certificate = None
+    if values.client_cert or values.client_key:
+        try:
+            validate_client_certificate(values.client_cert, values.client_key)
+        except ValueError as problem:
+            message = (
+                str(problem)
+                .replace("Client certificate", "FW_EVENT_SMTP_SERVER_CLIENT_CERT", 1)
+                .replace("Client key", "FW_EVENT_SMTP_SERVER_CLIENT_KEY", 1)
+            )
+            return Layer(
+                level=Level.CONTROLLER,
+                settings=None,
+                skipped_because=f"misconfigured: {message}",
+            )
+        client_certificate = ClientCertificate(
+            cert=values.client_cert, key=Secret(values.client_key)
+        )
     sender, origin = effective_sender(configured="", username=values.username)
     return Layer(
         level=Level.CONTROLLER,
@@ -173,6 +202,7 @@ def controller_smtp_layer() -> Layer:
             sender_email=sender,
             sender_origin=origin,
             trusted=True,
+            client_certificate=client_certificate,
         ),
     )
 
@@ -361,3 +391,72 @@ def email_last_steps(*, email) -> list:
         return []
     last = EmailAttempt.objects.filter(email=email).order_by("-number").first()
     return last.steps if last else []
+
+
+# -- notices -------------------------------------------------------------------------
+
+BASIC_AUTH_RETIREMENT = "basic_auth_retirement"
+CLIENT_CERTIFICATE_EXPIRING = "client_certificate_expiring"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A standing notice about a configuration: a stable code and what to do."""
+
+    code: str
+    level: Level
+    message: str
+
+
+def _retirement_notice(
+    config: SmtpConfiguration | SmtpServer, *, level: Level, own: bool
+) -> Notice | None:
+    retirement = basic_auth_retirement(config.host)
+    if retirement is None or not uses_password(config):
+        return None
+    whose = "This configuration" if own else f"The {level.label.lower()} settings"
+    return Notice(
+        code=BASIC_AUTH_RETIREMENT,
+        level=level,
+        message=f"{whose} log in to {retirement.provider} ({config.host}) with a "
+        "password. " + retirement.message,
+    )
+
+
+def _expiry_notice(certificate: CertificateInfo, *, level: Level) -> Notice:
+    date = f"{certificate.not_after:%Y-%m-%d %H:%M} UTC"
+    if certificate.expired():
+        when = f"expired on {date}: servers that require it refuse the connection"
+    else:
+        days = certificate.days_left()
+        when = f"expires on {date} (in {days} day{'s' if days != 1 else ''})"
+    return Notice(
+        code=CLIENT_CERTIFICATE_EXPIRING,
+        level=level,
+        message=f"The client certificate ({certificate.subject}) {when}. Upload the "
+        "renewed certificate and its key.",
+    )
+
+
+def smtp_config_notices(
+    *, effective: EffectiveSmtp, configuration: SmtpConfiguration | None
+) -> list[Notice]:
+    """Standing notices for the page and the API: the configuration at this level,
+    and the inherited settings in effect when they come from another level."""
+    notices: list[Notice] = []
+    if configuration is not None:
+        notice = _retirement_notice(configuration, level=configuration.level, own=True)
+        if notice:
+            notices.append(notice)
+        certificate = configuration.client_certificate
+        if certificate is not None and certificate.expires_soon():
+            notices.append(_expiry_notice(certificate, level=configuration.level))
+    server = effective.settings
+    inherited = server is not None and (
+        configuration is None or effective.source != configuration.level
+    )
+    if inherited:
+        notice = _retirement_notice(server, level=server.level, own=False)
+        if notice:
+            notices.append(notice)
+    return notices

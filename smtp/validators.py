@@ -22,6 +22,7 @@ from django.conf import settings
 from core.addresses import AddressError, check_address
 from core.env import ControllerSmtp
 from core.text import has_control_characters
+from smtp.delivery.certificates import CertificateError, certificate_info, check_key
 from smtp.enums import AuthMethod, OAuth2Provider, Security, security_from_tls
 from smtp.models import SmtpSettingsFields
 from smtp.netpolicy import address_permitted
@@ -85,6 +86,10 @@ class SmtpInput:
     oauth2_token_url: str = ""
     oauth2_service_account_key: str | None = field(default=None, repr=False)
     oauth2_client_secret_expires_on: date | None = None
+    # ``None``: keep the stored client certificate (and key); "": remove both.
+    client_cert: str | None = None
+    # Empty or ``None``: keep the stored key (when allowed).
+    client_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,12 @@ class ValidatedSmtp:
     new_client_secret: str | None = field(default=None, repr=False)
     key_action: PasswordAction = PasswordAction.CLEAR
     new_key: str | None = field(default=None, repr=False)
+    # What happens to the stored client certificate and key: kept, replaced
+    # (``new_client_cert`` with ``new_client_key``, or a new key for the stored
+    # certificate) or removed.
+    client_cert_action: PasswordAction = PasswordAction.KEEP
+    new_client_cert: str | None = None
+    new_client_key: str | None = field(default=None, repr=False)
 
 
 def validate_host(value: str) -> str:
@@ -371,6 +382,20 @@ def smtp_input_validate(
             if security == Security.NONE:
                 error("use_tls", OAUTH2_WITHOUT_TLS_MESSAGE)
 
+    cert_action, new_cert, new_key = _client_certificate(
+        data, current, host, security, errors
+    )
+    if auth_method == AuthMethod.CERTIFICATE and "client_cert" not in errors:
+        keeps_stored = cert_action == PasswordAction.KEEP and bool(
+            current is not None and current.client_cert
+        )
+        if cert_action != PasswordAction.SET and not keeps_stored:
+            error(
+                "client_cert",
+                "Authentication is Client certificate: paste the client certificate "
+                "(PEM) and its key, or choose another Authentication.",
+            )
+
     if (
         errors
         or host is None
@@ -392,6 +417,9 @@ def smtp_input_validate(
         new_password=new_password if action == PasswordAction.SET else None,
         notes=tuple(notes),
         auth_method=auth_method,
+        client_cert_action=cert_action,
+        new_client_cert=new_cert,
+        new_client_key=new_key,
         **oauth2,
     )
 
@@ -823,3 +851,118 @@ def controller_oauth2_problem(values: ControllerSmtp, *, security: Security) -> 
         if not values.oauth2_client_secret:
             return f"{CONTROLLER_OAUTH2}CLIENT_SECRET is required for {provider}."
     return ""
+
+
+CLIENT_CERT = "Client certificate"
+CLIENT_KEY = "Client key"
+
+
+def validate_client_certificate(cert: str, key: str) -> None:
+    """A certificate and key pair that can be used now; ``ValueError`` naming the
+    part that cannot (for the controller's environment variables)."""
+    try:
+        info = certificate_info(cert)
+    except CertificateError as problem:
+        raise ValueError(f"{CLIENT_CERT} {problem}") from None
+    if info.expired():
+        raise ValueError(_expired(info.not_after))
+    try:
+        check_key(key, cert_pem=cert)
+    except CertificateError as problem:
+        raise ValueError(f"{CLIENT_KEY} {problem}") from None
+
+
+def _expired(not_after) -> str:
+    return (
+        f"{CLIENT_CERT} expired on {not_after:%Y-%m-%d %H:%M} UTC: upload a renewed "
+        "certificate (and its key)."
+    )
+
+
+def _client_certificate(
+    data: SmtpInput,
+    current: SmtpSettingsFields | None,
+    host: str | None,
+    security: Security | None,
+    errors: dict[str, list[str]],
+) -> tuple[PasswordAction, str | None, str | None]:
+    """What happens to the client certificate and key; adds messages to ``errors``.
+
+    Like the password, a stored key is only presented to the server it was
+    entered for: a changed host or port, or weaker checks of the server's
+    identity, ask for it again.
+    """
+
+    def error(name: str, message: str) -> None:
+        errors.setdefault(name, []).append(message)
+
+    stored_cert = current.client_cert if current is not None else ""
+    stored_key = bool(current is not None and current.client_key)
+    cert = data.client_cert.strip() if data.client_cert is not None else None
+    key = (data.client_key or "").strip() or None
+    if cert and cert == stored_cert and key is None:
+        cert = None  # the stored certificate, sent back unchanged
+    if cert == "":
+        if key:
+            error(
+                "client_key",
+                f"Leave {CLIENT_KEY} empty when removing the client certificate.",
+            )
+        return PasswordAction.CLEAR, None, None
+    if cert is None and key is None:
+        if not stored_cert:
+            return PasswordAction.CLEAR, None, None
+        if security == Security.NONE:
+            error(
+                "client_cert",
+                f"A {CLIENT_CERT.lower()} is presented only over TLS: turn TLS on, "
+                "or remove the client certificate.",
+            )
+        elif current is not None and stored_key:
+            changes = [
+                change
+                for change in _server_changes(data, current, host, security)
+                if change != "Username changed"
+            ]
+            if changes:
+                error(
+                    "client_key",
+                    f"{'; '.join(changes)}: enter the {CLIENT_KEY.lower()} again. A "
+                    "stored key is only used with the server it was entered for.",
+                )
+        return PasswordAction.KEEP, None, None
+    # A new certificate, a new key, or both.
+    cert_text = cert if cert is not None else stored_cert
+    if not cert_text:
+        error(
+            "client_cert",
+            f"Paste the {CLIENT_CERT.lower()} that goes with this key, or leave "
+            f"{CLIENT_KEY} empty.",
+        )
+        return PasswordAction.KEEP, None, None
+    try:
+        info = certificate_info(cert_text)
+    except CertificateError as problem:
+        error("client_cert", f"{CLIENT_CERT} {problem}")
+        return PasswordAction.KEEP, None, None
+    if info.expired():
+        error("client_cert", _expired(info.not_after))
+    if security == Security.NONE:
+        error(
+            "client_cert",
+            f"A {CLIENT_CERT.lower()} is presented only over TLS: turn TLS on, or "
+            f"leave {CLIENT_CERT} empty.",
+        )
+    if key is None:
+        if cert_text != stored_cert or not stored_key:
+            error(
+                "client_key",
+                f"Enter the {CLIENT_KEY.lower()} of this certificate (PEM): a "
+                "certificate cannot be used without its key.",
+            )
+        return PasswordAction.KEEP, None, None
+    try:
+        check_key(key, cert_pem=cert_text)
+    except CertificateError as problem:
+        error("client_key", f"{CLIENT_KEY} {problem}")
+    return PasswordAction.SET, cert_text, key

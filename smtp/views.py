@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from smtp.apis.refusals import refusal_answer
+from smtp.delivery.certificates import certificate_info_or_none
 from smtp.delivery.server import SmtpServer
 from smtp.enums import AuthMethod, OAuth2Provider, Security
 from smtp.forms import SmtpConfigForm
@@ -21,10 +22,12 @@ from smtp.selectors import (
     email_get,
     smtp_config_effective,
     smtp_config_get,
+    smtp_config_notices,
 )
 from smtp.services import (
     TestEmailRefused,
     smtp_config_delete,
+    smtp_config_remove_client_certificate,
     smtp_config_remove_password,
     smtp_config_save,
     smtp_test_email_request,
@@ -45,6 +48,17 @@ def _authentication(settings: SmtpServer) -> str:
         provider = OAuth2Provider(settings.oauth2.provider).label
         return f"OAuth2: {provider}"
     return AuthMethod(settings.auth_method).label
+
+
+def _client_certificate(settings: SmtpServer) -> str:
+    info = (
+        certificate_info_or_none(settings.client_certificate.cert)
+        if settings.client_certificate
+        else None
+    )
+    if info is None:
+        return "—"
+    return f"{info.subject}, expires {info.not_after:%Y-%m-%d}"
 
 
 # (label, value of one level's settings), one row of the effective panel each.
@@ -68,6 +82,7 @@ PANEL_FIELDS: list[tuple[str, Callable[[SmtpServer], str]]] = [
     ),
     ("Sender", _sender),
     ("Retries", lambda s: str(s.retries)),
+    ("Client certificate", lambda s: _client_certificate(s)),
 ]
 
 
@@ -129,6 +144,10 @@ def _smtp_page(
                     "without authentication.",
                 )
             return redirect(request.path)
+        if action == "remove_client_cert":
+            if smtp_config_remove_client_certificate(scope=scope, actor=request.user):
+                messages.success(request, "Client certificate and key removed.")
+            return redirect(request.path)
         form = SmtpConfigForm(request.POST)
         if form.is_valid():
             try:
@@ -155,6 +174,7 @@ def _smtp_page(
         "configuration": current,
         "effective": effective,
         "panel": effective_panel(effective),
+        "notices": smtp_config_notices(effective=effective, configuration=current),
         "level": scope.level,
         "can_edit": request.user.is_tenant_admin,
     }

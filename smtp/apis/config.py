@@ -23,7 +23,12 @@ from core.api import (
     StrictSerializer,
 )
 from smtp.enums import OAUTH2_DEFAULT_SCOPES, Level
-from smtp.selectors import EffectiveSmtp, smtp_config_effective, smtp_config_get
+from smtp.selectors import (
+    EffectiveSmtp,
+    smtp_config_effective,
+    smtp_config_get,
+    smtp_config_notices,
+)
 from smtp.services import smtp_config_delete, smtp_config_save
 from smtp.validators import (
     PORT_MESSAGE,
@@ -129,6 +134,25 @@ class SmtpConfigInputSerializer(StrictSerializer):
         help_text="password (default), oauth2, certificate or none.",
     )
     oauth2 = OAuth2InputSerializer(required=False, allow_null=True)
+    client_cert = StrictCharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        trim_whitespace=False,
+        max_length=65536,
+        help_text="Client certificate for mutual TLS, PEM (its chain may follow). "
+        'Omit or null to keep the stored one; "" removes it and its key.',
+    )
+    client_key = StrictCharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        trim_whitespace=False,
+        write_only=True,
+        max_length=65536,
+        help_text="Write-only. The client certificate's private key, PEM, without "
+        "a passphrase. Omit or leave empty to keep the stored key.",
+    )
 
 
 class EmailConfigInputSerializer(StrictSerializer):
@@ -161,6 +185,8 @@ def smtp_input_from(data: dict[str, Any]) -> SmtpInput:
         oauth2_token_url=oauth2.get("token_url", ""),
         oauth2_service_account_key=oauth2.get("service_account_key") or None,
         oauth2_client_secret_expires_on=oauth2.get("client_secret_expires_on"),
+        client_cert=data.get("client_cert"),
+        client_key=data.get("client_key") or None,
     )
 
 
@@ -201,6 +227,14 @@ class OAuth2OutputSerializer(serializers.Serializer):
         )
 
 
+class ClientCertificateOutputSerializer(serializers.Serializer):
+    """The stored client certificate, by subject and expiry (never its key)."""
+
+    subject = serializers.CharField()
+    issuer = serializers.CharField()
+    not_after = serializers.DateTimeField()
+
+
 class SmtpConfigOutputSerializer(serializers.Serializer):
     """A stored configuration: never the password itself, only whether it is set."""
 
@@ -215,6 +249,8 @@ class SmtpConfigOutputSerializer(serializers.Serializer):
     sender_email = serializers.CharField()
     auth_method = serializers.CharField()
     oauth2 = serializers.SerializerMethodField()
+    client_certificate = ClientCertificateOutputSerializer(allow_null=True)
+    client_key_set = serializers.BooleanField()
     updated_at = serializers.DateTimeField()
     updated_by = serializers.CharField(source="updated_by.email", allow_null=True)
 
@@ -277,12 +313,32 @@ class EmailConfigOutputSerializer(serializers.Serializer):
     smtp_config = SmtpConfigOutputSerializer(source="*")
 
 
+class NoticeOutputSerializer(serializers.Serializer):
+    """A standing notice (e.g. basic_auth_retirement): a code and what to do."""
+
+    code = serializers.CharField()
+    level = serializers.ChoiceField(choices=Level.choices)
+    message = serializers.CharField()
+
+
 class ConfigOutputSerializer(serializers.Serializer):
     email_config = EmailConfigOutputSerializer(
         source="configuration", help_text='{"smtp_config": {...}}'
     )
     effective = EffectiveOutputSerializer()
+    notices = NoticeOutputSerializer(many=True)
     notes = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+def _answer(scope: TenantScope, configuration) -> dict[str, Any]:
+    effective = _effective(scope)
+    return {
+        "configuration": configuration,
+        "effective": effective,
+        "notices": smtp_config_notices(
+            effective=effective, configuration=configuration
+        ),
+    }
 
 
 class NotFoundOutputSerializer(serializers.Serializer):
@@ -319,7 +375,7 @@ class SmtpConfigApi(APIView):
                 f"No SMTP configuration at the {scope.level} level; 'effective' "
                 "tells which settings are in effect.",
             )
-        answer = {"configuration": configuration, "effective": _effective(scope)}
+        answer = _answer(scope, configuration)
         return Response(ConfigOutputSerializer(answer).data)
 
     @extend_schema(
@@ -338,10 +394,7 @@ class SmtpConfigApi(APIView):
             raise serializers.ValidationError(
                 {"email_config": {"smtp_config": api_errors(error.errors)}}
             ) from error
-        answer: dict[str, Any] = {
-            "configuration": result.configuration,
-            "effective": _effective(scope),
-        }
+        answer = _answer(scope, result.configuration)
         if result.notes:
             answer["notes"] = list(result.notes)
         return Response(

@@ -82,6 +82,7 @@ class EmailStatusOutputSerializer(serializers.Serializer):
     error = BlankAsNullField(source="last_error", allow_null=True)
     hint = BlankAsNullField(allow_null=True)
     field = BlankAsNullField(source="error_field", allow_null=True)
+    hint_code = serializers.SerializerMethodField()
     message_id = serializers.CharField()
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
@@ -91,6 +92,14 @@ class EmailStatusOutputSerializer(serializers.Serializer):
     def get_steps(self, email: Email) -> list[dict[str, Any]]:
         # A sent system email keeps its steps in its last attempt.
         return email.steps or email_last_steps(email=email)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_hint_code(self, email: Email) -> str | None:
+        """The failed step's hint code (e.g. basic_auth_disabled), or null."""
+        failed = next(
+            (s for s in self.get_steps(email) if s.get("status") == "failed"), None
+        )
+        return (failed or {}).get("hint_code") or None
 
     @extend_schema_field(serializers.URLField())
     def get_status_url(self, email: Email) -> str:

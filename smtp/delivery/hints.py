@@ -14,11 +14,13 @@ TLS handshakes that fail, and servers that stay silent, are explained here too.
 from __future__ import annotations
 
 import re
+import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.addresses import AddressError, wire_address
+from smtp.delivery.providers import basic_auth_retirement, uses_password
 from smtp.delivery.server import SmtpServer
 from smtp.enums import IMPLICIT_TLS_PORT, Security
 
@@ -31,11 +33,23 @@ _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
 _ADDRESS = re.compile(r"<([^<>\s]*@[^<>\s]+)>")
 
 
+# Hint codes: a stable name for a kind of failure, for pages, the API and the
+# health check (the hint text may change; the code does not).
+BASIC_AUTH_DISABLED = "basic_auth_disabled"
+CLIENT_CERTIFICATE_REQUIRED = "client_certificate_required"
+CLIENT_CERTIFICATE_REFUSED = "client_certificate_refused"
+
+BASIC_AUTH_DISABLED_HINT = (
+    "This provider no longer accepts passwords: switch Authentication to OAuth2."
+)
+
+
 @dataclass(frozen=True)
 class Explanation:
     detail: str
     hint: str
     field: str
+    code: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,7 @@ class Diagnosis:
     hint: str
     field: str
     transient: bool
+    code: str = ""
 
 
 @dataclass(frozen=True)
@@ -254,6 +269,39 @@ def _explain_client_rejected(refusal: Refusal) -> Diagnosis:
     )
 
 
+# Enhanced codes of a password login refused because the provider no longer
+# takes passwords: Microsoft 365 (5.7.139 Basic authentication is disabled,
+# 5.7.30 Basic authentication is not supported for Client Submission), and
+# 5.7.3 (RFC 4954 "authentication mechanism is too weak" as Exchange and others
+# use it). Google's 5.7.9 counts when it asks for an application-specific
+# password.
+_BASIC_AUTH_DISABLED_CODES = ("7.139", "7.30", "7.3")
+
+
+def _basic_auth_disabled(refusal: Refusal) -> bool:
+    if refusal.step != "auth" or not uses_password(refusal.server):
+        return False
+    if refusal.detail_code in _BASIC_AUTH_DISABLED_CODES:
+        return True
+    text = refusal.lowered
+    return refusal.detail_code == "7.9" and (
+        "application-specific password" in text or "basic auth" in text
+    )
+
+
+def _explain_basic_auth_disabled(refusal: Refusal) -> Diagnosis:
+    hint = BASIC_AUTH_DISABLED_HINT
+    provider = basic_auth_retirement(refusal.server.host)
+    if refusal.detail_code == "7.9" or (provider and provider.provider == "Google"):
+        hint += " (Google still accepts an app password as Password.)"
+    return Diagnosis(
+        hint=_deferred(hint) if refusal.temporary else hint,
+        field="password",
+        transient=refusal.temporary,
+        code=BASIC_AUTH_DISABLED,
+    )
+
+
 def _app_password_required(refusal: Refusal) -> bool:
     return refusal.step == "auth" and refusal.detail_code == "7.9"
 
@@ -311,6 +359,7 @@ REPLY_RULES: list[Rule] = [
     (_client_rejected, _explain_client_rejected),
     (_sender_refused, _explain_sender),
     (_relay_denied, _explain_relay_denied),
+    (_basic_auth_disabled, _explain_basic_auth_disabled),
     (_app_password_required, _explain_app_password),
 ]
 
@@ -408,6 +457,8 @@ def explain_tls_error(error: Exception, *, server: SmtpServer) -> Explanation | 
         )
     if isinstance(error, ssl.SSLError):
         reason = (error.reason or str(error)).lower().replace("_", " ")
+        if any(alert in reason for alert in _CLIENT_CERTIFICATE_ALERTS):
+            return explain_client_certificate_refusal(error, server=server)
         if "wrong version number" in reason or "record layer failure" in reason:
             # The server answered the TLS handshake in plain text: it greets
             # first, as on 587 (STARTTLS) or 25.
@@ -425,10 +476,16 @@ def explain_tls_error(error: Exception, *, server: SmtpServer) -> Explanation | 
                 ),
                 field="security",
             )
+        hint = (
+            "The server and this console share no TLS version or cipher "
+            "(at least TLS 1.2 is required)."
+        )
+        if "handshake failure" in reason and server.client_certificate is None:
+            # TLS 1.2 servers answer a missing client certificate this way too.
+            hint += " Or the server requires a client certificate: add one."
         return Explanation(
             detail=f"TLS handshake failed: {reason}.",
-            hint="The server and this console share no TLS version or cipher "
-            "(at least TLS 1.2 is required).",
+            hint=hint,
             field="use_tls",
         )
     return None
@@ -455,4 +512,78 @@ def xoauth2_refusal_hint(server: SmtpServer) -> str:
     return (
         "The server refused the token: check Username (the mailbox) and that the "
         "client may send mail for it (Scope)."
+    )
+
+
+# TLS alerts a server sends about the client's certificate: TLS 1.3's
+# "certificate required" (the client sent none), and a certificate it did not
+# accept (unknown CA, bad, expired, revoked).
+_CLIENT_CERTIFICATE_ALERTS = (
+    "alert certificate required",
+    "alert unknown ca",
+    "alert bad certificate",
+    "alert certificate unknown",
+    "alert certificate expired",
+    "alert certificate revoked",
+    "alert unsupported certificate",
+)
+CLIENT_CERTIFICATE_REQUIRED_HINT = (
+    "The server requires a client certificate: add the Client certificate and "
+    "Client key it accepts (mutual TLS), issued by a CA the server trusts."
+)
+CLIENT_CERTIFICATE_REFUSED_HINT = (
+    "The server did not accept the client certificate: check that it is issued by "
+    "a CA the server trusts, for the name it expects, and not expired; then upload "
+    "the right Client certificate and Client key."
+)
+
+
+def _closed(error: BaseException) -> bool:
+    return isinstance(
+        error, ssl.SSLEOFError | ConnectionError | smtplib.SMTPServerDisconnected
+    ) and not isinstance(error, ssl.SSLCertVerificationError)
+
+
+def explain_client_certificate_refusal(
+    error: BaseException, *, server: SmtpServer
+) -> Explanation | None:
+    """A server that refused the client's certificate (or its absence) during or
+    right after the TLS handshake: with TLS 1.3 the server decides after the
+    client's last handshake message, so the client learns it at its first read,
+    as an alert ("certificate required", "unknown ca"...) or, from servers that
+    send no alert (aiosmtpd, for one), as the connection closing. ``None`` for
+    anything else."""
+    # The SMTP client reports a failed read as a closed connection, with the
+    # TLS error's text.
+    reason = f"{getattr(error, 'reason', '') or ''} {error}".lower().replace("_", " ")
+    alert = next((a for a in _CLIENT_CERTIFICATE_ALERTS if a in reason), "")
+    if not alert and not _closed(error):
+        return None
+    has_certificate = server.client_certificate is not None
+    what = (
+        f"The server then sent the TLS alert '{alert}'"
+        if alert
+        else "The server then closed the connection, before greeting"
+    )
+    if has_certificate:
+        return Explanation(
+            detail=f"{what}.",
+            hint=CLIENT_CERTIFICATE_REFUSED_HINT,
+            field="client_cert",
+            code=CLIENT_CERTIFICATE_REFUSED,
+        )
+    if not alert:
+        # A close alone is only likely, not certain, to mean that.
+        hint = (
+            "The server closed the connection as soon as TLS was set up, which is "
+            "how servers that require a client certificate answer a client "
+            "without one. " + CLIENT_CERTIFICATE_REQUIRED_HINT
+        )
+    else:
+        hint = CLIENT_CERTIFICATE_REQUIRED_HINT
+    return Explanation(
+        detail=f"{what}.",
+        hint=hint,
+        field="client_cert",
+        code=CLIENT_CERTIFICATE_REQUIRED,
     )

@@ -9,6 +9,9 @@ import ssl
 from collections.abc import Callable
 from functools import lru_cache
 
+from smtp.delivery.certificates import load_client_certificate
+from smtp.delivery.server import ClientCertificate
+
 Resolver = Callable[[str, int], list[tuple]]
 
 
@@ -27,11 +30,16 @@ def dns_pool() -> concurrent.futures.ThreadPoolExecutor:
 
 @lru_cache(maxsize=8)
 def tls_context(
-    bundle: str | None, bundle_mtime: int | None, *, insecure: bool
+    bundle: str | None,
+    bundle_mtime: int | None,
+    *,
+    insecure: bool,
+    client: ClientCertificate | None = None,
 ) -> ssl.SSLContext:
     """A client TLS context, built once: loading the CA store takes ~20 ms.
 
     Contexts are not changed after this, so sessions of every thread share them.
+    With ``client``, the context presents that certificate to servers that ask.
     """
     context = ssl.create_default_context(cafile=bundle)
     if bundle:
@@ -40,4 +48,6 @@ def tls_context(
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    if client is not None:
+        load_client_certificate(context, client)
     return context

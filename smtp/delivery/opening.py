@@ -26,6 +26,7 @@ from smtp.delivery.hints import (
     STARTTLS_MODE,
     Refusal,
     diagnose,
+    explain_client_certificate_refusal,
     explain_silence,
     explain_tls_error,
     xoauth2_refusal_hint,
@@ -99,6 +100,8 @@ class SessionOpener(StepRecorder):
         self.resolver = resolver
         self.client: smtplib.SMTP | None = None
         self.token: Token | None = None
+        # The TLS step just finished, until the server's first reply after it.
+        self._handshake: tuple[Step, float] | None = None
 
     def open(self) -> None:
         """Resolve, connect, TLS, EHLO and AUTH within one deadline; raises
@@ -233,7 +236,12 @@ class SessionOpener(StepRecorder):
         # The bundle's modification time is part of the key: a replaced bundle
         # is loaded again without a restart.
         mtime = os.stat(bundle).st_mtime_ns if bundle else None
-        return tls_context(bundle, mtime, insecure=self.server.use_insecure)
+        return tls_context(
+            bundle,
+            mtime,
+            insecure=self.server.use_insecure,
+            client=self.server.client_certificate,
+        )
 
     def _tls_failure(self, step: Step, started: float, error: Exception) -> StepFailed:
         explained = explain_tls_error(error, server=self.server)
@@ -246,6 +254,32 @@ class SessionOpener(StepRecorder):
             detail=explained.detail,
             hint=explained.hint,
             field=explained.field,
+            hint_code=explained.code,
+        )
+
+    def _refused_after_handshake(
+        self, step: Step, error: BaseException
+    ) -> StepFailed | None:
+        """The first read after the TLS handshake failed because the server did
+        not accept the client's certificate (or its absence): a failure of the
+        ``tls`` step, not of ``step`` (the greeting or EHLO that never came).
+        ``None`` if the read failed for another reason."""
+        if self._handshake is None:
+            return None
+        explained = explain_client_certificate_refusal(error, server=self.server)
+        if explained is None:
+            return None
+        tls_step, tls_started = self._handshake
+        self._handshake = None
+        self.steps.remove(step)
+        return self._fail(
+            tls_step,
+            tls_started,
+            transient=False,
+            detail=f"{tls_step.detail}. {explained.detail}",
+            hint=explained.hint,
+            field=explained.field,
+            hint_code=explained.code,
         )
 
     def _implicit_tls(self, sock: socket.socket) -> ssl.SSLSocket:
@@ -269,6 +303,7 @@ class SessionOpener(StepRecorder):
             detail=f"Implicit TLS: {wrapped.version()}, {wrapped.cipher()[0]}"
             + (" (certificate not verified)" if self.server.use_insecure else ""),
         )
+        self._handshake = (step, started)
         return wrapped
 
     def _greeting(self) -> None:
@@ -276,6 +311,9 @@ class SessionOpener(StepRecorder):
         try:
             code, message = self.client.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as error:
+            refused = self._refused_after_handshake(step, error)
+            if refused is not None:
+                raise refused from None
             # Silence, or a hang-up, before any greeting: typical of a client
             # speaking plain SMTP to a port that expects implicit TLS.
             if self.server.security == Security.SSL or isinstance(
@@ -306,6 +344,7 @@ class SessionOpener(StepRecorder):
                 detail="The server refused the session in its greeting.",
                 hint="The server is not accepting mail from this console right now.",
             )
+        self._handshake = None
         self._finish(step, started, reply_code=code, reply=reply_text(message))
 
     def _ehlo(self, *, after_tls: bool = False) -> None:
@@ -313,7 +352,11 @@ class SessionOpener(StepRecorder):
         try:
             code, message = self.client.ehlo()
         except (OSError, smtplib.SMTPServerDisconnected) as error:
+            refused = after_tls and self._refused_after_handshake(step, error)
+            if refused:
+                raise refused from None
             raise self._io_failure(step, started, error) from None
+        self._handshake = None
         if code != 250:
             raise self._fail(
                 step,
@@ -380,6 +423,7 @@ class SessionOpener(StepRecorder):
             detail=f"STARTTLS: {sock.version()}, {sock.cipher()[0]}"
             + (" (certificate not verified)" if self.server.use_insecure else ""),
         )
+        self._handshake = (step, started)
 
     # -- OAuth2 ----------------------------------------------------------------------
 
@@ -540,6 +584,7 @@ class SessionOpener(StepRecorder):
                 detail=f"auth failed ({error.smtp_code}) for {username}.",
                 hint=diagnosis.hint,
                 field=diagnosis.field,
+                hint_code=diagnosis.code,
             ) from None
         except smtplib.SMTPException as error:
             if isinstance(error, smtplib.SMTPServerDisconnected):

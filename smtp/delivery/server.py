@@ -91,6 +91,19 @@ class OAuth2Client:
 
 
 @dataclass(frozen=True)
+class ClientCertificate:
+    """A client certificate chain (leaf first) and its private key, as PEM, for
+    servers that authenticate clients by certificate (mutual TLS)."""
+
+    cert: str
+    key: Secret = field(repr=False)
+
+    def digest(self) -> str:
+        cert = hashlib.sha256(self.cert.encode()).hexdigest()
+        return f"{cert}:{self.key.digest()}"
+
+
+@dataclass(frozen=True)
 class SmtpServer:
     """One level's SMTP server, as the SMTP client uses it: where, how, as whom."""
 
@@ -114,6 +127,8 @@ class SmtpServer:
     auth_method: AuthMethod = AuthMethod.PASSWORD
     # With OAuth2: where the access token comes from (``username`` is the mailbox).
     oauth2: OAuth2Client | None = None
+    # Presented in the TLS handshake (STARTTLS or implicit TLS) when set.
+    client_certificate: ClientCertificate | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # Wherever this server goes, logs never show the password or
@@ -155,5 +170,6 @@ class SmtpServer:
             self.password.digest(),
             self.auth_method,
             self.oauth2.digest() if self.oauth2 else "",
+            self.client_certificate.digest() if self.client_certificate else "",
         )
         return "|".join(str(part) for part in parts)

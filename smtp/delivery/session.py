@@ -91,6 +91,7 @@ class SmtpConnection(SessionOpener):
                 detail=f"The server refused {name.replace('_', ' ').upper()} ({code}).",
                 hint=diagnosis.hint,
                 field=diagnosis.field,
+                hint_code=diagnosis.code,
             )
         self._finish(step, started, reply_code=code, reply=reply, detail=detail)
         return code, step.reply  # redacted, like everything a step records

@@ -36,6 +36,8 @@ class Step:
     detail: str = ""
     hint: str = ""
     field: str = ""
+    # A stable name for the kind of failure (hints.BASIC_AUTH_DISABLED...).
+    hint_code: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

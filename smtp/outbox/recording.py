@@ -225,6 +225,8 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
             "reason": failed.get("detail", ""),
             "hint": failed.get("hint", ""),
         }
+        if failed.get("hint_code"):
+            problem["hint_code"] = failed["hint_code"]
         if result.transient and number < max_attempts:
             delay = _retry_delay_after(failed, number)
             email.status = EmailStatus.QUEUED

@@ -5,6 +5,7 @@ from smtp.services.config import (
     smtp_config_delete,
     smtp_config_health_check,
     smtp_config_health_check_targets,
+    smtp_config_remove_client_certificate,
     smtp_config_remove_password,
     smtp_config_save,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "smtp_config_delete",
     "smtp_config_health_check",
     "smtp_config_health_check_targets",
+    "smtp_config_remove_client_certificate",
     "smtp_config_remove_password",
     "smtp_config_save",
     "smtp_test_email_request",

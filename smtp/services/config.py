@@ -13,6 +13,8 @@ from django.utils import timezone
 from audit.models import Category
 from audit.services import actor_label, audit_event_record, event_scope
 from smtp.delivery import deliver
+from smtp.delivery.certificates import CertificateInfo
+from smtp.delivery.hints import BASIC_AUTH_DISABLED
 from smtp.enums import HealthStatus
 from smtp.models import SmtpConfiguration, SmtpSettingsFields
 from smtp.selectors import (
@@ -69,6 +71,12 @@ def apply_validated(configuration: SmtpSettingsFields, valid: ValidatedSmtp) -> 
             setattr(configuration, name, new)
         elif action == PasswordAction.CLEAR:
             setattr(configuration, name, None)
+    if valid.client_cert_action == PasswordAction.SET:
+        configuration.client_cert = valid.new_client_cert or ""
+        configuration.client_key = valid.new_client_key
+    elif valid.client_cert_action == PasswordAction.CLEAR:
+        configuration.client_cert = ""
+        configuration.client_key = None
 
 
 def _audited(value: Any) -> Any:
@@ -101,7 +109,25 @@ def diff(
             changes[name] = "changed" if had else "set"
         elif action == PasswordAction.CLEAR and had:
             changes[name] = "removed"
+    # The certificate by its subject and expiry; the key only as what happened.
+    old_cert = before["client_certificate"] if before else None
+    new_cert = certificate_label(configuration)
+    if old_cert != new_cert:
+        changes["client_certificate"] = [old_cert, new_cert]
+    had_key = bool(before and before["client_key_set"])
+    if valid.client_cert_action == PasswordAction.SET:
+        changes["client_key"] = "changed" if had_key else "set"
+    elif valid.client_cert_action == PasswordAction.CLEAR and had_key:
+        changes["client_key"] = "removed"
     return changes
+
+
+def certificate_label(configuration: SmtpSettingsFields) -> str | None:
+    """ "subject, expires YYYY-MM-DD" of the client certificate, or ``None``."""
+    info = configuration.client_certificate
+    if info is None:
+        return None
+    return f"{info.subject}, expires {info.not_after:%Y-%m-%d}"
 
 
 def snapshot(configuration: SmtpConfiguration) -> dict[str, Any]:
@@ -112,6 +138,8 @@ def snapshot(configuration: SmtpConfiguration) -> dict[str, Any]:
         "oauth2_service_account_key_set": (
             configuration.oauth2_service_account_key_set
         ),
+        "client_certificate": certificate_label(configuration),
+        "client_key_set": configuration.client_key_set,
     }
 
 
@@ -134,6 +162,7 @@ def smtp_config_save(
     # A changed configuration has not been health-checked yet.
     configuration.health_status = HealthStatus.UNKNOWN
     configuration.health_detail = ""
+    configuration.health_hint_code = ""
     configuration.full_clean()
     configuration.save()
     changes = diff(before, configuration, valid)
@@ -197,6 +226,42 @@ def smtp_config_remove_password(*, scope: TenantScope, actor: User | None) -> bo
     return True
 
 
+@transaction.atomic
+def smtp_config_remove_client_certificate(
+    *, scope: TenantScope, actor: User | None
+) -> bool:
+    """Remove the stored client certificate and its key; audited."""
+    current = locked_configuration(scope)
+    if current is None or not (current.client_cert or current.client_key_set):
+        return False
+    before = certificate_label(current)
+    current.client_cert = ""
+    current.client_key = None
+    current.client_cert_expiring = False
+    current.updated_by = actor if actor and actor.is_authenticated else None
+    current.save(
+        update_fields=[
+            "client_cert",
+            "client_key",
+            "client_cert_expiring",
+            "updated_by",
+            "updated_at",
+        ]
+    )
+    audit_event_record(
+        category=Category.AUDIT,
+        type="smtp_config.updated",
+        summary=f"SMTP client certificate removed for {where(scope)}",
+        actor=actor_label(actor),
+        **event_scope(scope),
+        detail={
+            "level": scope.level,
+            "changes": {"client_certificate": [before, None], "client_key": "removed"},
+        },
+    )
+    return True
+
+
 # -- periodic health check -------------------------------------------------------
 
 NOT_IN_USE_DETAIL = (
@@ -215,6 +280,7 @@ def _mark_not_in_use(configurations) -> None:
         health_status=HealthStatus.UNKNOWN,
         health_checked_at=None,
         health_detail=NOT_IN_USE_DETAIL,
+        health_hint_code="",
     )
 
 
@@ -230,6 +296,40 @@ def smtp_config_health_check_targets() -> list[int]:
         SmtpConfiguration.objects.filter(in_use)
         .order_by("pk")
         .values_list("pk", flat=True)
+    )
+
+
+def _record_certificate_expiry(
+    configuration: SmtpConfiguration,
+    certificate: CertificateInfo | None,
+    *,
+    expiring: bool,
+) -> None:
+    """One SYSTEMAUDIT event when the client certificate starts or stops
+    expiring within 30 days (renewed or removed)."""
+    scope = TenantScope(
+        partner=configuration.partner, organization=configuration.organization
+    )
+    if expiring and certificate is not None:
+        verb = "expiring"
+        if certificate.expired():
+            when = f"expired on {certificate.not_after:%Y-%m-%d}"
+        else:
+            when = f"expires on {certificate.not_after:%Y-%m-%d}"
+        summary = f"SMTP client certificate {when} for {where(scope)}"
+    else:
+        verb = "renewed"
+        summary = f"SMTP client certificate no longer expiring for {where(scope)}"
+    audit_event_record(
+        category=Category.SYSTEMAUDIT,
+        type=f"smtp_config.client_certificate.{verb}",
+        summary=summary,
+        **event_scope(scope),
+        detail={
+            "level": scope.level,
+            "subject": certificate.subject if certificate else None,
+            "not_after": certificate.not_after.isoformat() if certificate else None,
+        },
     )
 
 
@@ -262,6 +362,7 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
         verify_only=True,
     )
     step = outcome.failed_step
+    hint_code = step.hint_code if step is not None else ""
     if step is not None:
         status = HealthStatus.FAILING
         detail = f"{step.name}: {step.detail} {step.hint}".strip()
@@ -275,7 +376,14 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
         current = (
             SmtpConfiguration.objects.select_for_update(of=("self",))
             .filter(smtp_config_in_use(), pk=configuration_id)
-            .only("updated_at", "health_status", "partner", "organization")
+            .only(
+                "updated_at",
+                "health_status",
+                "health_hint_code",
+                "client_cert_expiring",
+                "partner",
+                "organization",
+            )
             .first()
         )
         if current is None or current.updated_at != configuration.updated_at:
@@ -283,22 +391,38 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
             # result is stale.
             return None
         previous = current.health_status
+        certificate = configuration.client_certificate
+        expiring = certificate is not None and certificate.expires_soon()
         SmtpConfiguration.objects.filter(pk=configuration_id).update(
             health_status=status,
             health_checked_at=timezone.now(),
             health_detail=detail[:500],
+            health_hint_code=hint_code,
+            client_cert_expiring=expiring,
+        )
+        if expiring != current.client_cert_expiring:
+            _record_certificate_expiry(current, certificate, expiring=expiring)
+        # News: into or out of failing, or failing for another kind of reason
+        # (e.g. the provider now refuses passwords); a repeat is not.
+        changed = (
+            status != previous and HealthStatus.FAILING in (status, previous)
+        ) or (
+            status == previous == HealthStatus.FAILING
+            and hint_code != current.health_hint_code
         )
         _warn_of_secret_expiry(configuration)
-        changed = status != previous and HealthStatus.FAILING in (status, previous)
         if changed:
             scope = TenantScope(
                 partner=current.partner, organization=current.organization
             )
             verb = "failing" if status == HealthStatus.FAILING else "recovered"
+            summary = f"SMTP health check {verb} for {where(scope)}"
+            if hint_code == BASIC_AUTH_DISABLED:
+                summary += ": the provider no longer accepts passwords"
             audit_event_record(
                 category=Category.SYSTEMAUDIT,
                 type=f"smtp_config.health.{verb}",
-                summary=f"SMTP health check {verb} for {where(scope)}",
+                summary=summary,
                 **event_scope(scope),
                 detail={
                     "level": scope.level,
@@ -306,6 +430,7 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
                     "step": step.name if step else None,
                     "reply_code": step.reply_code if step else None,
                     "reason": detail,
+                    "hint_code": hint_code or None,
                 },
             )
     return status

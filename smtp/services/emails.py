@@ -287,6 +287,9 @@ def smtp_test_email_request(
         apply_validated(draft, values)
         if values.password_action == PasswordAction.KEEP and current is not None:
             draft.password = current.password
+        if values.client_cert_action == PasswordAction.KEEP and current is not None:
+            draft.client_cert = current.client_cert
+            draft.client_key = current.client_key
         draft.save()
     else:
         if effective.settings is None:

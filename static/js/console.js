@@ -162,7 +162,6 @@
     data: "DATA (message)",
     rset: "RSET (nothing sent)"
   };
-  var ADVANCED = ["use_insecure", "retries", "sender_email", "tls_mode"];
   // A field inside a hidden part (another provider's) is shown when flagged.
   function reveal(container) {
     var hiddenPart = container.closest("[hidden]");
@@ -171,6 +170,9 @@
       hiddenPart = hiddenPart.parentElement.closest("[hidden]");
     }
   }
+  var ADVANCED = [
+    "use_insecure", "retries", "sender_email", "tls_mode", "client_cert", "client_key"
+  ];
 
   function clearTestErrors() {
     document.querySelectorAll(".js-test-error").forEach(function (node) { node.remove(); });

@@ -69,6 +69,8 @@ def test_documented_post_creates_the_partner_configuration(demo):
         "sender_email": "",
         "auth_method": "password",
         "oauth2": None,
+        "client_certificate": None,
+        "client_key_set": False,
         "updated_at": body["email_config"]["smtp_config"]["updated_at"],
         "updated_by": "partner-admin@acme.example",
     }

@@ -231,16 +231,34 @@ def test_none_refuses_a_password(demo, login):
     assert not SmtpConfiguration.objects.exists()
 
 
-def test_certificate_sends_no_auth(demo, login):
+def test_certificate_sends_no_auth(demo, login, certs):
     client = login(demo["acme_admin"])
     response = post(
         client,
-        {"host": "relay.acme.example", "auth_method": "certificate", "username": "x"},
+        {
+            "host": "relay.acme.example",
+            "auth_method": "certificate",
+            "username": "x",
+            "client_cert": certs.client.cert.read_text(),
+            "client_key": certs.client.key.read_text(),
+        },
     )
     assert response.status_code == 201, response.content
     effective = smtp_config_effective(partner=demo["acme"])
     assert effective.settings.auth_method == AuthMethod.CERTIFICATE
+    assert effective.settings.client_certificate is not None
     assert not effective.settings.authenticates
+
+
+def test_certificate_authentication_needs_a_certificate(demo, login):
+    client = login(demo["acme_admin"])
+    response = post(
+        client, {"host": "relay.acme.example", "auth_method": "certificate"}
+    )
+    assert response.status_code == 400
+    messages = response.json()["fields"]["email_config.smtp_config.client_cert"]
+    assert "Authentication is Client certificate" in " ".join(messages)
+    assert not SmtpConfiguration.objects.exists()
 
 
 def test_controller_oauth2_comes_from_the_environment(demo, controller_smtp):

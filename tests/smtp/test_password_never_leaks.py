@@ -203,3 +203,86 @@ def test_oauth2_secrets_and_tokens_appear_nowhere(
     assert private_part not in everything
     for token in token_server.issued():
         assert token not in everything
+
+
+def test_the_client_key_appears_nowhere_in_clear(
+    demo, login, all_logs, certs, controller_smtp
+):
+    from django.db import connection
+
+    cert = certs.client.cert.read_text()
+    key = certs.client.key.read_text()
+    # Every line of the key's body is a canary.
+    canaries = key.strip().splitlines()[1:-1]
+    controller_smtp(
+        ADDR="mail.controller.example",
+        CLIENT_CERT=cert,
+        CLIENT_KEY=certs.client.key.read_text(),
+    )
+    seen: list[str] = []
+    partner = login(demo["acme_admin"])
+    org = login(demo["prod_admin"])
+    form = {
+        "action": "save",
+        "host": "smtp.acme.example",
+        "port": "587",
+        "use_tls": "on",
+        "retries": "3",
+        "client_cert": cert,
+        "client_key": key,
+    }
+    seen.append(partner.post("/ops/smtp/", form, follow=True).content.decode())
+    seen.append(partner.post("/ops/smtp/", {**form, "port": "0"}).content.decode())
+    seen.append(partner.get("/ops/smtp/").content.decode())
+    api_config = {
+        "host": "smtp.prod.example",
+        "client_cert": cert,
+        "client_key": key,
+    }
+    response = org.post(
+        "/event/v1/email/config",
+        data=json.dumps({"email_config": {"smtp_config": api_config}}),
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    seen.append(response.content.decode())
+    seen.append(org.get("/event/v1/email/config").content.decode())
+    seen.append(
+        org.get("/console/infrastructure/system/settings/smtp/").content.decode()
+    )
+    bad = org.post(
+        "/event/v1/email/config",
+        data=json.dumps(
+            {"email_config": {"smtp_config": {**api_config, "host": "smtp.x.example"}}}
+        ),
+        content_type="application/json",
+    )
+    seen.append(bad.content.decode())
+    org.post(
+        "/console/infrastructure/system/settings/smtp/",
+        {"action": "remove_client_cert"},
+    )
+    support = login(demo["support"])
+    seen.append(support.get("/admin/smtp/smtpconfiguration/").content.decode())
+    for configuration_id in (1, 2):
+        seen.append(
+            support.get(
+                f"/admin/smtp/smtpconfiguration/{configuration_id}/change/"
+            ).content.decode()
+        )
+    for event in AuditEvent.objects.all():
+        seen.append(event.summary + json.dumps(event.detail))
+    seen.append(all_logs.text)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT client_cert, client_key FROM smtp_smtpconfiguration")
+        for cert_column, key_column in cursor.fetchall():
+            seen.append(
+                cert_column + (bytes(key_column).decode() if key_column else "")
+            )
+        cursor.execute("SELECT client_key FROM smtp_smtpdraft")
+        seen.extend(bytes(row[0]).decode() for row in cursor.fetchall() if row[0])
+    everything = "\n".join(seen)
+    assert "CN=console.acme.example" in everything  # the checks saw real content
+    assert "BEGIN CERTIFICATE" in everything  # the certificate is public, in the DB
+    for canary in canaries:
+        assert canary not in everything

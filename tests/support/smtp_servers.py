@@ -43,6 +43,14 @@ class Certificates:
     self_signed: CertPair
     expired: CertPair  # signed by the CA, expired yesterday
     wrong_host: CertPair  # signed by the CA for other.example only
+    # Mutual TLS: the CA servers trust for client certificates, a client
+    # certificate it signed, one it signed that expires in ten days, and one
+    # signed by a CA nobody trusts.
+    client_ca: Path
+    client: CertPair
+    client_expiring: CertPair
+    client_expired: CertPair
+    client_untrusted: CertPair
 
 
 def _key():
@@ -160,7 +168,56 @@ def make_certificates(directory: Path) -> Certificates:
         names=local,
     )
     now = datetime.datetime.now(datetime.UTC)
+    client_ca_key = _key()
+    client_ca_name = _name("Ops Console Test Client CA")
+    client_ca = _write(
+        directory,
+        "client-ca",
+        _certificate(
+            subject="Ops Console Test Client CA",
+            key=client_ca_key,
+            issuer_name=client_ca_name,
+            issuer_key=client_ca_key,
+            names=[],
+            ca=True,
+        ),
+        client_ca_key,
+    )
+
+    def client(stem: str, subject: str, *, issuer=None, **dates) -> CertPair:
+        issuer_name, issuer_key = issuer or (client_ca_name, client_ca_key)
+        dates.setdefault("not_after", now + datetime.timedelta(days=365))
+        key = _key()
+        cert = _certificate(
+            subject=subject,
+            key=key,
+            issuer_name=issuer_name,
+            issuer_key=issuer_key,
+            names=[],
+            **dates,
+        )
+        return _write(directory, stem, cert, key)
+
+    stranger_key = _key()
     return Certificates(
+        client_ca=client_ca.cert,
+        client=client("client", "console.acme.example"),
+        client_expiring=client(
+            "client-expiring",
+            "expiring.acme.example",
+            not_after=now + datetime.timedelta(days=10),
+        ),
+        client_expired=client(
+            "client-expired",
+            "expired.acme.example",
+            not_before=now - datetime.timedelta(days=30),
+            not_after=now - datetime.timedelta(days=1),
+        ),
+        client_untrusted=client(
+            "client-untrusted",
+            "stranger.acme.example",
+            issuer=(_name("Unknown CA"), stranger_key),
+        ),
         ca=ca.cert,
         server=signed("server", local),
         self_signed=_write(directory, "self-signed", self_cert, self_key),
@@ -174,9 +231,14 @@ def make_certificates(directory: Path) -> Certificates:
     )
 
 
-def server_context(pair: CertPair) -> ssl.SSLContext:
+def server_context(pair: CertPair, client_ca: Path | None = None) -> ssl.SSLContext:
+    """A server's TLS context; with ``client_ca``, clients must present a
+    certificate that CA signed (``ssl.CERT_REQUIRED``)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pair.cert, pair.key)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=client_ca)
     return context
 
 
@@ -188,6 +250,11 @@ def free_port(address: str = "127.0.0.1") -> int:
         probe.bind((address, 0))
         return probe.getsockname()[1]
 
+
+# Microsoft 365 once Basic authentication is off for the tenant (MC786329).
+BASIC_AUTH_DISABLED_REPLY = (
+    "535 5.7.139 Authentication unsuccessful, basic authentication is disabled"
+)
 
 # Postfix's reply to MAIL FROM and AUTH before STARTTLS, with
 # smtpd_tls_security_level = encrypt.
@@ -216,6 +283,9 @@ class Behaviour:
     # right after the last message.
     messages_per_connection: int = 0
     hang_up: bool = False
+    # A provider that no longer takes passwords ("retired" basic auth): every
+    # PLAIN/LOGIN exchange, whatever the credentials, ends with this reply.
+    auth_reply: str = ""
 
 
 def _encrypted(server, session) -> bool:
@@ -331,6 +401,7 @@ class SmtpTestServer:
         port: int | None = None,
         smtputf8: bool = False,
         handler: TestHandler | None = None,
+        client_ca: Path | None = None,
     ):
         # ``handler`` with auth_* methods of its own (XOAUTH2) offers only those.
         self.handler = handler or TestHandler(behaviour or Behaviour())
@@ -339,9 +410,9 @@ class SmtpTestServer:
         self.auth_attempts = 0
         kwargs: dict = {}
         if starttls is not None:
-            kwargs["tls_context"] = server_context(starttls)
+            kwargs["tls_context"] = server_context(starttls, client_ca)
         if implicit_tls is not None:
-            kwargs["ssl_context"] = server_context(implicit_tls)
+            kwargs["ssl_context"] = server_context(implicit_tls, client_ca)
         if handler is not None:
             kwargs["auth_exclude_mechanism"] = ["LOGIN", "PLAIN"]
             kwargs["auth_require_tls"] = implicit_tls is None
@@ -377,6 +448,10 @@ class SmtpTestServer:
         self.auth_attempts += 1
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
+        if self.handler.behaviour.auth_reply:
+            return AuthResult(
+                success=False, handled=False, message=self.handler.behaviour.auth_reply
+            )
         login = auth_data.login.decode()
         password = auth_data.password.decode()
         return AuthResult(success=self.users.get(login) == password, handled=False)
