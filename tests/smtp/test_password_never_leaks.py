@@ -170,7 +170,9 @@ def test_oauth2_secrets_and_tokens_appear_nowhere(
     assert response.status_code == 201, response.content
     seen.append(response.content.decode())
     for configuration in SmtpConfiguration.objects.all():
-        assert smtp_config_health_check(configuration_id=configuration.pk) == "ok"
+        status = smtp_config_health_check(configuration_id=configuration.pk)
+        configuration.refresh_from_db()
+        assert status == "ok", configuration.health_detail
     assert token_server.count == 2
     seen.append(partner.get("/ops/smtp/").content.decode())
     seen.append(
