@@ -166,8 +166,11 @@ def test_the_verification_api_uses_the_saved_oauth2_configuration(
 
 @pytest.mark.django_db
 def test_the_health_check_shows_the_token_and_a_refused_one(
-    demo, xoauth2_smtp, token_server
+    demo, xoauth2_smtp, token_server, settings
 ):
+    # In this process: longer socket limits, so a busy machine does not fail it.
+    settings.SMTP_TIMEOUT = 15
+    settings.SMTP_SESSION_DEADLINE = 45
     configuration = SmtpConfiguration.objects.create(
         partner=demo["acme"],
         host="127.0.0.1",
