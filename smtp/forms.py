@@ -243,6 +243,10 @@ class SmtpConfigForm(forms.Form):
 
     def to_input(self) -> SmtpInput:
         data = self.cleaned_data
+        if data.get("auth_method") != AuthMethod.OAUTH2:
+            # The OAuth2 fields of a form switched to another method (hidden on
+            # the page, still posted) are not part of what was chosen.
+            data = {k: v for k, v in data.items() if not k.startswith("oauth2_")}
         return SmtpInput(
             host=data.get("host") or "",
             port=data.get("port"),

@@ -381,6 +381,13 @@ def smtp_input_validate(
             oauth2 = _oauth2_validate(data, current, host, security, username, errors)
             if security == Security.NONE:
                 error("use_tls", OAUTH2_WITHOUT_TLS_MESSAGE)
+    if auth_method not in (None, AuthMethod.OAUTH2) and _has_oauth2_values(data):
+        error(
+            "auth_method",
+            "OAuth2 settings were given, but Authentication is "
+            f"{auth_method.label}: set it to oauth2, or leave the OAuth2 settings "
+            "out.",
+        )
 
     cert_action, new_cert, new_key = _client_certificate(
         data, current, host, security, errors
@@ -421,6 +428,19 @@ def smtp_input_validate(
         new_client_cert=new_cert,
         new_client_key=new_key,
         **oauth2,
+    )
+
+
+def _has_oauth2_values(data: SmtpInput) -> bool:
+    return any(
+        (
+            (data.oauth2_provider or "").strip(),
+            (data.oauth2_tenant_id or "").strip(),
+            (data.oauth2_client_id or "").strip(),
+            data.oauth2_client_secret,
+            (data.oauth2_token_url or "").strip(),
+            data.oauth2_service_account_key,
+        )
     )
 
 

@@ -44,7 +44,7 @@ def _sender(settings: SmtpServer) -> str:
 
 
 def _authentication(settings: SmtpServer) -> str:
-    if settings.oauth2 is not None and settings.uses_oauth2:
+    if settings.uses_oauth2 and settings.oauth2 is not None:
         provider = OAuth2Provider(settings.oauth2.provider).label
         return f"OAuth2: {provider}"
     return AuthMethod(settings.auth_method).label

@@ -431,6 +431,15 @@ class SessionOpener(StepRecorder):
         """The ``token`` step: an access token, cached or asked for now."""
         step, started = self._begin("token")
         client = self.server.oauth2
+        if client is None:
+            raise self._fail(
+                step,
+                started,
+                transient=False,
+                detail="Authentication is OAuth2, but no provider is set.",
+                hint="Choose a Provider and fill in its settings, then Save.",
+                field="oauth2_provider",
+            )
         provider = PROVIDER_NAMES[OAuth2Provider(client.provider)]
         try:
             token = access_token(

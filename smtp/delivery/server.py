@@ -154,7 +154,7 @@ class SmtpServer:
 
     @property
     def uses_oauth2(self) -> bool:
-        return self.auth_method == AuthMethod.OAUTH2 and self.oauth2 is not None
+        return self.auth_method == AuthMethod.OAUTH2
 
     def identity(self) -> str:
         """Equal for two servers a session may be shared between (a cache key)."""

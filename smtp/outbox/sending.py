@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 
 # Steps that set up the session: if one fails, every email of the batch would
 # fail the same way, so the batch stops there.
-SESSION_STEPS = frozenset({"resolve", "connect", "tls", "greeting", "ehlo", "auth"})
+SESSION_STEPS = frozenset(
+    {"token", "resolve", "connect", "tls", "greeting", "ehlo", "auth"}
+)
 # Rows and events of accepted emails are written every this many emails, or
 # this many seconds (the attempt of each is written at once: see
 # ``_deliver_batch``).

@@ -12,7 +12,14 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from smtp.enums import TEST_KINDS, EmailKind, EmailStatus, Security
+from smtp.enums import (
+    TEST_KINDS,
+    AuthMethod,
+    EmailKind,
+    EmailStatus,
+    OAuth2Provider,
+    Security,
+)
 from smtp.models import Email, SmtpDraft
 from smtp.outbox import NewEmail, email_enqueue, emails_enqueue
 from smtp.selectors import (
@@ -71,7 +78,13 @@ def _test_body(*, actor: User, scope: TenantScope, settings_desc: str) -> str:
 def _describe(values: ValidatedSmtp | None, effective_source: str = "") -> str:
     if values is None:
         return f"  The configuration in effect ({effective_source} level)."
-    auth = f"as {values.username}" if values.username else "none"
+    if values.auth_method == AuthMethod.OAUTH2:
+        provider = OAuth2Provider(values.oauth2_provider).label
+        auth = f"OAuth2 ({provider}) as {values.username}"
+    elif values.auth_method != AuthMethod.PASSWORD:
+        auth = AuthMethod(values.auth_method).label
+    else:
+        auth = f"as {values.username}" if values.username else "none"
     return (
         f"  Server: {values.host}:{values.port}\n"
         f"  TLS: {Security(values.security).label}\n"

@@ -333,3 +333,16 @@ def test_the_controller_reads_a_google_key_file(demo, controller_smtp, tmp_path)
     settings = smtp_config_effective(partner=None).settings
 
     assert settings.oauth2.service_account_key.reveal() == key_json
+
+
+def test_oauth2_settings_without_oauth2_authentication_are_refused(demo, login):
+    client = login(demo["acme_admin"])
+    body = microsoft_body()
+    del body["auth_method"]
+
+    response = post(client, body)
+
+    assert response.status_code == 400
+    messages = response.json()["fields"]["email_config.smtp_config.auth_method"]
+    assert "set it to oauth2" in " ".join(messages)
+    assert not SmtpConfiguration.objects.exists()

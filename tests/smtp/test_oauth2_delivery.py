@@ -28,6 +28,14 @@ MAILBOX = "alerts@acme.example"
 SECRET = "oauth-secret-CANARY-5hT"
 
 
+@pytest.fixture(autouse=True)
+def patient_sessions(settings):
+    """Longer limits than the suite's 3 s: these tests are about OAuth2, not
+    slow servers, and must not fail on a busy machine."""
+    settings.SMTP_TIMEOUT = 15
+    settings.SMTP_SESSION_DEADLINE = 45
+
+
 @pytest.fixture
 def xoauth2_server(smtp_server, certs, trust_test_ca, token_server):
     """A STARTTLS server taking only XOAUTH2 with a token of ``token_server``."""

@@ -155,3 +155,24 @@ def test_no_expiry_event_far_from_the_date(demo, token_server):
     assert not AuditEvent.objects.filter(
         type="smtp_config.oauth2.secret_expiring"
     ).exists()
+
+
+def test_oauth2_fields_left_in_a_form_switched_to_password_are_ignored(demo, login):
+    client = login(demo["acme_admin"])
+
+    response = client.post(
+        OPS,
+        form(
+            auth_method="password",
+            host="smtp.acme.example",
+            username="mailer@acme.example",
+            password="pw-Secret-1",
+        ),
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "SMTP configuration saved." in response.content.decode()
+    stored = SmtpConfiguration.objects.get()
+    assert stored.auth_method == AuthMethod.PASSWORD
+    assert (stored.oauth2_provider, stored.oauth2_client_secret) == ("", None)

@@ -11,10 +11,17 @@ import pytest
 from django.test import Client
 
 from audit.models import AuditEvent
-from smtp.models import AuthMethod, OAuth2Provider, Security, SmtpConfiguration
-from smtp.services import smtp_config_health_check
+from smtp.models import (
+    AuthMethod,
+    EmailKind,
+    OAuth2Provider,
+    Security,
+    SmtpConfiguration,
+)
+from smtp.services import SystemEmail, send_system_emails, smtp_config_health_check
 from tests.support.oauth2 import XOAuth2Handler
 from tests.support.smtp_servers import Behaviour, SmtpTestServer
+from tests.support.worker import wait_until
 
 SECRET = "oauth-worker-secret-CANARY-w3"
 MAILBOX = "alerts@acme.example"
@@ -159,8 +166,11 @@ def test_the_verification_api_uses_the_saved_oauth2_configuration(
 
 @pytest.mark.django_db
 def test_the_health_check_shows_the_token_and_a_refused_one(
-    demo, xoauth2_smtp, token_server
+    demo, xoauth2_smtp, token_server, settings
 ):
+    # In this process: longer socket limits, so a busy machine does not fail it.
+    settings.SMTP_TIMEOUT = 15
+    settings.SMTP_SESSION_DEADLINE = 45
     configuration = SmtpConfiguration.objects.create(
         partner=demo["acme"],
         host="127.0.0.1",
@@ -194,3 +204,71 @@ def test_the_health_check_shows_the_token_and_a_refused_one(
     event = AuditEvent.objects.get(type="smtp_config.health.failing")
     assert event.detail["step"] == "token"
     assert SECRET not in json.dumps(event.detail)
+
+
+def _partner_oauth2(demo, smtp, token_server) -> SmtpConfiguration:
+    return SmtpConfiguration.objects.create(
+        partner=demo["acme"],
+        host="127.0.0.1",
+        port=smtp.port,
+        security=Security.STARTTLS,
+        use_insecure=True,
+        username=MAILBOX,
+        auth_method=AuthMethod.OAUTH2,
+        oauth2_provider=OAuth2Provider.MICROSOFT,
+        oauth2_tenant_id=TENANT,
+        oauth2_client_id=new_client(token_server),
+        oauth2_client_secret=SECRET,
+    )
+
+
+def _alerts(demo, count: int):
+    return send_system_emails(
+        [
+            SystemEmail(
+                EmailKind.ALERT,
+                f"oncall{number}@acme.example",
+                {"title": "t", "message": "m"},
+                partner=demo["acme"],
+            )
+            for number in range(count)
+        ]
+    )
+
+
+def _final(emails) -> list:
+    def done() -> bool:
+        for email in emails:
+            email.refresh_from_db()
+        return all(email.is_final for email in emails)
+
+    wait_until(done, timeout=40)
+    return emails
+
+
+def test_system_emails_go_out_over_xoauth2_with_one_token(
+    worker, demo, xoauth2_smtp, token_server
+):
+    _partner_oauth2(demo, xoauth2_smtp, token_server)
+
+    emails = _final(_alerts(demo, 3))
+
+    assert [email.status for email in emails] == ["sent"] * 3
+    assert len(xoauth2_smtp.messages) == 3
+    assert token_server.count == 1
+
+
+def test_a_refused_client_fails_system_emails_at_token_without_connecting(
+    worker, demo, xoauth2_smtp, token_server
+):
+    _partner_oauth2(demo, xoauth2_smtp, token_server)
+    token_server.refuse = "invalid_client"
+
+    emails = _final(_alerts(demo, 3))
+
+    assert [email.status for email in emails] == ["failed"] * 3
+    assert {email.failed_step for email in emails} == {"token"}
+    assert {email.error_field for email in emails} == {"oauth2_client_secret"}
+    assert xoauth2_smtp.connections == 0
+    # A permanent refusal is not retried, and the batch stops at the first.
+    assert token_server.count <= 3
