@@ -89,7 +89,7 @@ class SmtpConfigForm(forms.Form):
     client_cert = forms.CharField(
         required=False,
         strip=False,
-        max_length=65536,
+        max_length=32768,
         label="Client certificate",
         widget=forms.Textarea(
             attrs={
@@ -105,7 +105,7 @@ class SmtpConfigForm(forms.Form):
     client_key = forms.CharField(
         required=False,
         strip=False,
-        max_length=65536,
+        max_length=16384,
         label="Client key",
         # Write-only: never rendered back, not even after a failed save.
         widget=WriteOnlyTextarea(
