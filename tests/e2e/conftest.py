@@ -21,7 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.smtp_servers import SmtpTestServer, free_port, make_certificates
+from tests.support.smtp_servers import (
+    Certificates,
+    SmtpTestServer,
+    free_port,
+    make_certificates,
+)
 from tests.support.worker import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +65,9 @@ class Stack:
     env: dict[str, str]
     sink: SmtpTestServer
     auth_server: SmtpTestServer
+    # Requires a client certificate signed by ``certs.client_ca`` (mutual TLS).
+    mtls_server: SmtpTestServer | None = None
+    certs: Certificates | None = None
     processes: list[subprocess.Popen] = field(default_factory=list)
     workers: list = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
@@ -129,6 +137,7 @@ def stack(tmp_path_factory):
     certs = make_certificates(tmp_path_factory.mktemp("e2e-certs"))
     sink = SmtpTestServer()
     auth_server = SmtpTestServer(starttls=certs.server, users={SMTP_USER: CANARY})
+    mtls_server = SmtpTestServer(starttls=certs.server, client_ca=certs.client_ca)
     database_url, drop_database = _database(tag)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -159,7 +168,14 @@ def stack(tmp_path_factory):
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "4",
     }
-    stack = Stack(base_url=base_url, env=env, sink=sink, auth_server=auth_server)
+    stack = Stack(
+        base_url=base_url,
+        env=env,
+        sink=sink,
+        auth_server=auth_server,
+        mtls_server=mtls_server,
+        certs=certs,
+    )
     try:
         stack.manage("migrate", "--noinput", "-v", "0")
         stack.manage("seed_demo", "--force", "-v", "0")
@@ -205,6 +221,7 @@ def stack(tmp_path_factory):
                 process.kill()
         sink.stop()
         auth_server.stop()
+        mtls_server.stop()
         drop_database()
 
 
