@@ -158,7 +158,7 @@ class SmtpConfigForm(forms.Form):
             retries=data.get("retries"),
             sender_email=data.get("sender_email") or "",
             # Empty: keep the stored certificate and key (removal is a button).
-            client_cert=data.get("client_cert") or None,
+            client_cert=(data.get("client_cert") or "").strip() or None,
             client_key=data.get("client_key") or None,
         )
 
