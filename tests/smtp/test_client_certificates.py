@@ -482,3 +482,20 @@ def test_the_key_is_loaded_from_a_private_file_that_is_gone_at_once(
     else:
         assert seen["mode"] == 0o600
         assert not os.path.exists(seen["path"])
+
+
+def test_a_tls_1_2_server_refusing_the_handshake_mentions_the_certificate(
+    demo, hostile, certs, trust_test_ca
+):
+    from tests.support.smtp_servers import server_context
+
+    # TLS 1.2 servers decide during the handshake, with a generic alert.
+    context = server_context(certs.server, certs.client_ca)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    server = hostile(openssl_server(context))
+    step = verify(
+        smtp_server_of_configuration(mtls_row(demo["acme"], server.port, Security.SSL))
+    ).failed_step
+    assert step.name == "tls"
+    assert "handshake failure" in step.detail
+    assert "Or the server requires a client certificate" in step.hint
