@@ -171,7 +171,7 @@ class SmtpConfigForm(forms.Form):
     client_cert = forms.CharField(
         required=False,
         strip=False,
-        max_length=65536,
+        max_length=32768,
         label="Client certificate",
         widget=forms.Textarea(
             attrs={
@@ -187,7 +187,7 @@ class SmtpConfigForm(forms.Form):
     client_key = forms.CharField(
         required=False,
         strip=False,
-        max_length=65536,
+        max_length=16384,
         label="Client key",
         # Write-only: never rendered back, not even after a failed save.
         widget=WriteOnlyTextarea(
@@ -267,7 +267,7 @@ class SmtpConfigForm(forms.Form):
             oauth2_service_account_key=data.get("oauth2_service_account_key") or None,
             oauth2_client_secret_expires_on=data.get("oauth2_client_secret_expires_on"),
             # Empty: keep the stored certificate and key (removal is a button).
-            client_cert=data.get("client_cert") or None,
+            client_cert=(data.get("client_cert") or "").strip() or None,
             client_key=data.get("client_key") or None,
         )
 

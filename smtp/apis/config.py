@@ -139,7 +139,7 @@ class SmtpConfigInputSerializer(StrictSerializer):
         allow_blank=True,
         allow_null=True,
         trim_whitespace=False,
-        max_length=65536,
+        max_length=32768,
         help_text="Client certificate for mutual TLS, PEM (its chain may follow). "
         'Omit or null to keep the stored one; "" removes it and its key.',
     )
@@ -149,7 +149,7 @@ class SmtpConfigInputSerializer(StrictSerializer):
         allow_null=True,
         trim_whitespace=False,
         write_only=True,
-        max_length=65536,
+        max_length=16384,
         help_text="Write-only. The client certificate's private key, PEM, without "
         "a passphrase. Omit or leave empty to keep the stored key.",
     )

@@ -50,6 +50,8 @@ class Explanation:
     hint: str
     field: str
     code: str = ""
+    # Whether the same attempt could succeed later.
+    transient: bool = False
 
 
 @dataclass(frozen=True)
@@ -563,17 +565,20 @@ def explain_client_certificate_refusal(
     what = (
         f"The server then sent the TLS alert '{alert}'"
         if alert
-        else "The server then closed the connection, before greeting"
+        else "The server then closed the connection before answering"
     )
+    # A close alone is likely, not certain, to mean that: it is retried (system
+    # emails), an alert is not.
+    transient = not alert
     if has_certificate:
         return Explanation(
             detail=f"{what}.",
             hint=CLIENT_CERTIFICATE_REFUSED_HINT,
             field="client_cert",
             code=CLIENT_CERTIFICATE_REFUSED,
+            transient=transient,
         )
     if not alert:
-        # A close alone is only likely, not certain, to mean that.
         hint = (
             "The server closed the connection as soon as TLS was set up, which is "
             "how servers that require a client certificate answer a client "
@@ -586,4 +591,5 @@ def explain_client_certificate_refusal(
         hint=hint,
         field="client_cert",
         code=CLIENT_CERTIFICATE_REQUIRED,
+        transient=transient,
     )

@@ -275,7 +275,7 @@ class SessionOpener(StepRecorder):
         return self._fail(
             tls_step,
             tls_started,
-            transient=False,
+            transient=explained.transient,
             detail=f"{tls_step.detail}. {explained.detail}",
             hint=explained.hint,
             field=explained.field,

@@ -123,7 +123,7 @@ def diff(
 
 
 def certificate_label(configuration: SmtpSettingsFields) -> str | None:
-    """ "subject, expires YYYY-MM-DD" of the client certificate, or ``None``."""
+    """The client certificate as "subject, expires YYYY-MM-DD", or ``None``."""
     info = configuration.client_certificate
     if info is None:
         return None

@@ -24,6 +24,7 @@ import pytest
 from tests.support.oauth2 import TokenServer, XOAuth2Handler
 from tests.support.smtp_servers import (
     Behaviour,
+    Certificates,
     SmtpTestServer,
     free_port,
     make_certificates,
@@ -70,6 +71,9 @@ class Stack:
     # server that takes only XOAUTH2 with its tokens.
     token_server: TokenServer
     xoauth2_server: SmtpTestServer
+    # Requires a client certificate signed by ``certs.client_ca`` (mutual TLS).
+    mtls_server: SmtpTestServer | None = None
+    certs: Certificates | None = None
     processes: list[subprocess.Popen] = field(default_factory=list)
     workers: list = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
@@ -143,6 +147,7 @@ def stack(tmp_path_factory):
     xoauth2_server = SmtpTestServer(
         starttls=certs.server, handler=XOAuth2Handler(Behaviour(), token_server)
     )
+    mtls_server = SmtpTestServer(starttls=certs.server, client_ca=certs.client_ca)
     database_url, drop_database = _database(tag)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -183,6 +188,8 @@ def stack(tmp_path_factory):
         auth_server=auth_server,
         token_server=token_server,
         xoauth2_server=xoauth2_server,
+        mtls_server=mtls_server,
+        certs=certs,
     )
     try:
         stack.manage("migrate", "--noinput", "-v", "0")
@@ -231,6 +238,7 @@ def stack(tmp_path_factory):
         auth_server.stop()
         xoauth2_server.stop()
         token_server.stop()
+        mtls_server.stop()
         drop_database()
 
 

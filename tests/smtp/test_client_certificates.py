@@ -245,11 +245,12 @@ def test_without_a_certificate_it_fails_at_tls_with_the_hint(
     step = outcome.failed_step
     assert step is not None and step.name == "tls", [s.as_dict() for s in outcome.steps]
     # aiosmtpd sends no alert: it closes the connection after the handshake.
-    assert "closed the connection, before greeting" in step.detail
+    assert "closed the connection before answering" in step.detail
     assert "The server requires a client certificate" in step.hint
     assert (step.hint_code, step.field) == (CLIENT_CERTIFICATE_REQUIRED, "client_cert")
     assert [s.name for s in outcome.steps][-1] == "tls"  # no greeting/EHLO step
-    assert not outcome.transient
+    # A close is not proof: system emails retry it (an alert is not retried).
+    assert outcome.transient
 
 
 def test_a_certificate_from_a_ca_the_server_does_not_trust_is_named(
@@ -292,9 +293,11 @@ def test_the_tls_alert_certificate_required_is_explained(
     context = server_context(certs.server, certs.client_ca)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     server = hostile(openssl_server(context))
-    without = verify(
+    refused = verify(
         smtp_server_of_configuration(mtls_row(demo["acme"], server.port, Security.SSL))
-    ).failed_step
+    )
+    assert not refused.transient  # the alert says it: retrying will not help
+    without = refused.failed_step
     assert without.name == "tls"
     assert "alert 'alert certificate required'" in without.detail
     assert without.hint == (
@@ -482,3 +485,20 @@ def test_the_key_is_loaded_from_a_private_file_that_is_gone_at_once(
     else:
         assert seen["mode"] == 0o600
         assert not os.path.exists(seen["path"])
+
+
+def test_a_tls_1_2_server_refusing_the_handshake_mentions_the_certificate(
+    demo, hostile, certs, trust_test_ca
+):
+    from tests.support.smtp_servers import server_context
+
+    # TLS 1.2 servers decide during the handshake, with a generic alert.
+    context = server_context(certs.server, certs.client_ca)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    server = hostile(openssl_server(context))
+    step = verify(
+        smtp_server_of_configuration(mtls_row(demo["acme"], server.port, Security.SSL))
+    ).failed_step
+    assert step.name == "tls"
+    assert "handshake failure" in step.detail
+    assert "Or the server requires a client certificate" in step.hint
