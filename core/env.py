@@ -36,6 +36,10 @@ CONTROLLER_SMTP_VARIABLES = (
     "FW_EVENT_SMTP_SERVER_PASSWORD",
     "FW_EVENT_SMTP_SERVER_USE_TLS",
     "FW_EVENT_SMTP_SERVER_USE_INSECURE",
+    # The sender identity of the controller level (all optional).
+    "FW_EVENT_SMTP_SERVER_SENDER_NAME",
+    "FW_EVENT_SMTP_SERVER_REPLY_TO",
+    "FW_EVENT_SMTP_SERVER_BOUNCE_ADDRESS",
 )
 
 
@@ -104,6 +108,10 @@ class ControllerSmtp:
     use_insecure: bool
     username: str
     password: str = field(repr=False)
+    # Checked by the SMTP app's rules like a configuration's, naming the variable.
+    sender_name: str = ""
+    reply_to: str = ""
+    bounce_address: str = ""
 
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -147,6 +155,9 @@ def controller_smtp() -> ControllerSmtp | None:
         use_insecure=use_insecure,
         username=raw.get("FW_EVENT_SMTP_SERVER_USERNAME", "").strip(),
         password=raw.get("FW_EVENT_SMTP_SERVER_PASSWORD", ""),
+        sender_name=raw.get("FW_EVENT_SMTP_SERVER_SENDER_NAME", "").strip(),
+        reply_to=raw.get("FW_EVENT_SMTP_SERVER_REPLY_TO", "").strip(),
+        bounce_address=raw.get("FW_EVENT_SMTP_SERVER_BOUNCE_ADDRESS", "").strip(),
     )
 
 

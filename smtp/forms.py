@@ -79,6 +79,32 @@ class SmtpConfigForm(forms.Form):
         help_text="The From address. Empty: the username, if it is an email address.",
     )
 
+    sender_name = forms.CharField(
+        required=False,
+        max_length=1024,
+        strip=False,
+        label="Sender name",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        help_text="Display name in From, e.g. Acme Ops. Empty: inherited.",
+    )
+    reply_to = forms.CharField(
+        required=False,
+        max_length=1024,
+        strip=False,
+        label="Reply-To",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="Where replies go. Empty: inherited, else no Reply-To.",
+    )
+    bounce_address = forms.CharField(
+        required=False,
+        max_length=1024,
+        strip=False,
+        label="Bounce address",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="Envelope sender (MAIL FROM), where bounces go. Empty: inherited, "
+        "else the sender address.",
+    )
+
     # The validators' field names, mapped to this form's fields.
     FIELD_FOR_RULE = {"security": "tls_mode"}
 
@@ -102,6 +128,9 @@ class SmtpConfigForm(forms.Form):
             "username": configuration.username,
             "retries": configuration.retries,
             "sender_email": configuration.sender_email,
+            "sender_name": configuration.sender_name,
+            "reply_to": configuration.reply_to,
+            "bounce_address": configuration.bounce_address,
         }
 
     def to_input(self) -> SmtpInput:
@@ -116,6 +145,9 @@ class SmtpConfigForm(forms.Form):
             password=data.get("password") or None,
             retries=data.get("retries"),
             sender_email=data.get("sender_email") or "",
+            sender_name=data.get("sender_name") or "",
+            reply_to=data.get("reply_to") or "",
+            bounce_address=data.get("bounce_address") or "",
         )
 
     def rule_fields(self, errors: dict[str, list[str]]) -> dict[str, list[str]]:

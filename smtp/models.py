@@ -57,6 +57,14 @@ class SmtpSettingsFields(models.Model):
     sender_email = models.EmailField(
         blank=True, help_text="From address; empty: the username if it is an address."
     )
+    # The sender identity; each empty one is inherited from the levels below.
+    sender_name = models.CharField(
+        max_length=100, blank=True, help_text="Display name in From."
+    )
+    reply_to = models.EmailField(blank=True, help_text="Reply-To address.")
+    bounce_address = models.EmailField(
+        blank=True, help_text="Envelope sender (MAIL FROM); empty: the From address."
+    )
 
     # Every setting but the password (which is copied or set on its own).
     SETTING_FIELDS = (
@@ -67,6 +75,9 @@ class SmtpSettingsFields(models.Model):
         "username",
         "retries",
         "sender_email",
+        "sender_name",
+        "reply_to",
+        "bounce_address",
     )
 
     class Meta:
@@ -213,6 +224,8 @@ class Email(models.Model):
     subject = models.CharField(max_length=255)
     # Encrypted: system emails carry one-time links.
     body = EncryptedSecretField()
+    # The HTML alternative of ``body`` (same content and links); empty: plain text.
+    html_body = EncryptedSecretField(null=True, blank=True)
     message_id = models.CharField(max_length=255, unique=True)
     # Where it went: the level in effect and the server, once tried.
     level_used = models.CharField(max_length=16, choices=Level.choices, blank=True)

@@ -9,7 +9,7 @@ all call it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -21,8 +21,9 @@ from django.utils import timezone
 from core.env import controller_smtp
 from smtp.delivery.server import Secret, SmtpServer
 from smtp.enums import EmailStatus, Level, Security, security_from_tls
+from smtp.identity import validate_display_name
 from smtp.models import Email, EmailAttempt, SmtpConfiguration, SmtpDraft
-from smtp.validators import validate_host
+from smtp.validators import validate_address, validate_host
 from tenants.models import Organization, Partner, User
 
 
@@ -47,9 +48,41 @@ class EffectiveSmtp:
     source: Level
     settings: SmtpServer | None
     layers: tuple[Layer, ...]
+    # The identity fields the winner inherited, and the level each came from.
+    inherited: tuple[tuple[str, Level], ...] = ()
 
     def layer(self, level: Level) -> Layer | None:
         return next((layer for layer in self.layers if layer.level == level), None)
+
+    def inherited_from(self, name: str) -> Level | None:
+        """The level ``name`` (an identity field) was inherited from, if it was."""
+        return dict(self.inherited).get(name)
+
+
+# The sender identity: inherited field by field from the levels below the one in
+# effect (an organization's empty Reply-To is its partner's, else the
+# controller's). The sender address itself is not: it belongs with the account.
+IDENTITY_FIELDS = ("sender_name", "reply_to", "bounce_address")
+
+
+def _with_inherited_identity(
+    server: SmtpServer, below: list[Layer]
+) -> tuple[SmtpServer, tuple[tuple[str, Level], ...]]:
+    """``server`` with each empty identity field taken from the first usable level
+    of ``below`` that sets it; and where each inherited one came from."""
+    values: dict[str, str] = {}
+    origins: list[tuple[str, Level]] = []
+    for name in IDENTITY_FIELDS:
+        if getattr(server, name):
+            continue
+        for layer in below:
+            if layer.usable and getattr(layer.settings, name):
+                values[name] = getattr(layer.settings, name)
+                origins.append((name, layer.level))
+                break
+    if not values:
+        return server, ()
+    return replace(server, **values), tuple(origins)
 
 
 def effective_sender(*, configured: str, username: str) -> tuple[str, str]:
@@ -87,17 +120,47 @@ def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpServer:
         updated_by=(
             row.updated_by.email if getattr(row, "updated_by_id", None) else None
         ),
+        sender_name=row.sender_name,
+        reply_to=row.reply_to,
+        bounce_address=row.bounce_address,
     )
 
 
+def _layers_below(row: SmtpConfiguration | SmtpDraft) -> list[Layer]:
+    """The levels under a stored row's: the partner's (for an organization's),
+    then the controller's."""
+    layers: list[Layer] = []
+    if row.organization_id is not None:
+        partner_row = (
+            SmtpConfiguration.objects.filter(
+                partner_id=row.partner_id, organization__isnull=True
+            )
+            .select_related("updated_by")
+            .first()
+        )
+        if partner_row is not None:
+            layers.append(Layer(level=Level.PARTNER, settings=_from_row(partner_row)))
+    layers.append(controller_smtp_layer())
+    return layers
+
+
+def _with_identity_below(row: SmtpConfiguration | SmtpDraft) -> SmtpServer:
+    server = _from_row(row)
+    if all(getattr(server, name) for name in IDENTITY_FIELDS):
+        return server
+    return _with_inherited_identity(server, _layers_below(row))[0]
+
+
 def smtp_server_of_draft(draft: SmtpDraft) -> SmtpServer:
-    """The settings a test of unsaved form values uses."""
-    return _from_row(draft)
+    """The settings a test of unsaved form values uses (the sender identity it
+    leaves empty inherited from the levels below, as when saved)."""
+    return _with_identity_below(draft)
 
 
 def smtp_server_of_configuration(configuration: SmtpConfiguration) -> SmtpServer:
-    """The settings of one stored configuration (the health check tries each)."""
-    return _from_row(configuration)
+    """The settings of one stored configuration (the health check tries each),
+    with the sender identity it inherits."""
+    return _with_identity_below(configuration)
 
 
 def controller_smtp_layer() -> Layer:
@@ -114,6 +177,25 @@ def controller_smtp_layer() -> Layer:
             settings=None,
             skipped_because=f"misconfigured: {message}",
         )
+    identity_errors: dict[str, list[str]] = {}
+    sender_name = validate_display_name(
+        "FW_EVENT_SMTP_SERVER_SENDER_NAME",
+        "FW_EVENT_SMTP_SERVER_SENDER_NAME",
+        values.sender_name,
+        identity_errors,
+    )
+    for variable, value in (
+        ("FW_EVENT_SMTP_SERVER_REPLY_TO", values.reply_to),
+        ("FW_EVENT_SMTP_SERVER_BOUNCE_ADDRESS", values.bounce_address),
+    ):
+        validate_address(variable, variable, value, identity_errors, required=False)
+    if identity_errors:
+        problems = " ".join(m for ms in identity_errors.values() for m in ms)
+        return Layer(
+            level=Level.CONTROLLER,
+            settings=None,
+            skipped_because=f"misconfigured: {problems}",
+        )
     sender, origin = effective_sender(configured="", username=values.username)
     return Layer(
         level=Level.CONTROLLER,
@@ -129,6 +211,9 @@ def controller_smtp_layer() -> Layer:
             sender_email=sender,
             sender_origin=origin,
             trusted=True,
+            sender_name=sender_name,
+            reply_to=values.reply_to,
+            bounce_address=values.bounce_address,
         ),
     )
 
@@ -198,11 +283,18 @@ def smtp_config_effective(
     if partner is not None:
         layers = _stored_layers(partner=partner, organization=organization)
     layers.append(controller_smtp_layer())
-    winner = next((layer for layer in layers if layer.usable), None)
+    index = next((i for i, layer in enumerate(layers) if layer.usable), None)
+    if index is None:
+        return EffectiveSmtp(source=Level.NONE, settings=None, layers=tuple(layers))
+    winner = layers[index]
+    settings_, inherited = _with_inherited_identity(
+        winner.settings, layers[index + 1 :]
+    )
     return EffectiveSmtp(
-        source=winner.level if winner else Level.NONE,
-        settings=winner.settings if winner else None,
+        source=winner.level,
+        settings=settings_,
         layers=tuple(layers),
+        inherited=inherited,
     )
 
 

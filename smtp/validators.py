@@ -15,6 +15,7 @@ from enum import StrEnum
 from core.addresses import AddressError, check_address
 from core.text import has_control_characters
 from smtp.enums import Security, security_from_tls
+from smtp.identity import check_allowed_domain, validate_display_name
 from smtp.models import SmtpSettingsFields
 
 # Messages shared with the type checks of forms and serializers.
@@ -65,6 +66,10 @@ class SmtpInput:
     retries: int | None = 3
     sender_email: str = ""
     remove_password: bool = False
+    # The sender identity; omitted (old clients): empty, i.e. inherited.
+    sender_name: str = ""
+    reply_to: str = ""
+    bounce_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ class ValidatedSmtp:
     password_action: PasswordAction
     new_password: str | None = field(default=None, repr=False)
     notes: tuple[str, ...] = ()
+    sender_name: str = ""
+    reply_to: str = ""
+    bounce_address: str = ""
 
 
 def validate_host(value: str) -> str:
@@ -241,10 +249,57 @@ def _server_changes(
     return changes
 
 
+def validate_sender_identity(
+    data: SmtpInput,
+    *,
+    username: str,
+    sender_email: str,
+    allowed_domains: tuple[str, ...],
+    errors: dict[str, list[str]],
+) -> tuple[str, str, str]:
+    """Sender name, Reply-To and bounce address; with ``allowed_domains`` (the
+    partner's), the sender, Reply-To and bounce address must be at one of them.
+
+    Returns the values to store (name, reply_to, bounce_address).
+    """
+    sender_name = validate_display_name(
+        "sender_name", "Sender name", data.sender_name, errors
+    )
+    reply_to = validate_address(
+        "reply_to", "Reply-To", data.reply_to, errors, required=False
+    )
+    bounce_address = validate_address(
+        "bounce_address", "Bounce address", data.bounce_address, errors, required=False
+    )
+    if allowed_domains:
+        if sender_email:
+            check_allowed_domain(
+                "sender_email", "Sender", sender_email, allowed_domains, errors
+            )
+        elif "@" in username and "sender_email" not in errors:
+            # An empty Sender sends as the username when it is an address.
+            check_allowed_domain(
+                "sender_email",
+                "Sender (empty, so the username)",
+                username,
+                allowed_domains,
+                errors,
+            )
+        check_allowed_domain("reply_to", "Reply-To", reply_to, allowed_domains, errors)
+        check_allowed_domain(
+            "bounce_address", "Bounce address", bounce_address, allowed_domains, errors
+        )
+    return sender_name, reply_to, bounce_address
+
+
 def smtp_input_validate(
-    data: SmtpInput, *, current: SmtpSettingsFields | None
+    data: SmtpInput,
+    *,
+    current: SmtpSettingsFields | None,
+    allowed_domains: tuple[str, ...] = (),
 ) -> ValidatedSmtp:
-    """Check ``data`` against every rule; ``current`` is the stored configuration."""
+    """Check ``data`` against every rule; ``current`` is the stored configuration,
+    ``allowed_domains`` the partner's allowed sender domains (empty: any)."""
     errors: dict[str, list[str]] = {}
 
     def error(name: str, message: str) -> None:
@@ -306,6 +361,13 @@ def smtp_input_validate(
         )
         if problem:
             error("sender_email", problem)
+    sender_name, reply_to, bounce_address = validate_sender_identity(
+        data,
+        username=username,
+        sender_email=sender_email,
+        allowed_domains=allowed_domains,
+        errors=errors,
+    )
     if data.password is not None and len(data.password) > 1024:
         error("password", "Password must be at most 1024 characters.")
 
@@ -377,4 +439,7 @@ def smtp_input_validate(
         password_action=action,
         new_password=new_password if action == PasswordAction.SET else None,
         notes=tuple(notes),
+        sender_name=sender_name,
+        reply_to=reply_to,
+        bounce_address=bounce_address,
     )

@@ -54,6 +54,28 @@ PANEL_FIELDS: list[tuple[str, Callable[[SmtpServer], str]]] = [
     ("Sender", _sender),
     ("Retries", lambda s: str(s.retries)),
 ]
+# The identity rows: the column in effect shows what it inherits, and from where.
+IDENTITY_PANEL_FIELDS = [
+    ("Sender name", "sender_name"),
+    ("Reply-To", "reply_to"),
+    ("Bounce address", "bounce_address"),
+]
+
+
+def _identity_cell(effective: EffectiveSmtp, layer, name: str) -> dict[str, object]:
+    in_effect = layer.level == effective.source
+    if in_effect:
+        value = getattr(effective.settings, name)
+        origin = effective.inherited_from(name)
+        if origin is not None:
+            value = f"{value} (from {origin.label})"
+        elif not value:
+            value = "the sender address" if name == "bounce_address" else "—"
+    elif layer.settings is not None:
+        value = getattr(layer.settings, name) or "—"
+    else:
+        value = "—"
+    return {"value": value, "in_effect": in_effect}
 
 
 @dataclass(frozen=True)
@@ -92,6 +114,15 @@ def effective_panel(effective: EffectiveSmtp) -> dict[str, object]:
             ],
         }
         for label, value in PANEL_FIELDS
+    ]
+    rows += [
+        {
+            "label": label,
+            "cells": [
+                _identity_cell(effective, layer, name) for layer in effective.layers
+            ],
+        }
+        for label, name in IDENTITY_PANEL_FIELDS
     ]
     return {"columns": columns, "rows": rows}
 

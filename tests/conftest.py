@@ -6,6 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from core.env import CONTROLLER_SMTP_VARIABLES
 from tenants.models import Organization, Partner, User
 from tests.support.hostile import HostileServer
 from tests.support.worker import WorkerProcess, wait_until
@@ -102,14 +103,7 @@ def hostile():
         server.stop()
 
 
-CONTROLLER_VARIABLES = (
-    "FW_EVENT_SMTP_SERVER_ADDR",
-    "FW_EVENT_SMTP_SERVER_PORT",
-    "FW_EVENT_SMTP_SERVER_USERNAME",
-    "FW_EVENT_SMTP_SERVER_PASSWORD",
-    "FW_EVENT_SMTP_SERVER_USE_TLS",
-    "FW_EVENT_SMTP_SERVER_USE_INSECURE",
-)
+CONTROLLER_VARIABLES = CONTROLLER_SMTP_VARIABLES
 
 
 @pytest.fixture(autouse=True)

@@ -65,6 +65,27 @@ class SmtpConfigInputSerializer(StrictSerializer):
         required=False, default=3, error_messages={"invalid": RETRIES_MESSAGE}
     )
     sender_email = StrictCharField(required=False, allow_blank=True, max_length=1024)
+    sender_name = StrictCharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=1024,
+        help_text="Display name in From (non-ASCII allowed). Omit: inherited.",
+    )
+    reply_to = StrictCharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=1024,
+        help_text="Reply-To address. Omit: inherited.",
+    )
+    bounce_address = StrictCharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=1024,
+        help_text="Envelope sender (MAIL FROM). Omit: inherited, else sender_email.",
+    )
 
 
 class EmailConfigInputSerializer(StrictSerializer):
@@ -87,6 +108,9 @@ def smtp_input_from(data: dict[str, Any]) -> SmtpInput:
         password=data.get("password") or None,
         retries=data.get("retries"),
         sender_email=data.get("sender_email", ""),
+        sender_name=data.get("sender_name", ""),
+        reply_to=data.get("reply_to", ""),
+        bounce_address=data.get("bounce_address", ""),
     )
 
 
@@ -105,6 +129,9 @@ class SmtpConfigOutputSerializer(serializers.Serializer):
     password_set = serializers.BooleanField()
     retries = serializers.IntegerField()
     sender_email = serializers.CharField()
+    sender_name = serializers.CharField()
+    reply_to = serializers.CharField()
+    bounce_address = serializers.CharField()
     updated_at = serializers.DateTimeField()
     updated_by = serializers.CharField(source="updated_by.email", allow_null=True)
 
@@ -134,6 +161,12 @@ class EffectiveOutputSerializer(serializers.Serializer):
     )
     retries = serializers.IntegerField(source="settings.retries", required=False)
     sender_email = serializers.CharField(source="settings.sender_email", required=False)
+    # The identity in effect, inherited field by field.
+    sender_name = serializers.CharField(source="settings.sender_name", required=False)
+    reply_to = serializers.CharField(source="settings.reply_to", required=False)
+    bounce_address = serializers.CharField(
+        source="settings.bounce_address", required=False
+    )
     levels = serializers.SerializerMethodField()
 
     @extend_schema_field(LayerOutputSerializer(many=True))

@@ -68,6 +68,12 @@ class SmtpServer:
     configuration_id: int | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
+    # The sender identity, each inherited field by field by the selectors: the
+    # display name of From, Reply-To, and the envelope sender (MAIL FROM, where
+    # bounces go; empty: the From address).
+    sender_name: str = ""
+    reply_to: str = ""
+    bounce_address: str = ""
 
     def __post_init__(self) -> None:
         # Wherever this server goes, logs never show the password or
@@ -81,6 +87,10 @@ class SmtpServer:
     @property
     def password_set(self) -> bool:
         return bool(self.password)
+
+    def envelope_sender(self, sender: str = "") -> str:
+        """MAIL FROM for a message from ``sender`` (default: the From address)."""
+        return self.bounce_address or sender or self.sender_email
 
     @property
     def authenticates(self) -> bool:

@@ -230,7 +230,7 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
     outcome = deliver(
         server,
         None,
-        sender=server.sender_email,
+        sender=server.envelope_sender(),
         recipients=[server.sender_email],
         verify_only=True,
     )

@@ -115,8 +115,9 @@
     if (!container) {
       return;
     }
-    if (ADVANCED.indexOf(name) !== -1) {
-      container.closest("details").open = true;
+    var details = container.closest("details");
+    if (ADVANCED.indexOf(name) !== -1 || details) {
+      details.open = true;
     }
     container.classList.add("has-error", "js-test-flagged");
     var note = document.createElement("p");

@@ -67,6 +67,10 @@ def test_documented_post_creates_the_partner_configuration(demo):
         "password_set": True,
         "retries": 3,
         "sender_email": "",
+        # The sender identity: optional, so omitted by the documented body.
+        "sender_name": "",
+        "reply_to": "",
+        "bounce_address": "",
         "updated_at": body["email_config"]["smtp_config"]["updated_at"],
         "updated_by": "partner-admin@acme.example",
     }
