@@ -27,4 +27,5 @@ class SmtpConfig(AppConfig):
             "smtp_config.created",
             "smtp_config.updated",
             "smtp_config.deleted",
+            "email_identity.updated",
         )

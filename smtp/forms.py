@@ -162,3 +162,23 @@ class SmtpConfigForm(forms.Form):
         for name, messages in self.rule_fields(errors).items():
             for message in messages:
                 self.add_error(name if name in self.fields else None, message)
+
+
+class SenderDomainsForm(forms.Form):
+    """The partner's allowed sender domains, one a line (or comma-separated)."""
+
+    allowed_sender_domains = forms.CharField(
+        required=False,
+        max_length=5000,
+        label="Allowed sender domains",
+        widget=forms.Textarea(
+            attrs={"rows": 4, "spellcheck": "false", "autocapitalize": "none"}
+        ),
+        help_text="One a line: acme.example, or *.acme.example for its subdomains. "
+        "The Sender, Reply-To and bounce address of the partner's and every "
+        "organization's configuration must be at one of them. Empty: any domain.",
+    )
+
+    def domains(self) -> list[str]:
+        text = self.cleaned_data.get("allowed_sender_domains") or ""
+        return [part for part in text.replace(",", "\n").splitlines() if part.strip()]

@@ -29,8 +29,10 @@ __all__ = [
     "EmailAttempt",
     "EmailKind",
     "EmailStatus",
+    "EmailTextOverride",
     "HealthStatus",
     "Level",
+    "PartnerEmailIdentity",
     "Security",
     "SmtpConfiguration",
     "SmtpDraft",
@@ -154,6 +156,65 @@ class SmtpConfiguration(SmtpSettingsFields):
     @property
     def is_failing(self) -> bool:
         return self.health_status == HealthStatus.FAILING
+
+
+class PartnerEmailIdentity(models.Model):
+    """How a partner's system emails identify it: the sender domains it allows
+    (itself and its organizations), and its branding, which its organizations
+    inherit."""
+
+    partner = models.OneToOneField(
+        "tenants.Partner", on_delete=models.CASCADE, related_name="email_identity"
+    )
+    # Lower-case A-labels, "acme.example" or "*.acme.example"; empty: any domain.
+    allowed_sender_domains = models.JSONField(default=list, blank=True)
+    product_name = models.CharField(max_length=100, blank=True)
+    # "#rrggbb"; empty: the console's own colour.
+    primary_color = models.CharField(max_length=7, blank=True)
+    footer = models.TextField(max_length=500, blank=True)
+    support_email = models.EmailField(blank=True)
+    # A small PNG, JPEG or GIF (type checked by its bytes, never SVG), served by
+    # its digest so that a changed logo is a new address.
+    logo = models.BinaryField(null=True, blank=True)
+    logo_type = models.CharField(max_length=32, blank=True)
+    logo_digest = models.CharField(max_length=64, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Email identity of partner {self.partner_id}"
+
+
+class EmailTextOverride(models.Model):
+    """A partner's subject and intro paragraph for one kind of system email, with
+    placeholders from a fixed set (checked when saved); plain text, escaped in
+    HTML."""
+
+    partner = models.ForeignKey(
+        "tenants.Partner",
+        on_delete=models.CASCADE,
+        related_name="email_text_overrides",
+    )
+    kind = models.CharField(max_length=32, choices=EmailKind.choices)
+    subject = models.CharField(max_length=200, blank=True)
+    intro = models.TextField(max_length=1000, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "kind"], name="email_text_override_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} text of partner {self.partner_id}"
 
 
 class SmtpDraft(SmtpSettingsFields):

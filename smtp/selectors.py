@@ -15,14 +15,20 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db.models import Count, Q
+from django.db.models import Count, JSONField, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from core.env import controller_smtp
 from smtp.delivery.server import Secret, SmtpServer
 from smtp.enums import EmailStatus, Level, Security, security_from_tls
-from smtp.identity import validate_display_name
-from smtp.models import Email, EmailAttempt, SmtpConfiguration, SmtpDraft
+from smtp.identity import allowed_domains_text, domain_allowed, validate_display_name
+from smtp.models import (
+    Email,
+    EmailAttempt,
+    PartnerEmailIdentity,
+    SmtpConfiguration,
+    SmtpDraft,
+)
 from smtp.validators import validate_address, validate_host
 from tenants.models import Organization, Partner, User
 
@@ -241,10 +247,17 @@ def _stored_layers(
     scope = Q(organization__isnull=True)
     if organization is not None:
         scope |= Q(organization=organization)
+    # The partner's allowed sender domains come along (no query of their own).
+    allowed = Subquery(
+        PartnerEmailIdentity.objects.filter(partner=OuterRef("partner")).values(
+            "allowed_sender_domains"
+        )[:1],
+        output_field=JSONField(),
+    )
     rows = list(
-        SmtpConfiguration.objects.filter(scope, partner=partner).select_related(
-            "updated_by"
-        )
+        SmtpConfiguration.objects.filter(scope, partner=partner)
+        .select_related("updated_by")
+        .annotate(allowed_sender_domains=allowed)
     )
     by_level = {row.level: row for row in rows}
     layers: list[Layer] = []
@@ -253,6 +266,10 @@ def _stored_layers(
         skipped = ""
         if org_row is not None and not organization.smtp_configuration_enabled:
             skipped = FEATURE_OFF
+        elif org_row is not None:
+            skipped = _outside_allowed_domains(
+                org_row, allowed=tuple(org_row.allowed_sender_domains or ())
+            )
         layers.append(
             Layer(
                 level=Level.ORGANIZATION,
@@ -268,6 +285,44 @@ def _stored_layers(
         )
     )
     return layers
+
+
+def sender_domains_allowed(*, partner: Partner | None) -> tuple[str, ...]:
+    """The partner's allowed sender domains (empty: any domain)."""
+    if partner is None:
+        return ()
+    domains = (
+        PartnerEmailIdentity.objects.filter(partner=partner)
+        .values_list("allowed_sender_domains", flat=True)
+        .first()
+    )
+    return tuple(domains or ())
+
+
+def _outside_allowed_domains(
+    row: SmtpConfiguration, *, allowed: tuple[str, ...]
+) -> str:
+    """Why an organization's configuration may not send for its partner: an
+    address outside the partner's allowed sender domains (set after it was
+    saved); "" when it may."""
+    if not allowed:
+        return ""
+    sender, origin = effective_sender(
+        configured=row.sender_email, username=row.username
+    )
+    if origin == "default":
+        sender = ""  # the console's own address, not the organization's choice
+    for label, address in (
+        ("sender", sender),
+        ("Reply-To", row.reply_to),
+        ("bounce address", row.bounce_address),
+    ):
+        if address and not domain_allowed(address, allowed):
+            return (
+                f"its {label} {address} is outside the partner's allowed sender "
+                f"domains ({allowed_domains_text(allowed)})"
+            )
+    return ""
 
 
 def smtp_config_effective(

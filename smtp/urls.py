@@ -6,6 +6,7 @@ ops_urlpatterns = [
     path("smtp/", views.ops_smtp, name="smtp"),
     path("smtp/test", views.ops_smtp_test, name="smtp-test"),
     path("emails/<int:email_id>/", views.ops_email, name="email"),
+    path("email-identity/", views.ops_email_identity, name="email-identity"),
 ]
 
 web_urlpatterns = [

@@ -14,16 +14,18 @@ from django.views.decorators.http import require_POST
 from smtp.apis.refusals import refusal_answer
 from smtp.delivery.server import SmtpServer
 from smtp.enums import Security
-from smtp.forms import SmtpConfigForm
+from smtp.forms import SenderDomainsForm, SmtpConfigForm
 from smtp.selectors import (
     EffectiveSmtp,
     email_attempts,
     email_get,
+    sender_domains_allowed,
     smtp_config_effective,
     smtp_config_get,
 )
 from smtp.services import (
     TestEmailRefused,
+    sender_domains_save,
     smtp_config_delete,
     smtp_config_remove_password,
     smtp_config_save,
@@ -271,4 +273,53 @@ def ops_email(request: HttpRequest, email_id: int) -> HttpResponse:
 def web_email(request: HttpRequest, email_id: int) -> HttpResponse:
     return _email_page(
         request, scope=request.scope, email_id=email_id, console="console"
+    )
+
+
+# -- the partner's email identity: sender domains, branding, texts, previews ----
+
+
+def _add_errors(form, errors: dict[str, list[str]]) -> None:
+    for name, messages_ in errors.items():
+        for message in messages_:
+            form.add_error(name if name in form.fields else None, message)
+
+
+@ops_page
+def ops_email_identity(request: HttpRequest) -> HttpResponse:
+    """Allowed sender domains, branding and per-kind texts of the partner."""
+    scope = request.scope
+    domains_form = None
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action == "domains":
+            domains_form = SenderDomainsForm(request.POST)
+            if domains_form.is_valid():
+                try:
+                    result = sender_domains_save(
+                        scope=scope, domains=domains_form.domains(), actor=request.user
+                    )
+                except SmtpValidationError as error:
+                    _add_errors(domains_form, error.errors)
+                else:
+                    messages.success(request, "Allowed sender domains saved.")
+                    for note in result.notes:
+                        messages.warning(request, note)
+                    return redirect(request.path)
+    if domains_form is None:
+        domains_form = SenderDomainsForm(
+            initial={
+                "allowed_sender_domains": "\n".join(
+                    sender_domains_allowed(partner=scope.partner)
+                )
+            }
+        )
+    return render(
+        request,
+        "ops/email_identity.html",
+        {
+            "nav": "email",
+            "domains_form": domains_form,
+            "can_edit": request.user.is_tenant_admin,
+        },
     )

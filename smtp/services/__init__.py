@@ -18,9 +18,11 @@ from smtp.services.emails import (
     send_system_emails,
     smtp_test_email_request,
 )
+from smtp.services.identity import IdentitySaveResult, sender_domains_save
 
 __all__ = [
     "TEST_SUBJECT",
+    "IdentitySaveResult",
     "SaveResult",
     "SystemEmail",
     "TestEmailBusy",
@@ -28,6 +30,7 @@ __all__ = [
     "TestEmailRefused",
     "send_system_email",
     "send_system_emails",
+    "sender_domains_save",
     "smtp_config_delete",
     "smtp_config_health_check",
     "smtp_config_health_check_targets",

@@ -13,10 +13,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from smtp.enums import TEST_KINDS, EmailKind, EmailStatus, Security
+from smtp.identity import check_allowed_domain
 from smtp.models import Email, SmtpDraft
 from smtp.outbox import NewEmail, email_enqueue, emails_enqueue
 from smtp.selectors import (
     EffectiveSmtp,
+    sender_domains_allowed,
     smtp_config_effective,
     smtp_config_get,
     smtp_config_is_own,
@@ -245,12 +247,17 @@ def smtp_test_email_request(
     values: ValidatedSmtp | None = None
     effective: EffectiveSmtp | None = None
     other_level = False
+    allowed_domains = sender_domains_allowed(partner=scope.partner)
+    if sender:
+        check_allowed_domain("sender_email", "Sender", sender, allowed_domains, errors)
     if form is not None:
         current = smtp_config_get(
             partner=scope.partner, organization=scope.organization
         )
         try:
-            values = smtp_input_validate(form, current=current)
+            values = smtp_input_validate(
+                form, current=current, allowed_domains=allowed_domains
+            )
         except SmtpValidationError as error:
             errors.update(error.errors)
     else:
