@@ -132,3 +132,120 @@ def check_allowed_domain(
             f"{label} {address} is outside the partner's allowed sender domains "
             f"({allowed_domains_text(patterns)}): use an address at one of them."
         )
+
+
+# -- branding and texts ------------------------------------------------------------
+
+# The placeholders a partner's subject and intro may use: a fixed set, filled in
+# by the console (escaped in HTML), never a template language.
+PLACEHOLDERS = {
+    "user_name": "the recipient's name (or address)",
+    "user_email": "the recipient's address",
+    "organization": "the organization's name",
+    "partner": "the partner's name",
+    "product_name": "the product name of the branding",
+    "link": "the one-time link",
+    "expires_in": "how long the link works, e.g. 3 days",
+    "title": "an alert's title",
+    "severity": "an alert's severity, e.g. CRITICAL",
+}
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+SUBJECT_MAX = 200
+INTRO_MAX = 1000
+FOOTER_MAX = 500
+PRODUCT_NAME_MAX = 100
+_COLOR = re.compile(r"^#[0-9a-f]{6}$")
+LOGO_MAX_BYTES = 100 * 1024
+# Types checked by their first bytes, not by the name or the browser's word. SVG
+# is refused: it is a document that can carry scripts and remote references.
+_LOGO_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def placeholders_text() -> str:
+    return ", ".join(f"{{{{ {name} }}}}" for name in PLACEHOLDERS)
+
+
+def validate_template_text(
+    name: str,
+    label: str,
+    value: str,
+    errors: dict[str, list[str]],
+    *,
+    one_line: bool,
+    limit: int,
+) -> str:
+    """A subject (one line) or intro paragraph with placeholders of the fixed set;
+    returns it stripped. Unknown placeholders are named in the message."""
+    text = (value or "").strip().replace("\r\n", "\n")
+    problems: list[str] = []
+    if one_line and ("\n" in text or "\r" in text):
+        problems.append(f"{label} must not contain line breaks: enter it on one line.")
+    elif has_control_characters(text.replace("\n", "")):
+        problems.append(
+            f"{label} must not contain control characters (such as ESC, tab or "
+            "DEL): retype it without them."
+        )
+    if len(text) > limit:
+        problems.append(f"{label} must be at most {limit} characters.")
+    if "{%" in text or "%}" in text:
+        problems.append(
+            f"{label}: template tags ({{% ... %}}) are not allowed; use only the "
+            f"placeholders {placeholders_text()}."
+        )
+    unknown = [
+        match.group(1)
+        for match in _PLACEHOLDER.finditer(text)
+        if match.group(1) not in PLACEHOLDERS
+    ]
+    for placeholder in dict.fromkeys(unknown):
+        problems.append(
+            f"{label}: unknown placeholder {{{{ {placeholder} }}}}. Use one of "
+            f"{placeholders_text()}."
+        )
+    if problems:
+        errors.setdefault(name, []).extend(problems)
+    return text
+
+
+def fill_placeholders(text: str, values: dict[str, str]) -> str:
+    """``text`` with each known placeholder replaced by its value (plain text)."""
+    return _PLACEHOLDER.sub(
+        lambda match: values.get(match.group(1), match.group(0)), text
+    )
+
+
+def validate_color(
+    name: str, label: str, value: str, errors: dict[str, list[str]]
+) -> str:
+    """A colour as ``#rrggbb`` (lower case), or empty."""
+    color = (value or "").strip().lower()
+    if color and not _COLOR.match(color):
+        errors.setdefault(name, []).append(
+            f"{label} must be a colour like #1a73e8 (# and six hex digits)."
+        )
+    return color
+
+
+def logo_type(name: str, data: bytes, errors: dict[str, list[str]]) -> str:
+    """The MIME type of an uploaded logo, checked by its bytes and size."""
+    if len(data) > LOGO_MAX_BYTES:
+        errors.setdefault(name, []).append(
+            f"Logo must be at most {LOGO_MAX_BYTES // 1024} KB: this file is "
+            f"{(len(data) + 1023) // 1024} KB. Export it smaller (e.g. 400 px wide)."
+        )
+        return ""
+    for signature, content_type in _LOGO_SIGNATURES:
+        if data.startswith(signature):
+            return content_type
+    head = data[:512].lstrip().lower()
+    kind = "an SVG image" if b"<svg" in head or b"<?xml" in head else "not an image"
+    errors.setdefault(name, []).append(
+        f"Logo must be a PNG, JPEG or GIF image; this file is {kind}. (SVG is "
+        "refused: it can carry scripts.)"
+    )
+    return ""

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db.models import Count, JSONField, OuterRef, Q, Subquery
+from django.urls import reverse
 from django.utils import timezone
 
 from core.env import controller_smtp
@@ -25,6 +26,7 @@ from smtp.identity import allowed_domains_text, domain_allowed, validate_display
 from smtp.models import (
     Email,
     EmailAttempt,
+    EmailTextOverride,
     PartnerEmailIdentity,
     SmtpConfiguration,
     SmtpDraft,
@@ -464,3 +466,84 @@ def email_last_steps(*, email) -> list:
         return []
     last = EmailAttempt.objects.filter(email=email).order_by("-number").first()
     return last.steps if last else []
+
+
+# -- branding ------------------------------------------------------------------------
+
+DEFAULT_PRODUCT_NAME = "Ops Console"
+DEFAULT_PRIMARY_COLOR = "#1d4ed8"
+
+
+@dataclass(frozen=True)
+class EmailBranding:
+    """How system emails look for a partner and its organizations (they inherit
+    it): the console's defaults where the partner set nothing."""
+
+    product_name: str = DEFAULT_PRODUCT_NAME
+    primary_color: str = DEFAULT_PRIMARY_COLOR
+    footer: str = ""
+    support_email: str = ""
+    logo_url: str = ""
+    # (kind, subject, intro) the partner overrides; empty strings: the default.
+    texts: tuple[tuple[str, str, str], ...] = ()
+
+    def text_for(self, kind: str) -> tuple[str, str]:
+        """The partner's (subject, intro) for ``kind``; "" where not overridden."""
+        for text_kind, subject, intro in self.texts:
+            if text_kind == kind:
+                return subject, intro
+        return "", ""
+
+
+def email_logo_url(*, partner_id: int, digest: str) -> str:
+    """The public address of a partner's logo: by digest, so a new logo is a new
+    address, and it carries nothing about the recipient."""
+    path = reverse("email-logo", args=[partner_id, digest])
+    return f"{settings.PUBLIC_URL}{path}"
+
+
+def email_branding(*, partner: Partner | None) -> EmailBranding:
+    """The branding of a partner's system emails (organizations use their
+    partner's); the console's own without a partner. Two queries, no logo bytes."""
+    if partner is None:
+        return EmailBranding()
+    identity = (
+        PartnerEmailIdentity.objects.filter(partner=partner).defer("logo").first()
+    )
+    texts = tuple(
+        EmailTextOverride.objects.filter(partner=partner)
+        .order_by("kind")
+        .values_list("kind", "subject", "intro")
+    )
+    if identity is None:
+        return EmailBranding(texts=texts)
+    return EmailBranding(
+        product_name=identity.product_name or DEFAULT_PRODUCT_NAME,
+        primary_color=identity.primary_color or DEFAULT_PRIMARY_COLOR,
+        footer=identity.footer,
+        support_email=identity.support_email,
+        logo_url=(
+            email_logo_url(partner_id=partner.pk, digest=identity.logo_digest)
+            if identity.logo_digest
+            else ""
+        ),
+        texts=texts,
+    )
+
+
+def email_identity_get(*, partner: Partner) -> PartnerEmailIdentity | None:
+    """The partner's stored email identity (without the logo's bytes), if any."""
+    return PartnerEmailIdentity.objects.filter(partner=partner).defer("logo").first()
+
+
+def email_logo_get(*, partner_id: int, digest: str) -> tuple[bytes, str] | None:
+    """A partner's logo bytes and type, if ``digest`` is its current logo's."""
+    row = (
+        PartnerEmailIdentity.objects.filter(partner_id=partner_id, logo_digest=digest)
+        .exclude(logo_digest="")
+        .values_list("logo", "logo_type")
+        .first()
+    )
+    if row is None or row[0] is None:
+        return None
+    return bytes(row[0]), row[1]

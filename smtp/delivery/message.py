@@ -15,11 +15,16 @@ _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
 
 
+def _has_controls(value: str) -> bool:
+    return any(ord(char) < 32 or 127 <= ord(char) < 160 for char in value)
+
+
 def _header_value(name: str, value: str) -> str:
-    """A header value for the wire: ASCII as it is, anything else RFC 2047."""
+    """A header value for the wire: printable ASCII as it is, anything else
+    (non-ASCII, or a stray control character) RFC 2047 encoded words."""
     if "\r" in value or "\n" in value:
         raise ValueError(f"{name} must not contain a line break")
-    if value.isascii():
+    if value.isascii() and not _has_controls(value):
         return value
     return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
 
