@@ -28,7 +28,7 @@ from smtp.selectors import (
     smtp_test_recipient_allowed,
 )
 from smtp.services.config import apply_validated, where
-from smtp.services.rendering import email_render
+from smtp.services.rendering import email_preview_render, email_render
 from smtp.validators import (
     PasswordAction,
     SmtpInput,
@@ -355,6 +355,45 @@ def smtp_test_email_request(
             requested_by=actor,
             draft=draft,
             message_domain=message_domain(from_address),
+        )
+    )
+
+
+@transaction.atomic
+def email_preview_send(*, scope: TenantScope, actor: User, kind: str) -> Email:
+    """Send the preview of ``kind`` to ``actor`` through the configuration in
+    effect (a test email: tried once, within the admin's test limits).
+
+    Raises ``TestEmailRefused`` when no configuration is in effect or the
+    admin is over the limits.
+    """
+    effective = smtp_config_effective(
+        partner=scope.partner, organization=scope.organization
+    )
+    if effective.settings is None:
+        raise TestEmailConflict(
+            "No SMTP configuration is in effect: save one on the SMTP page, or "
+            "set the controller defaults (FW_EVENT_SMTP_SERVER_*)."
+        )
+    User.objects.select_for_update().filter(pk=actor.pk).first()
+    _check_test_rate(actor)
+    rendered = email_preview_render(
+        kind=kind,
+        branding=email_branding(partner=scope.partner),
+        user=actor,
+        partner=scope.partner,
+    )
+    return email_enqueue(
+        NewEmail(
+            kind=EmailKind.TEST,
+            recipient=actor.email,
+            subject=rendered.subject,
+            body=rendered.text,
+            html_body=rendered.html,
+            partner=scope.partner,
+            organization=scope.organization,
+            requested_by=actor,
+            message_domain=message_domain(effective.settings.sender_email),
         )
     )
 

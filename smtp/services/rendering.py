@@ -10,22 +10,24 @@ them like every other value, so no tenant can add markup.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
 from django.template.loader import render_to_string
 
 from core.text import has_control_characters
-from smtp.enums import EmailKind
+from smtp.enums import BRANDED_KINDS, EmailKind
 from smtp.identity import fill_placeholders
 from smtp.selectors import EmailBranding
 
-# The kinds a partner can brand and preview (a verification sends nothing).
-BRANDED_KINDS = (
-    EmailKind.PASSWORD_SETUP,
-    EmailKind.PASSWORD_RESET,
-    EmailKind.ALERT,
-    EmailKind.TEST,
-)
+__all__ = [
+    "BRANDED_KINDS",
+    "DEFAULT_TEXTS",
+    "RenderedEmail",
+    "email_preview_render",
+    "email_render",
+]
 
 # The console's own subject and intro of each kind, with the same placeholders a
 # partner may use.
@@ -108,6 +110,7 @@ def email_render(
         **context,
         **values,
         "intro": intro,
+        "footer": fill_placeholders(branding.footer, values).strip(),
         "subject": subject,
         "brand": branding,
     }
@@ -121,4 +124,44 @@ def email_render(
         subject=subject[:255],
         text=text,
         html=render_to_string(f"emails/{kind}.html", full_context),
+    )
+
+
+def _sample_context(*, kind: str, user: Any, organization: Any) -> dict[str, Any]:
+    """Example values for a preview: the viewer as the recipient, and a link
+    that goes nowhere."""
+    base = settings.PUBLIC_URL
+    sample_link = {
+        EmailKind.PASSWORD_SETUP: f"{base}/account/setup/example-preview-link/",
+        EmailKind.PASSWORD_RESET: f"{base}/password-reset/example-preview-link/",
+        EmailKind.ALERT: f"{base}/ops/audit-logs/",
+    }.get(kind, "")
+    context: dict[str, Any] = {
+        "user": user,
+        "organization": organization or SimpleNamespace(name="Example Organization"),
+        "link": sample_link,
+        "expiry_days": max(1, settings.PASSWORD_RESET_TIMEOUT // 86400),
+    }
+    if kind == EmailKind.ALERT:
+        context.update(
+            title="Disk almost full",
+            message="Node 3 of cluster eu-1 is at 91% disk usage.",
+            severity="warning",
+        )
+    if kind == EmailKind.TEST:
+        context["body"] = (
+            "It was sent to check the SMTP configuration.\n\n"
+            "If you can read this, the configuration delivers mail."
+        )
+    return context
+
+
+def email_preview_render(
+    *, kind: str, branding: EmailBranding, user: Any, partner: Any = None
+) -> RenderedEmail:
+    """One kind of email as it would be sent with this branding, to ``user``."""
+    context = _sample_context(kind=kind, user=user, organization=None)
+    context["partner"] = partner
+    return email_render(
+        kind=kind, context=context, recipient=user.email, branding=branding
     )
