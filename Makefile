@@ -47,12 +47,12 @@ bench: install
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/audit_query.py
 
-# Runs the browser journeys and copies three of their screenshots for the README.
+# Runs the browser journeys and copies four of their screenshots for the README.
 screenshots: install
-	$(BIN)/python -m pytest -q tests/e2e/test_journeys.py
+	$(BIN)/python -m pytest -q tests/e2e/test_journeys.py tests/e2e/test_email_branding.py
 	mkdir -p docs/img
 	cp var/screenshots/ops-smtp-test-sent.png var/screenshots/web-smtp-settings.png \
-	   var/screenshots/ops-audit-log.png docs/img/
+	   var/screenshots/ops-audit-log.png var/screenshots/ops-email-preview.png docs/img/
 
 format: install
 	$(BIN)/ruff check --fix .

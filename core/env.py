@@ -49,6 +49,10 @@ CONTROLLER_SMTP_VARIABLES = (
     "FW_EVENT_SMTP_SERVER_OAUTH2_CLIENT_SECRET_EXPIRES_ON",
     "FW_EVENT_SMTP_SERVER_CLIENT_CERT",
     "FW_EVENT_SMTP_SERVER_CLIENT_KEY",
+    # The sender identity of the controller level (all optional).
+    "FW_EVENT_SMTP_SERVER_SENDER_NAME",
+    "FW_EVENT_SMTP_SERVER_REPLY_TO",
+    "FW_EVENT_SMTP_SERVER_BOUNCE_ADDRESS",
 )
 AUTH_METHODS = ("password", "oauth2", "certificate", "none")
 
@@ -130,6 +134,10 @@ class ControllerSmtp:
     # Mutual TLS: PEM text (read from a file when the variable holds a path).
     client_cert: str = ""
     client_key: str = field(default="", repr=False)
+    # Checked by the SMTP app's rules like a configuration's, naming the variable.
+    sender_name: str = ""
+    reply_to: str = ""
+    bounce_address: str = ""
 
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -192,6 +200,9 @@ def controller_smtp() -> ControllerSmtp | None:
         oauth2_client_secret_expires_on=_date(raw, prefix + "CLIENT_SECRET_EXPIRES_ON"),
         client_cert=_pem(raw, "FW_EVENT_SMTP_SERVER_CLIENT_CERT"),
         client_key=_pem(raw, "FW_EVENT_SMTP_SERVER_CLIENT_KEY"),
+        sender_name=raw.get("FW_EVENT_SMTP_SERVER_SENDER_NAME", "").strip(),
+        reply_to=raw.get("FW_EVENT_SMTP_SERVER_REPLY_TO", "").strip(),
+        bounce_address=raw.get("FW_EVENT_SMTP_SERVER_BOUNCE_ADDRESS", "").strip(),
     )
 
 

@@ -30,4 +30,5 @@ class SmtpConfig(AppConfig):
             "smtp_config.created",
             "smtp_config.updated",
             "smtp_config.deleted",
+            "email_identity.updated",
         )

@@ -50,6 +50,13 @@ class EmailKind(models.TextChoices):
 
 # Test kinds are tried once, while a person waits; system kinds are retried.
 TEST_KINDS = (EmailKind.TEST, EmailKind.VERIFY)
+# The kinds a partner brands, words and previews (a verification sends nothing).
+BRANDED_KINDS = (
+    EmailKind.PASSWORD_SETUP,
+    EmailKind.PASSWORD_RESET,
+    EmailKind.ALERT,
+    EmailKind.TEST,
+)
 
 
 class EmailStatus(models.TextChoices):

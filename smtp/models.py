@@ -35,9 +35,11 @@ __all__ = [
     "EmailAttempt",
     "EmailKind",
     "EmailStatus",
+    "EmailTextOverride",
     "HealthStatus",
     "Level",
     "OAuth2Provider",
+    "PartnerEmailIdentity",
     "Security",
     "SmtpConfiguration",
     "SmtpDraft",
@@ -86,6 +88,14 @@ class SmtpSettingsFields(models.Model):
     # encrypted at rest like the password), presented in the TLS handshake.
     client_cert = models.TextField(blank=True)
     client_key = EncryptedSecretField(null=True, blank=True)
+    # The sender identity; each empty one is inherited from the levels below.
+    sender_name = models.CharField(
+        max_length=100, blank=True, help_text="Display name in From."
+    )
+    reply_to = models.EmailField(blank=True, help_text="Reply-To address.")
+    bounce_address = models.EmailField(
+        blank=True, help_text="Envelope sender (MAIL FROM); empty: the From address."
+    )
 
     # Every setting but the secrets (which are copied or set on their own).
     SETTING_FIELDS = (
@@ -103,6 +113,9 @@ class SmtpSettingsFields(models.Model):
         "oauth2_scope",
         "oauth2_token_url",
         "oauth2_client_secret_expires_on",
+        "sender_name",
+        "reply_to",
+        "bounce_address",
     )
     SECRET_FIELDS = ("password", "oauth2_client_secret", "oauth2_service_account_key")
 
@@ -228,6 +241,65 @@ class SmtpConfiguration(SmtpSettingsFields):
         return self.is_failing and self.health_hint_code == BASIC_AUTH_DISABLED
 
 
+class PartnerEmailIdentity(models.Model):
+    """How a partner's system emails identify it: the sender domains it allows
+    (itself and its organizations), and its branding, which its organizations
+    inherit."""
+
+    partner = models.OneToOneField(
+        "tenants.Partner", on_delete=models.CASCADE, related_name="email_identity"
+    )
+    # Lower-case A-labels, "acme.example" or "*.acme.example"; empty: any domain.
+    allowed_sender_domains = models.JSONField(default=list, blank=True)
+    product_name = models.CharField(max_length=100, blank=True)
+    # "#rrggbb"; empty: the console's own colour.
+    primary_color = models.CharField(max_length=7, blank=True)
+    footer = models.TextField(max_length=500, blank=True)
+    support_email = models.EmailField(blank=True)
+    # A small PNG, JPEG or GIF (type checked by its bytes, never SVG), served by
+    # its digest so that a changed logo is a new address.
+    logo = models.BinaryField(null=True, blank=True)
+    logo_type = models.CharField(max_length=32, blank=True)
+    logo_digest = models.CharField(max_length=64, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Email identity of partner {self.partner_id}"
+
+
+class EmailTextOverride(models.Model):
+    """A partner's subject and intro paragraph for one kind of system email, with
+    placeholders from a fixed set (checked when saved); plain text, escaped in
+    HTML."""
+
+    partner = models.ForeignKey(
+        "tenants.Partner",
+        on_delete=models.CASCADE,
+        related_name="email_text_overrides",
+    )
+    kind = models.CharField(max_length=32, choices=EmailKind.choices)
+    subject = models.CharField(max_length=200, blank=True)
+    intro = models.TextField(max_length=1000, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "kind"], name="email_text_override_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} text of partner {self.partner_id}"
+
+
 class SmtpDraft(SmtpSettingsFields):
     """Unsaved form values under test ("Send Test Email" before Save).
 
@@ -296,6 +368,8 @@ class Email(models.Model):
     subject = models.CharField(max_length=255)
     # Encrypted: system emails carry one-time links.
     body = EncryptedSecretField()
+    # The HTML alternative of ``body`` (same content and links); empty: plain text.
+    html_body = EncryptedSecretField(null=True, blank=True)
     message_id = models.CharField(max_length=255, unique=True)
     # Where it went: the level in effect and the server, once tried.
     level_used = models.CharField(max_length=16, choices=Level.choices, blank=True)

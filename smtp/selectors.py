@@ -9,13 +9,14 @@ all call it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db.models import Count, Q
+from django.db.models import Count, JSONField, OuterRef, Q, Subquery
+from django.urls import reverse
 from django.utils import timezone
 
 from core.env import controller_smtp
@@ -30,9 +31,18 @@ from smtp.enums import (
     Security,
     security_from_tls,
 )
-from smtp.models import Email, EmailAttempt, SmtpConfiguration, SmtpDraft
+from smtp.identity import allowed_domains_text, domain_allowed, validate_display_name
+from smtp.models import (
+    Email,
+    EmailAttempt,
+    EmailTextOverride,
+    PartnerEmailIdentity,
+    SmtpConfiguration,
+    SmtpDraft,
+)
 from smtp.validators import (
     controller_oauth2_problem,
+    validate_address,
     validate_client_certificate,
     validate_host,
 )
@@ -60,9 +70,41 @@ class EffectiveSmtp:
     source: Level
     settings: SmtpServer | None
     layers: tuple[Layer, ...]
+    # The identity fields the winner inherited, and the level each came from.
+    inherited: tuple[tuple[str, Level], ...] = ()
 
     def layer(self, level: Level) -> Layer | None:
         return next((layer for layer in self.layers if layer.level == level), None)
+
+    def inherited_from(self, name: str) -> Level | None:
+        """The level ``name`` (an identity field) was inherited from, if it was."""
+        return dict(self.inherited).get(name)
+
+
+# The sender identity: inherited field by field from the levels below the one in
+# effect (an organization's empty Reply-To is its partner's, else the
+# controller's). The sender address itself is not: it belongs with the account.
+IDENTITY_FIELDS = ("sender_name", "reply_to", "bounce_address")
+
+
+def _with_inherited_identity(
+    server: SmtpServer, below: list[Layer]
+) -> tuple[SmtpServer, tuple[tuple[str, Level], ...]]:
+    """``server`` with each empty identity field taken from the first usable level
+    of ``below`` that sets it; and where each inherited one came from."""
+    values: dict[str, str] = {}
+    origins: list[tuple[str, Level]] = []
+    for name in IDENTITY_FIELDS:
+        if getattr(server, name):
+            continue
+        for layer in below:
+            if layer.usable and getattr(layer.settings, name):
+                values[name] = getattr(layer.settings, name)
+                origins.append((name, layer.level))
+                break
+    if not values:
+        return server, ()
+    return replace(server, **values), tuple(origins)
 
 
 def effective_sender(*, configured: str, username: str) -> tuple[str, str]:
@@ -121,17 +163,47 @@ def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpServer:
             if row.client_cert and row.client_key
             else None
         ),
+        sender_name=row.sender_name,
+        reply_to=row.reply_to,
+        bounce_address=row.bounce_address,
     )
 
 
+def _layers_below(row: SmtpConfiguration | SmtpDraft) -> list[Layer]:
+    """The levels under a stored row's: the partner's (for an organization's),
+    then the controller's."""
+    layers: list[Layer] = []
+    if row.organization_id is not None:
+        partner_row = (
+            SmtpConfiguration.objects.filter(
+                partner_id=row.partner_id, organization__isnull=True
+            )
+            .select_related("updated_by")
+            .first()
+        )
+        if partner_row is not None:
+            layers.append(Layer(level=Level.PARTNER, settings=_from_row(partner_row)))
+    layers.append(controller_smtp_layer())
+    return layers
+
+
+def _with_identity_below(row: SmtpConfiguration | SmtpDraft) -> SmtpServer:
+    server = _from_row(row)
+    if all(getattr(server, name) for name in IDENTITY_FIELDS):
+        return server
+    return _with_inherited_identity(server, _layers_below(row))[0]
+
+
 def smtp_server_of_draft(draft: SmtpDraft) -> SmtpServer:
-    """The settings a test of unsaved form values uses."""
-    return _from_row(draft)
+    """The settings a test of unsaved form values uses (the sender identity it
+    leaves empty inherited from the levels below, as when saved)."""
+    return _with_identity_below(draft)
 
 
 def smtp_server_of_configuration(configuration: SmtpConfiguration) -> SmtpServer:
-    """The settings of one stored configuration (the health check tries each)."""
-    return _from_row(configuration)
+    """The settings of one stored configuration (the health check tries each),
+    with the sender identity it inherits."""
+    return _with_identity_below(configuration)
 
 
 def controller_smtp_layer() -> Layer:
@@ -185,6 +257,25 @@ def controller_smtp_layer() -> Layer:
         client_certificate = ClientCertificate(
             cert=values.client_cert, key=Secret(values.client_key)
         )
+    identity_errors: dict[str, list[str]] = {}
+    sender_name = validate_display_name(
+        "FW_EVENT_SMTP_SERVER_SENDER_NAME",
+        "FW_EVENT_SMTP_SERVER_SENDER_NAME",
+        values.sender_name,
+        identity_errors,
+    )
+    for variable, value in (
+        ("FW_EVENT_SMTP_SERVER_REPLY_TO", values.reply_to),
+        ("FW_EVENT_SMTP_SERVER_BOUNCE_ADDRESS", values.bounce_address),
+    ):
+        validate_address(variable, variable, value, identity_errors, required=False)
+    if identity_errors:
+        problems = " ".join(m for ms in identity_errors.values() for m in ms)
+        return Layer(
+            level=Level.CONTROLLER,
+            settings=None,
+            skipped_because=f"misconfigured: {problems}",
+        )
     sender, origin = effective_sender(configured="", username=values.username)
     return Layer(
         level=Level.CONTROLLER,
@@ -203,6 +294,9 @@ def controller_smtp_layer() -> Layer:
             sender_origin=origin,
             trusted=True,
             client_certificate=client_certificate,
+            sender_name=sender_name,
+            reply_to=values.reply_to,
+            bounce_address=values.bounce_address,
         ),
     )
 
@@ -230,10 +324,17 @@ def _stored_layers(
     scope = Q(organization__isnull=True)
     if organization is not None:
         scope |= Q(organization=organization)
+    # The partner's allowed sender domains come along (no query of their own).
+    allowed = Subquery(
+        PartnerEmailIdentity.objects.filter(partner=OuterRef("partner")).values(
+            "allowed_sender_domains"
+        )[:1],
+        output_field=JSONField(),
+    )
     rows = list(
-        SmtpConfiguration.objects.filter(scope, partner=partner).select_related(
-            "updated_by"
-        )
+        SmtpConfiguration.objects.filter(scope, partner=partner)
+        .select_related("updated_by")
+        .annotate(allowed_sender_domains=allowed)
     )
     by_level = {row.level: row for row in rows}
     layers: list[Layer] = []
@@ -242,6 +343,10 @@ def _stored_layers(
         skipped = ""
         if org_row is not None and not organization.smtp_configuration_enabled:
             skipped = FEATURE_OFF
+        elif org_row is not None:
+            skipped = _outside_allowed_domains(
+                org_row, allowed=tuple(org_row.allowed_sender_domains or ())
+            )
         layers.append(
             Layer(
                 level=Level.ORGANIZATION,
@@ -259,6 +364,44 @@ def _stored_layers(
     return layers
 
 
+def sender_domains_allowed(*, partner: Partner | None) -> tuple[str, ...]:
+    """The partner's allowed sender domains (empty: any domain)."""
+    if partner is None:
+        return ()
+    domains = (
+        PartnerEmailIdentity.objects.filter(partner=partner)
+        .values_list("allowed_sender_domains", flat=True)
+        .first()
+    )
+    return tuple(domains or ())
+
+
+def _outside_allowed_domains(
+    row: SmtpConfiguration, *, allowed: tuple[str, ...]
+) -> str:
+    """Why an organization's configuration may not send for its partner: an
+    address outside the partner's allowed sender domains (set after it was
+    saved); "" when it may."""
+    if not allowed:
+        return ""
+    sender, origin = effective_sender(
+        configured=row.sender_email, username=row.username
+    )
+    if origin == "default":
+        sender = ""  # the console's own address, not the organization's choice
+    for label, address in (
+        ("sender", sender),
+        ("Reply-To", row.reply_to),
+        ("bounce address", row.bounce_address),
+    ):
+        if address and not domain_allowed(address, allowed):
+            return (
+                f"its {label} {address} is outside the partner's allowed sender "
+                f"domains ({allowed_domains_text(allowed)})"
+            )
+    return ""
+
+
 def smtp_config_effective(
     *, partner: Partner | None, organization: Organization | None = None
 ) -> EffectiveSmtp:
@@ -272,11 +415,18 @@ def smtp_config_effective(
     if partner is not None:
         layers = _stored_layers(partner=partner, organization=organization)
     layers.append(controller_smtp_layer())
-    winner = next((layer for layer in layers if layer.usable), None)
+    index = next((i for i, layer in enumerate(layers) if layer.usable), None)
+    if index is None:
+        return EffectiveSmtp(source=Level.NONE, settings=None, layers=tuple(layers))
+    winner = layers[index]
+    settings_, inherited = _with_inherited_identity(
+        winner.settings, layers[index + 1 :]
+    )
     return EffectiveSmtp(
-        source=winner.level if winner else Level.NONE,
-        settings=winner.settings if winner else None,
+        source=winner.level,
+        settings=settings_,
         layers=tuple(layers),
+        inherited=inherited,
     )
 
 
@@ -460,3 +610,84 @@ def smtp_config_notices(
         if notice:
             notices.append(notice)
     return notices
+
+
+# -- branding ------------------------------------------------------------------------
+
+DEFAULT_PRODUCT_NAME = "Ops Console"
+DEFAULT_PRIMARY_COLOR = "#1d4ed8"
+
+
+@dataclass(frozen=True)
+class EmailBranding:
+    """How system emails look for a partner and its organizations (they inherit
+    it): the console's defaults where the partner set nothing."""
+
+    product_name: str = DEFAULT_PRODUCT_NAME
+    primary_color: str = DEFAULT_PRIMARY_COLOR
+    footer: str = ""
+    support_email: str = ""
+    logo_url: str = ""
+    # (kind, subject, intro) the partner overrides; empty strings: the default.
+    texts: tuple[tuple[str, str, str], ...] = ()
+
+    def text_for(self, kind: str) -> tuple[str, str]:
+        """The partner's (subject, intro) for ``kind``; "" where not overridden."""
+        for text_kind, subject, intro in self.texts:
+            if text_kind == kind:
+                return subject, intro
+        return "", ""
+
+
+def email_logo_url(*, partner_id: int, digest: str) -> str:
+    """The public address of a partner's logo: by digest, so a new logo is a new
+    address, and it carries nothing about the recipient."""
+    path = reverse("email-logo", args=[partner_id, digest])
+    return f"{settings.PUBLIC_URL}{path}"
+
+
+def email_branding(*, partner: Partner | None) -> EmailBranding:
+    """The branding of a partner's system emails (organizations use their
+    partner's); the console's own without a partner. Two queries, no logo bytes."""
+    if partner is None:
+        return EmailBranding()
+    identity = (
+        PartnerEmailIdentity.objects.filter(partner=partner).defer("logo").first()
+    )
+    texts = tuple(
+        EmailTextOverride.objects.filter(partner=partner)
+        .order_by("kind")
+        .values_list("kind", "subject", "intro")
+    )
+    if identity is None:
+        return EmailBranding(texts=texts)
+    return EmailBranding(
+        product_name=identity.product_name or DEFAULT_PRODUCT_NAME,
+        primary_color=identity.primary_color or DEFAULT_PRIMARY_COLOR,
+        footer=identity.footer,
+        support_email=identity.support_email,
+        logo_url=(
+            email_logo_url(partner_id=partner.pk, digest=identity.logo_digest)
+            if identity.logo_digest
+            else ""
+        ),
+        texts=texts,
+    )
+
+
+def email_identity_get(*, partner: Partner) -> PartnerEmailIdentity | None:
+    """The partner's stored email identity (without the logo's bytes), if any."""
+    return PartnerEmailIdentity.objects.filter(partner=partner).defer("logo").first()
+
+
+def email_logo_get(*, partner_id: int, digest: str) -> tuple[bytes, str] | None:
+    """A partner's logo bytes and type, if ``digest`` is its current logo's."""
+    row = (
+        PartnerEmailIdentity.objects.filter(partner_id=partner_id, logo_digest=digest)
+        .exclude(logo_digest="")
+        .values_list("logo", "logo_type")
+        .first()
+    )
+    if row is None or row[0] is None:
+        return None
+    return bytes(row[0]), row[1]

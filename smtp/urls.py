@@ -6,6 +6,17 @@ ops_urlpatterns = [
     path("smtp/", views.ops_smtp, name="smtp"),
     path("smtp/test", views.ops_smtp_test, name="smtp-test"),
     path("emails/<int:email_id>/", views.ops_email, name="email"),
+    path("email-identity/", views.ops_email_identity, name="email-identity"),
+    path(
+        "email-identity/preview/<str:kind>/",
+        views.ops_email_preview,
+        name="email-preview",
+    ),
+    path(
+        "email-identity/preview/<str:kind>/send",
+        views.ops_email_preview_send,
+        name="email-preview-send",
+    ),
 ]
 
 web_urlpatterns = [
@@ -19,6 +30,11 @@ web_urlpatterns = [
 ]
 
 urlpatterns = [
+    path(
+        "email-logo/<int:partner_id>/<str:digest>",
+        views.email_logo,
+        name="email-logo",
+    ),
     path(
         "event/v1/email/config", apis.SmtpConfigApi.as_view(), name="api-email-config"
     ),

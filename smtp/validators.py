@@ -24,6 +24,7 @@ from core.env import ControllerSmtp
 from core.text import has_control_characters
 from smtp.delivery.certificates import CertificateError, certificate_info, check_key
 from smtp.enums import AuthMethod, OAuth2Provider, Security, security_from_tls
+from smtp.identity import check_allowed_domain, validate_display_name
 from smtp.models import SmtpSettingsFields
 from smtp.netpolicy import address_permitted
 
@@ -90,6 +91,10 @@ class SmtpInput:
     client_cert: str | None = None
     # Empty or ``None``: keep the stored key (when allowed).
     client_key: str | None = field(default=None, repr=False)
+    # The sender identity; omitted (old clients): empty, i.e. inherited.
+    sender_name: str = ""
+    reply_to: str = ""
+    bounce_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,9 @@ class ValidatedSmtp:
     client_cert_action: PasswordAction = PasswordAction.KEEP
     new_client_cert: str | None = None
     new_client_key: str | None = field(default=None, repr=False)
+    sender_name: str = ""
+    reply_to: str = ""
+    bounce_address: str = ""
 
 
 def validate_host(value: str) -> str:
@@ -283,10 +291,57 @@ def _server_changes(
     return changes
 
 
+def validate_sender_identity(
+    data: SmtpInput,
+    *,
+    username: str,
+    sender_email: str,
+    allowed_domains: tuple[str, ...],
+    errors: dict[str, list[str]],
+) -> tuple[str, str, str]:
+    """Sender name, Reply-To and bounce address; with ``allowed_domains`` (the
+    partner's), the sender, Reply-To and bounce address must be at one of them.
+
+    Returns the values to store (name, reply_to, bounce_address).
+    """
+    sender_name = validate_display_name(
+        "sender_name", "Sender name", data.sender_name, errors
+    )
+    reply_to = validate_address(
+        "reply_to", "Reply-To", data.reply_to, errors, required=False
+    )
+    bounce_address = validate_address(
+        "bounce_address", "Bounce address", data.bounce_address, errors, required=False
+    )
+    if allowed_domains:
+        if sender_email:
+            check_allowed_domain(
+                "sender_email", "Sender", sender_email, allowed_domains, errors
+            )
+        elif "@" in username and "sender_email" not in errors:
+            # An empty Sender sends as the username when it is an address.
+            check_allowed_domain(
+                "sender_email",
+                "Sender (empty, so the username)",
+                username,
+                allowed_domains,
+                errors,
+            )
+        check_allowed_domain("reply_to", "Reply-To", reply_to, allowed_domains, errors)
+        check_allowed_domain(
+            "bounce_address", "Bounce address", bounce_address, allowed_domains, errors
+        )
+    return sender_name, reply_to, bounce_address
+
+
 def smtp_input_validate(
-    data: SmtpInput, *, current: SmtpSettingsFields | None
+    data: SmtpInput,
+    *,
+    current: SmtpSettingsFields | None,
+    allowed_domains: tuple[str, ...] = (),
 ) -> ValidatedSmtp:
-    """Check ``data`` against every rule; ``current`` is the stored configuration."""
+    """Check ``data`` against every rule; ``current`` is the stored configuration,
+    ``allowed_domains`` the partner's allowed sender domains (empty: any)."""
     errors: dict[str, list[str]] = {}
 
     def error(name: str, message: str) -> None:
@@ -348,6 +403,13 @@ def smtp_input_validate(
         )
         if problem:
             error("sender_email", problem)
+    sender_name, reply_to, bounce_address = validate_sender_identity(
+        data,
+        username=username,
+        sender_email=sender_email,
+        allowed_domains=allowed_domains,
+        errors=errors,
+    )
     if data.password is not None and len(data.password) > 1024:
         error("password", "Password must be at most 1024 characters.")
 
@@ -427,6 +489,9 @@ def smtp_input_validate(
         client_cert_action=cert_action,
         new_client_cert=new_cert,
         new_client_key=new_key,
+        sender_name=sender_name,
+        reply_to=reply_to,
+        bounce_address=bounce_address,
         **oauth2,
     )
 

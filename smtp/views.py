@@ -9,23 +9,33 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from smtp.apis.refusals import refusal_answer
 from smtp.delivery.certificates import certificate_info_or_none
 from smtp.delivery.server import SmtpServer
-from smtp.enums import AuthMethod, OAuth2Provider, Security
-from smtp.forms import SmtpConfigForm
+from smtp.enums import BRANDED_KINDS, AuthMethod, EmailKind, OAuth2Provider, Security
+from smtp.forms import BrandingForm, EmailTextsForm, SenderDomainsForm, SmtpConfigForm
+from smtp.identity import PLACEHOLDERS
 from smtp.selectors import (
     EffectiveSmtp,
     email_attempts,
+    email_branding,
     email_get,
+    email_identity_get,
+    email_logo_get,
     smtp_config_effective,
     smtp_config_get,
     smtp_config_notices,
 )
 from smtp.services import (
+    BrandingInput,
     TestEmailRefused,
+    email_branding_save,
+    email_preview_render,
+    email_preview_send,
+    email_texts_save,
+    sender_domains_save,
     smtp_config_delete,
     smtp_config_remove_client_certificate,
     smtp_config_remove_password,
@@ -84,6 +94,28 @@ PANEL_FIELDS: list[tuple[str, Callable[[SmtpServer], str]]] = [
     ("Retries", lambda s: str(s.retries)),
     ("Client certificate", lambda s: _client_certificate(s)),
 ]
+# The identity rows: the column in effect shows what it inherits, and from where.
+IDENTITY_PANEL_FIELDS = [
+    ("Sender name", "sender_name"),
+    ("Reply-To", "reply_to"),
+    ("Bounce address", "bounce_address"),
+]
+
+
+def _identity_cell(effective: EffectiveSmtp, layer, name: str) -> dict[str, object]:
+    in_effect = layer.level == effective.source
+    if in_effect:
+        value = getattr(effective.settings, name)
+        origin = effective.inherited_from(name)
+        if origin is not None:
+            value = f"{value} (from {origin.label})"
+        elif not value:
+            value = "the sender address" if name == "bounce_address" else "—"
+    elif layer.settings is not None:
+        value = getattr(layer.settings, name) or "—"
+    else:
+        value = "—"
+    return {"value": value, "in_effect": in_effect}
 
 
 @dataclass(frozen=True)
@@ -122,6 +154,15 @@ def effective_panel(effective: EffectiveSmtp) -> dict[str, object]:
             ],
         }
         for label, value in PANEL_FIELDS
+    ]
+    rows += [
+        {
+            "label": label,
+            "cells": [
+                _identity_cell(effective, layer, name) for layer in effective.layers
+            ],
+        }
+        for label, name in IDENTITY_PANEL_FIELDS
     ]
     return {"columns": columns, "rows": rows}
 
@@ -276,3 +317,168 @@ def web_email(request: HttpRequest, email_id: int) -> HttpResponse:
     return _email_page(
         request, scope=request.scope, email_id=email_id, console="console"
     )
+
+
+# -- the partner's email identity: sender domains, branding, texts, previews ----
+
+
+def _add_errors(form, errors: dict[str, list[str]]) -> None:
+    for name, messages_ in errors.items():
+        for message in messages_:
+            form.add_error(name if name in form.fields else None, message)
+
+
+def _identity_action(request: HttpRequest, scope: TenantScope, forms_: dict):
+    """Handle one POSTed section of the Emails page; a redirect when saved."""
+    action = request.POST.get("action", "")
+    try:
+        if action == "domains":
+            form = forms_["domains"] = SenderDomainsForm(request.POST)
+            if form.is_valid():
+                result = sender_domains_save(
+                    scope=scope, domains=form.domains(), actor=request.user
+                )
+                messages.success(request, "Allowed sender domains saved.")
+                for note in result.notes:
+                    messages.warning(request, note)
+                return redirect(request.path)
+        elif action == "branding":
+            form = forms_["branding"] = BrandingForm(request.POST, request.FILES)
+            if form.is_valid():
+                data = form.cleaned_data
+                email_branding_save(
+                    scope=scope,
+                    data=BrandingInput(
+                        product_name=data.get("product_name") or "",
+                        primary_color=data.get("primary_color") or "",
+                        footer=data.get("footer") or "",
+                        support_email=data.get("support_email") or "",
+                        logo=form.logo_bytes(),
+                        remove_logo=bool(data.get("remove_logo")),
+                    ),
+                    actor=request.user,
+                )
+                messages.success(request, "Branding saved.")
+                return redirect(request.path)
+        elif action == "texts":
+            form = forms_["texts"] = EmailTextsForm(request.POST)
+            if form.is_valid():
+                email_texts_save(scope=scope, texts=form.texts(), actor=request.user)
+                messages.success(request, "Email texts saved.")
+                return redirect(request.path)
+    except SmtpValidationError as error:
+        _add_errors(form, error.errors)
+    return None
+
+
+@ops_page
+def ops_email_identity(request: HttpRequest) -> HttpResponse:
+    """Allowed sender domains, branding and per-kind texts of the partner."""
+    scope = request.scope
+    forms_: dict[str, object] = {}
+    if request.method == "POST":
+        done = _identity_action(request, scope, forms_)
+        if done is not None:
+            return done
+    identity = email_identity_get(partner=scope.partner)
+    branding = email_branding(partner=scope.partner)
+    forms_.setdefault(
+        "domains",
+        SenderDomainsForm(
+            initial={
+                "allowed_sender_domains": "\n".join(
+                    identity.allowed_sender_domains if identity else ()
+                )
+            }
+        ),
+    )
+    forms_.setdefault(
+        "branding", BrandingForm(initial=BrandingForm.initial_for(identity))
+    )
+    forms_.setdefault(
+        "texts", EmailTextsForm(initial=EmailTextsForm.initial_for(branding.texts))
+    )
+    return render(
+        request,
+        "ops/email_identity.html",
+        {
+            "nav": "email",
+            "domains_form": forms_["domains"],
+            "branding_form": forms_["branding"],
+            "texts_form": forms_["texts"],
+            "branding": branding,
+            "placeholders": PLACEHOLDERS,
+            "kinds": [EmailKind(kind) for kind in BRANDED_KINDS],
+            "can_edit": request.user.is_tenant_admin,
+        },
+    )
+
+
+def _preview_kind(kind: str) -> EmailKind:
+    if kind not in BRANDED_KINDS:
+        raise Http404("No such kind of email.")
+    return EmailKind(kind)
+
+
+@ops_page
+def ops_email_preview(request: HttpRequest, kind: str) -> HttpResponse:
+    """One kind of email as it would be sent: the HTML part and the text part."""
+    scope = request.scope
+    email_kind = _preview_kind(kind)
+    rendered = email_preview_render(
+        kind=email_kind,
+        branding=email_branding(partner=scope.partner),
+        user=request.user,
+        partner=scope.partner,
+    )
+    effective = smtp_config_effective(partner=scope.partner)
+    return render(
+        request,
+        "ops/email_preview.html",
+        {
+            "nav": "email",
+            "kind": email_kind,
+            "kinds": [EmailKind(k) for k in BRANDED_KINDS],
+            "rendered": rendered,
+            "effective": effective,
+            "can_edit": request.user.is_tenant_admin,
+        },
+    )
+
+
+@require_POST
+@ops_page
+def ops_email_preview_send(request: HttpRequest, kind: str) -> HttpResponse:
+    """Send the preview to the person looking at it, through the configuration
+    in effect."""
+    email_kind = _preview_kind(kind)
+    try:
+        email = email_preview_send(
+            scope=request.scope, actor=request.user, kind=email_kind
+        )
+    except TestEmailRefused as refused:
+        messages.error(request, refused.message)
+    else:
+        messages.success(
+            request,
+            f"Preview queued to {email.recipient} through the configuration in "
+            f"effect (email #{email.pk}).",
+        )
+        return redirect(f"{reverse('ops:email-preview', args=[kind])}?sent={email.pk}")
+    return redirect(reverse("ops:email-preview", args=[kind]))
+
+
+@require_GET
+def email_logo(request: HttpRequest, partner_id: int, digest: str) -> HttpResponse:
+    """A partner's logo for its emails: public (mail clients fetch it without a
+    session), addressed by its digest, the stored bytes with their checked type."""
+    logo = email_logo_get(partner_id=partner_id, digest=digest)
+    if logo is None:
+        raise Http404("No such logo.")
+    data, content_type = logo
+    response = HttpResponse(data, content_type=content_type)
+    # The address changes with the logo: it can be cached for good.
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -153,6 +153,27 @@ class SmtpConfigInputSerializer(StrictSerializer):
         help_text="Write-only. The client certificate's private key, PEM, without "
         "a passphrase. Omit or leave empty to keep the stored key.",
     )
+    sender_name = StrictCharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=1024,
+        help_text="Display name in From (non-ASCII allowed). Omit: inherited.",
+    )
+    reply_to = StrictCharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=1024,
+        help_text="Reply-To address. Omit: inherited.",
+    )
+    bounce_address = StrictCharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=1024,
+        help_text="Envelope sender (MAIL FROM). Omit: inherited, else sender_email.",
+    )
 
 
 class EmailConfigInputSerializer(StrictSerializer):
@@ -187,6 +208,9 @@ def smtp_input_from(data: dict[str, Any]) -> SmtpInput:
         oauth2_client_secret_expires_on=oauth2.get("client_secret_expires_on"),
         client_cert=data.get("client_cert"),
         client_key=data.get("client_key") or None,
+        sender_name=data.get("sender_name", ""),
+        reply_to=data.get("reply_to", ""),
+        bounce_address=data.get("bounce_address", ""),
     )
 
 
@@ -251,6 +275,9 @@ class SmtpConfigOutputSerializer(serializers.Serializer):
     oauth2 = serializers.SerializerMethodField()
     client_certificate = ClientCertificateOutputSerializer(allow_null=True)
     client_key_set = serializers.BooleanField()
+    sender_name = serializers.CharField()
+    reply_to = serializers.CharField()
+    bounce_address = serializers.CharField()
     updated_at = serializers.DateTimeField()
     updated_by = serializers.CharField(source="updated_by.email", allow_null=True)
 
@@ -287,6 +314,12 @@ class EffectiveOutputSerializer(serializers.Serializer):
     retries = serializers.IntegerField(source="settings.retries", required=False)
     sender_email = serializers.CharField(source="settings.sender_email", required=False)
     auth_method = serializers.CharField(source="settings.auth_method", required=False)
+    # The identity in effect, inherited field by field.
+    sender_name = serializers.CharField(source="settings.sender_name", required=False)
+    reply_to = serializers.CharField(source="settings.reply_to", required=False)
+    bounce_address = serializers.CharField(
+        source="settings.bounce_address", required=False
+    )
     levels = serializers.SerializerMethodField()
 
     @extend_schema_field(LayerOutputSerializer(many=True))

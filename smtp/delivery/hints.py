@@ -176,6 +176,11 @@ def _sender_refused(refusal: Refusal) -> bool:
         # after DATA).
         or refusal.detail_code == "7.60"
         or "sendasdenied" in text
+        # Ownership or verification of the sender: Postfix's "not owned by
+        # user", Amazon SES's "Email address is not verified" (after DATA).
+        or "not owned" in text
+        or "not verified" in text
+        or "unverified" in text
     )
     if refusal.step == "mail_from":
         return signs or not refusal.temporary
@@ -187,8 +192,41 @@ def _sender_refused(refusal: Refusal) -> bool:
     return refusal.step == "data" and signs
 
 
+def _refused_bounce_address(refusal: Refusal) -> bool:
+    """Whether the refused envelope sender is the bounce address (MAIL FROM), not
+    the From address."""
+    bounce = refusal.server.bounce_address
+    return (
+        refusal.step == "mail_from"
+        and bool(bounce)
+        and refusal.sender.lower() == bounce.lower()
+        and bounce.lower() != refusal.server.sender_email.lower()
+    )
+
+
+def _explain_bounce_address(refusal: Refusal) -> Diagnosis:
+    server = refusal.server
+    hint = (
+        f"The server refused the envelope sender (MAIL FROM) {refusal.sender}, the "
+        "Bounce address: set Bounce address to an address this account may send "
+        "as, or clear it to use the Sender."
+    )
+    if server.authenticates:
+        hint += (
+            " Many providers require the sender to be the login "
+            f"({server.username}) or one of its verified aliases."
+        )
+    return Diagnosis(
+        hint=_deferred(hint) if refusal.temporary else hint,
+        field="bounce_address",
+        transient=refusal.temporary,
+    )
+
+
 def _explain_sender(refusal: Refusal) -> Diagnosis:
     server = refusal.server
+    if _refused_bounce_address(refusal):
+        return _explain_bounce_address(refusal)
     sender = refusal.sender or server.sender_email
     hint = f"The server refused the sender {sender}"
     if refusal.step != "mail_from":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
 from email.charset import QP, Charset
 from email.header import Header
-from email.utils import formatdate
+from email.utils import formatdate, quote
 
 from core.addresses import AddressError, wire_address
 
@@ -13,11 +15,16 @@ _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
 
 
+def _has_controls(value: str) -> bool:
+    return any(ord(char) < 32 or 127 <= ord(char) < 160 for char in value)
+
+
 def _header_value(name: str, value: str) -> str:
-    """A header value for the wire: ASCII as it is, anything else RFC 2047."""
+    """A header value for the wire: printable ASCII as it is, anything else
+    (non-ASCII, or a stray control character) RFC 2047 encoded words."""
     if "\r" in value or "\n" in value:
         raise ValueError(f"{name} must not contain a line break")
-    if value.isascii():
+    if value.isascii() and not _has_controls(value):
         return value
     return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
 
@@ -41,6 +48,53 @@ def _address_header(name: str, address: str) -> tuple[str, bool]:
     return wire.header, wire.utf8
 
 
+# RFC 5322 specials: a display name with one of them goes as a quoted string.
+_SPECIALS = set('()<>[]:;@\\,."')
+
+
+def _display_name(name: str) -> str:
+    """A display name for an address header: ASCII as an atom or a quoted
+    string, anything else RFC 2047 encoded words (never raw tenant text)."""
+    if "\r" in name or "\n" in name:
+        raise ValueError("A display name must not contain a line break")
+    if not name.isascii():
+        return Header(name, "utf-8").encode(linesep="\r\n")
+    if any(char in _SPECIALS for char in name) or name != name.strip():
+        return f'"{quote(name)}"'
+    return name
+
+
+def _named_address_header(name: str, address: str, display: str) -> tuple[str, bool]:
+    value, utf8 = _address_header(name, address)
+    if display:
+        value = f"{_display_name(display)} <{value}>"
+    return value, utf8
+
+
+def _encoded_body(text: str) -> tuple[str, str]:
+    """The transfer encoding for ``text`` and the text encoded, CRLF lines:
+    quoted-printable while it is mostly ASCII (readable in the raw message),
+    base64 when quoted-printable would be the larger (most scripts but Latin)."""
+    text = text.replace("\r\n", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    raw = text.encode("utf-8")
+    non_ascii = sum(1 for byte in raw if byte > 127)
+    if non_ascii * 3 > len(raw):
+        encoded = base64.encodebytes(raw).decode("ascii")
+        return "base64", encoded.replace("\n", "\r\n")
+    encoded = _UTF8_QP.body_encode(text).replace("\n", "\r\n")
+    return "quoted-printable", encoded
+
+
+def _part(content_type: str, text: str) -> str:
+    encoding, encoded = _encoded_body(text)
+    return (
+        f'Content-Type: {content_type}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n{encoded}"
+    )
+
+
 def build_message(
     *,
     sender: str,
@@ -49,15 +103,25 @@ def build_message(
     body: str,
     message_id: str,
     extra_headers: dict[str, str] | None = None,
+    sender_name: str = "",
+    reply_to: str = "",
+    html: str = "",
+    language: str = "en",
 ) -> bytes:
-    """A plain-text message, as the bytes DATA sends, with the headers system mail
-    should carry.
+    """The message, as the bytes DATA sends, with the headers system mail should
+    carry: plain text, or ``multipart/alternative`` (the text first, then
+    ``html``) when there is HTML.
 
+    ``sender_name`` is From's display name (RFC 2047 when not ASCII); the
+    envelope sender is the session's business, not the message's.
     Written out directly: the delivery engine builds one per email, and the
     email package's generic header folding costs more than the SMTP exchange.
     """
-    from_header, from_utf8 = _address_header("From", sender)
+    from_header, from_utf8 = _named_address_header("From", sender, sender_name)
     to_header, to_utf8 = _address_header("To", recipient)
+    reply_header, reply_utf8 = ("", False)
+    if reply_to:
+        reply_header, reply_utf8 = _address_header("Reply-To", reply_to)
     headers = {
         "Subject": subject,
         # RFC 5322 wants a numeric zone; "GMT" is only the obsolete form.
@@ -68,16 +132,25 @@ def build_message(
         "Auto-Submitted": "auto-generated",
         **(extra_headers or {}),
         "MIME-Version": "1.0",
-        "Content-Type": 'text/plain; charset="utf-8"',
-        "Content-Transfer-Encoding": "quoted-printable",
+        "Content-Language": language,
     }
-    head = f"From: {from_header}\r\nTo: {to_header}\r\n" + "".join(
+    head = f"From: {from_header}\r\nTo: {to_header}\r\n"
+    if reply_header:
+        head += f"Reply-To: {reply_header}\r\n"
+    head += "".join(
         f"{name}: {_header_value(name, value)}\r\n" for name, value in headers.items()
     )
-    text = body.replace("\r\n", "\n")
-    if not text.endswith("\n"):
-        text += "\n"
-    encoded = _UTF8_QP.body_encode(text).replace("\n", "\r\n")
-    return (head + "\r\n" + encoded).encode(
-        "utf-8" if from_utf8 or to_utf8 else "ascii"
-    )
+    if html:
+        # QP never writes "=_" and base64 never writes "_": the boundary cannot
+        # occur in a part.
+        boundary = f"=_{uuid.uuid4().hex}"
+        content = (
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
+            f"--{boundary}\r\n{_part('text/plain', body)}"
+            f"--{boundary}\r\n{_part('text/html', html)}"
+            f"--{boundary}--\r\n"
+        )
+    else:
+        content = _part("text/plain", body)
+    utf8 = from_utf8 or to_utf8 or reply_utf8
+    return (head + content).encode("utf-8" if utf8 else "ascii")

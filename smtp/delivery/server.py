@@ -129,6 +129,12 @@ class SmtpServer:
     oauth2: OAuth2Client | None = None
     # Presented in the TLS handshake (STARTTLS or implicit TLS) when set.
     client_certificate: ClientCertificate | None = field(default=None, repr=False)
+    # The sender identity, each inherited field by field by the selectors: the
+    # display name of From, Reply-To, and the envelope sender (MAIL FROM, where
+    # bounces go; empty: the From address).
+    sender_name: str = ""
+    reply_to: str = ""
+    bounce_address: str = ""
 
     def __post_init__(self) -> None:
         # Wherever this server goes, logs never show the password or
@@ -142,6 +148,10 @@ class SmtpServer:
     @property
     def password_set(self) -> bool:
         return bool(self.password)
+
+    def envelope_sender(self, sender: str = "") -> str:
+        """MAIL FROM for a message from ``sender`` (default: the From address)."""
+        return self.bounce_address or sender or self.sender_email
 
     @property
     def authenticates(self) -> bool:

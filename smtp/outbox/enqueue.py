@@ -38,6 +38,10 @@ class NewEmail:
     sender: str = ""
     requested_by: User | None = None
     draft: SmtpDraft | None = None
+    # The HTML alternative of ``body``; empty: a plain-text email.
+    html_body: str = ""
+    # The domain of its Message-ID (the sender's); empty: the console's EHLO name.
+    message_domain: str = ""
 
 
 def email_enqueue(new: NewEmail) -> Email:
@@ -66,7 +70,8 @@ def emails_enqueue(batch: list[NewEmail]) -> list[Email]:
                 recipient=new.recipient,
                 subject=new.subject,
                 body=new.body,
-                message_id=make_msgid(domain=domain),
+                html_body=new.html_body or None,
+                message_id=make_msgid(domain=new.message_domain or domain),
                 next_attempt_at=now,
                 # Optimistic: cleared again if the broker cannot take the task.
                 enqueued_at=now,

@@ -88,6 +88,10 @@ def _message(email: Email, server: SmtpServer):
         subject=email.subject,
         body=email.body,
         message_id=email.message_id,
+        sender_name=server.sender_name,
+        reply_to=server.reply_to,
+        html=email.html_body or "",
+        language=settings.LANGUAGE_CODE,
     )
 
 
@@ -115,7 +119,8 @@ def _send_on_pooled(email: Email, server: SmtpServer) -> Result:
     whatever the server answers."""
     started_at = timezone.now()
     clock = time.monotonic()
-    sender = email.sender or server.sender_email
+    # MAIL FROM: the bounce address when there is one, else the From address.
+    sender = server.envelope_sender(email.sender)
     before: list[Step] = []
 
     def result(ok: bool, steps: list[Step], **values) -> Result:
@@ -301,7 +306,7 @@ def _deliver_test_session(email: Email, *, token: uuid.UUID) -> None:
     outcome = deliver(
         server,
         None if verify_only else _message(email, server),
-        sender=email.sender or server.sender_email,
+        sender=server.envelope_sender(email.sender),
         recipients=[email.recipient],
         verify_only=verify_only,
         on_step=on_step,

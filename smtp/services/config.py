@@ -20,6 +20,7 @@ from smtp.models import SmtpConfiguration, SmtpSettingsFields
 from smtp.selectors import (
     FEATURE_OFF,
     own_level,
+    sender_domains_allowed,
     smtp_config_in_use,
     smtp_server_of_configuration,
 )
@@ -149,10 +150,15 @@ def smtp_config_save(
 ) -> SaveResult:
     """Create or replace the configuration at the scope's level.
 
-    Raises ``SmtpValidationError`` (nothing changed) when ``data`` breaks a rule.
+    Raises ``SmtpValidationError`` (nothing changed) when ``data`` breaks a rule,
+    an address outside the partner's allowed sender domains included.
     """
     current = locked_configuration(scope)
-    valid = smtp_input_validate(data, current=current)
+    valid = smtp_input_validate(
+        data,
+        current=current,
+        allowed_domains=sender_domains_allowed(partner=scope.partner),
+    )
     before = snapshot(current) if current is not None else None
     configuration = current or SmtpConfiguration(
         partner=scope.partner, organization=scope.organization
@@ -357,7 +363,7 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
     outcome = deliver(
         server,
         None,
-        sender=server.sender_email,
+        sender=server.envelope_sender(),
         recipients=[server.sender_email],
         verify_only=True,
     )

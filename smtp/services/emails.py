@@ -9,9 +9,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 
+from core.addresses import AddressError, ascii_domain, split_address
 from smtp.enums import (
     TEST_KINDS,
     AuthMethod,
@@ -20,16 +20,22 @@ from smtp.enums import (
     OAuth2Provider,
     Security,
 )
+from smtp.identity import check_allowed_domain
 from smtp.models import Email, SmtpDraft
 from smtp.outbox import NewEmail, email_enqueue, emails_enqueue
 from smtp.selectors import (
     EffectiveSmtp,
+    EmailBranding,
+    effective_sender,
+    email_branding,
+    sender_domains_allowed,
     smtp_config_effective,
     smtp_config_get,
     smtp_config_is_own,
     smtp_test_recipient_allowed,
 )
 from smtp.services.config import apply_validated, where
+from smtp.services.rendering import email_preview_render, email_render
 from smtp.validators import (
     PasswordAction,
     SmtpInput,
@@ -41,6 +47,16 @@ from smtp.validators import (
 )
 from tenants.models import Organization, Partner, User
 from tenants.selectors import TenantScope
+
+
+def message_domain(sender: str) -> str:
+    """The domain a message from ``sender`` takes its Message-ID on (A-labels);
+    "" when there is none (the console's own name is used then)."""
+    try:
+        return ascii_domain(split_address(sender)[1]).lower()
+    except AddressError:
+        return ""
+
 
 # -- test emails -----------------------------------------------------------------
 
@@ -68,7 +84,6 @@ class TestEmailConflict(TestEmailRefused):
 
 def _test_body(*, actor: User, scope: TenantScope, settings_desc: str) -> str:
     return (
-        "This is a test email from the Ops Console.\n\n"
         f"{actor.email} sent it to check the SMTP configuration of "
         f"{where(scope)}:\n\n{settings_desc}\n\n"
         "If you can read this, the configuration delivers mail.\n"
@@ -258,12 +273,17 @@ def smtp_test_email_request(
     values: ValidatedSmtp | None = None
     effective: EffectiveSmtp | None = None
     other_level = False
+    allowed_domains = sender_domains_allowed(partner=scope.partner)
+    if sender:
+        check_allowed_domain("sender_email", "Sender", sender, allowed_domains, errors)
     if form is not None:
         current = smtp_config_get(
             partner=scope.partner, organization=scope.organization
         )
         try:
-            values = smtp_input_validate(form, current=current)
+            values = smtp_input_validate(
+                form, current=current, allowed_domains=allowed_domains
+            )
         except SmtpValidationError as error:
             errors.update(error.errors)
     else:
@@ -314,20 +334,82 @@ def smtp_test_email_request(
         if not other_level:
             draft = _pinned_copy(scope=scope, actor=actor)
     kind = EmailKind.VERIFY if verify_only else EmailKind.TEST
+    if sender:
+        from_address = sender
+    elif values is not None:
+        from_address = effective_sender(
+            configured=values.sender_email, username=values.username
+        )[0]
+    else:
+        from_address = effective.settings.sender_email
+    rendered = email_render(
+        kind=EmailKind.TEST,
+        context={
+            "body": body
+            or _test_body(
+                actor=actor, scope=scope, settings_desc=_describe(values, source)
+            ),
+            "custom": bool(body),
+            "organization": scope.organization,
+            "partner": scope.partner,
+            "user": actor,
+        },
+        recipient=recipient,
+        branding=email_branding(partner=scope.partner),
+        subject=subject,
+    )
     return email_enqueue(
         NewEmail(
             kind=kind,
             recipient=recipient,
-            subject=subject or TEST_SUBJECT,
-            body=body
-            or _test_body(
-                actor=actor, scope=scope, settings_desc=_describe(values, source)
-            ),
+            subject=rendered.subject,
+            body=rendered.text,
+            html_body=rendered.html,
             partner=scope.partner,
             organization=scope.organization,
             sender=sender,
             requested_by=actor,
             draft=draft,
+            message_domain=message_domain(from_address),
+        )
+    )
+
+
+@transaction.atomic
+def email_preview_send(*, scope: TenantScope, actor: User, kind: str) -> Email:
+    """Send the preview of ``kind`` to ``actor`` through the configuration in
+    effect (a test email: tried once, within the admin's test limits).
+
+    Raises ``TestEmailRefused`` when no configuration is in effect or the
+    admin is over the limits.
+    """
+    effective = smtp_config_effective(
+        partner=scope.partner, organization=scope.organization
+    )
+    if effective.settings is None:
+        raise TestEmailConflict(
+            "No SMTP configuration is in effect: save one on the SMTP page, or "
+            "set the controller defaults (FW_EVENT_SMTP_SERVER_*)."
+        )
+    User.objects.select_for_update().filter(pk=actor.pk).first()
+    _check_test_rate(actor)
+    rendered = email_preview_render(
+        kind=kind,
+        branding=email_branding(partner=scope.partner),
+        user=actor,
+        partner=scope.partner,
+    )
+    return email_enqueue(
+        NewEmail(
+            kind=EmailKind.TEST,
+            recipient=actor.email,
+            subject=rendered.subject,
+            body=rendered.text,
+            html_body=rendered.html,
+            partner=scope.partner,
+            organization=scope.organization,
+            requested_by=actor,
+            message_domain=message_domain(effective.settings.sender_email),
         )
     )
 
@@ -337,7 +419,8 @@ def smtp_test_email_request(
 
 @dataclass(frozen=True)
 class SystemEmail:
-    """A system email to send: rendered from ``templates/emails/<kind>.txt``."""
+    """A system email to send: rendered from ``templates/emails/<kind>.txt`` and
+    ``.html`` with its partner's branding."""
 
     kind: EmailKind
     to: str
@@ -346,7 +429,35 @@ class SystemEmail:
     partner: Partner | None = None
 
 
-def _rendered(message: SystemEmail) -> NewEmail:
+class _PerTenant:
+    """What a batch of system emails needs once per tenant: the branding (the
+    partner's) and the sender's domain (for Message-IDs)."""
+
+    def __init__(self) -> None:
+        self._branding: dict[int | None, EmailBranding] = {}
+        self._domains: dict[tuple, str] = {}
+
+    def branding(self, partner: Partner | None) -> EmailBranding:
+        key = partner.pk if partner is not None else None
+        if key not in self._branding:
+            self._branding[key] = email_branding(partner=partner)
+        return self._branding[key]
+
+    def domain(self, partner: Partner | None, organization: Organization | None):
+        key = (
+            partner.pk if partner is not None else None,
+            organization.pk if organization is not None else None,
+        )
+        if key not in self._domains:
+            effective = smtp_config_effective(
+                partner=partner, organization=organization
+            )
+            sender = effective.settings.sender_email if effective.settings else ""
+            self._domains[key] = message_domain(sender)
+        return self._domains[key]
+
+
+def _rendered(message: SystemEmail, tenant: _PerTenant) -> NewEmail:
     errors: dict[str, list[str]] = {}
     recipient = validate_address("to", "Recipient", message.to, errors, required=True)
     if errors:
@@ -354,16 +465,21 @@ def _rendered(message: SystemEmail) -> NewEmail:
     organization = message.organization
     partner = organization.partner if organization is not None else message.partner
     context = {**message.context, "organization": organization, "partner": partner}
-    subject = " ".join(
-        render_to_string(f"emails/{message.kind}_subject.txt", context).split()
+    rendered = email_render(
+        kind=message.kind,
+        context=context,
+        recipient=recipient,
+        branding=tenant.branding(partner),
     )
     return NewEmail(
         kind=message.kind,
         recipient=recipient,
-        subject=subject,
-        body=render_to_string(f"emails/{message.kind}.txt", context),
+        subject=rendered.subject,
+        body=rendered.text,
+        html_body=rendered.html,
         partner=partner,
         organization=organization,
+        message_domain=tenant.domain(partner, organization),
     )
 
 
@@ -391,4 +507,5 @@ def send_system_emails(messages: list[SystemEmail]) -> list[Email]:
     Every email keeps its own row and SYSTEMAUDIT events; the worker gets them
     in batches and sends each batch over one connection.
     """
-    return emails_enqueue([_rendered(message) for message in messages])
+    tenant = _PerTenant()
+    return emails_enqueue([_rendered(message, tenant) for message in messages])

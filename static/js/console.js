@@ -190,8 +190,9 @@
     if (!container) {
       return;
     }
-    if (ADVANCED.indexOf(name) !== -1) {
-      container.closest("details").open = true;
+    var details = container.closest("details");
+    if (ADVANCED.indexOf(name) !== -1 || details) {
+      details.open = true;
     }
     reveal(container);
     container.classList.add("has-error", "js-test-flagged");

@@ -71,6 +71,10 @@ def test_documented_post_creates_the_partner_configuration(demo):
         "oauth2": None,
         "client_certificate": None,
         "client_key_set": False,
+        # The sender identity: optional, so omitted by the documented body.
+        "sender_name": "",
+        "reply_to": "",
+        "bounce_address": "",
         "updated_at": body["email_config"]["smtp_config"]["updated_at"],
         "updated_by": "partner-admin@acme.example",
     }

@@ -92,7 +92,7 @@ def test_a_system_email_is_sent_through_the_partner_configuration(worker, demo, 
     received = smtp.messages
     assert [m.message_id for m in received] == [email.message_id]
     assert received[0].message["Subject"] == "[ALERT] Disk almost full"
-    assert "Node 3 is at 91%." in received[0].message.get_content()
+    assert "Node 3 is at 91%." in received[0].message.get_body(("plain",)).get_content()
     assert events_of(email) == ["email.queued", "email.sent"]
     sent = AuditEvent.objects.get(type="email.sent", detail__email_id=email.pk)
     assert sent.partner_id == demo["acme"].pk
@@ -304,7 +304,10 @@ def test_documented_verification_api_uses_the_configuration_in_effect(
     message = smtp.messages[0]
     assert message.mail_from == "noreply@acme.example"
     assert message.message["Subject"] == "Verification from curl"
-    assert "Hello from the documented API." in message.message.get_content()
+    assert (
+        "Hello from the documented API."
+        in message.message.get_body(("plain",)).get_content()
+    )
 
 
 def test_email_events_appear_under_the_documented_systemaudit_filters(

@@ -286,6 +286,8 @@ class Behaviour:
     # A provider that no longer takes passwords ("retired" basic auth): every
     # PLAIN/LOGIN exchange, whatever the credentials, ends with this reply.
     auth_reply: str = ""
+    # The reply to every DATA, word for word (e.g. a provider's policy refusal).
+    data_reply: str = ""
 
 
 def _encrypted(server, session) -> bool:
@@ -365,6 +367,8 @@ class TestHandler(SinkHandler):
         self.data_calls += 1
         if self.data_calls <= self.behaviour.defer_data_times:
             return self._defer("data", DEFER_REPLY)
+        if self.behaviour.data_reply:
+            return self.behaviour.data_reply
         session.messages = getattr(session, "messages", 0) + 1
         if self.behaviour.defer_every_other and session.messages % 2 == 0:
             return self._defer("data", DEFER_REPLY)

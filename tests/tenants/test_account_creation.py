@@ -145,7 +145,7 @@ def test_verify_sends_a_one_time_link_that_sets_the_password_once(
         received = server.messages[0]
         assert received.rcpt_tos == ["admin@acme-staging.example"]
         assert received.message["Subject"] == "Set your password for Acme Staging"
-        link = link_from(received.message.get_content())
+        link = link_from(received.message.get_body(("plain",)).get_content())
     finally:
         server.stop()
 
