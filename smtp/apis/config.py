@@ -22,7 +22,11 @@ from core.api import (
     StrictSerializer,
 )
 from smtp.enums import Level
-from smtp.selectors import EffectiveSmtp, smtp_config_effective, smtp_config_get
+from smtp.selectors import (
+    EffectiveSmtp,
+    smtp_config_effective,
+    smtp_config_get_and_effective,
+)
 from smtp.services import smtp_config_delete, smtp_config_save
 from smtp.validators import (
     PORT_MESSAGE,
@@ -177,9 +181,12 @@ def _effective(scope: TenantScope) -> EffectiveSmtp:
     return smtp_config_effective(partner=scope.partner, organization=scope.organization)
 
 
-def _not_found(scope: TenantScope, error: str) -> Response:
+def _not_found(
+    scope: TenantScope, error: str, effective: EffectiveSmtp | None = None
+) -> Response:
+    effective = effective or _effective(scope)
     return Response(
-        NotFoundOutputSerializer({"error": error, "effective": _effective(scope)}).data,
+        NotFoundOutputSerializer({"error": error, "effective": effective}).data,
         status=status.HTTP_404_NOT_FOUND,
     )
 
@@ -193,7 +200,7 @@ class SmtpConfigApi(APIView):
     )
     def get(self, request):
         scope = api_tenant_scope(request, smtp_feature=True)
-        configuration = smtp_config_get(
+        configuration, effective = smtp_config_get_and_effective(
             partner=scope.partner, organization=scope.organization
         )
         if configuration is None:
@@ -201,8 +208,9 @@ class SmtpConfigApi(APIView):
                 scope,
                 f"No SMTP configuration at the {scope.level} level; 'effective' "
                 "tells which settings are in effect.",
+                effective,
             )
-        answer = {"configuration": configuration, "effective": _effective(scope)}
+        answer = {"configuration": configuration, "effective": effective}
         return Response(ConfigOutputSerializer(answer).data)
 
     @extend_schema(
