@@ -26,7 +26,7 @@ from smtp.models import (
     EmailKind,
     SmtpDraft,
 )
-from smtp.outbox.publish import email_publish, emails_publish
+from smtp.outbox.publish import email_publish_soon, emails_publish
 from tenants.models import Organization, Partner, User
 
 
@@ -85,7 +85,8 @@ def emails_enqueue(batch: list[NewEmail]) -> list[Email]:
     else:
         _write_with_orm(emails, actors)
     if len(emails) == 1:
-        transaction.on_commit(partial(email_publish, emails[0].pk, first=True))
+        # The caller does not wait for the broker (see ``email_publish_soon``).
+        transaction.on_commit(partial(email_publish_soon, emails[0].pk))
     else:
         size = settings.SMTP_BATCH_SIZE
         for start in range(0, len(emails), size):
