@@ -13,7 +13,7 @@ and, as baselines, the first page of each documented query as raw SQL on the
 same connection. Prints p50/p95 and, for both documented queries, the ratio
 API p95 / raw SQL p95.
 
-    python bench/audit_query.py [--rows N] [--repeat N]
+    python bench/audit_query.py [--rows N] [--repeat N] [--runs N]
 """
 
 from __future__ import annotations
@@ -191,10 +191,41 @@ def explain_first_page(organization_id: int) -> str:
         return "\n".join(row[0] for row in cursor.fetchall()[:3])
 
 
+def measure(measured: dict, *, repeat: int) -> None:
+    """Time every call and print the table and both ratios."""
+    # Rounds alternate the calls, so that the machine's noise hits each alike.
+    samples: dict[str, list[float]] = {label: [] for label in measured}
+    rounds = 5
+    for _ in range(rounds):
+        for label, call in measured.items():
+            samples[label] += timed(call, repeat=max(1, repeat // rounds))
+    results = {label: summary(values) for label, values in samples.items()}
+    rows = [
+        (label, f"{r['p50']:.2f}", f"{r['p95']:.2f}", f"{r['max']:.2f}")
+        for label, r in results.items()
+    ]
+    print()
+    print(table(rows, ("query", "p50 ms", "p95 ms", "max ms")))
+    print()
+    for level, api_label in (
+        ("org", "org API: documented now-1h, limit 10"),
+        ("partner", "partner API: documented now-7d, limit 50"),
+    ):
+        api = results[api_label]["p95"]
+        raw = results[f"baseline: {level} first page as raw SQL"]["p95"]
+        print(
+            f"ratio ({level} API p95 / raw SQL p95 of the same page): "
+            f"{api / raw:.1f}  (target <= 3)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument(
+        "--runs", type=int, default=1, help="measurements of the same loaded data"
+    )
     args = parser.parse_args()
     setup_django()
     from django.db import connection
@@ -247,30 +278,10 @@ def main() -> None:
                 limit=50,
             ),
         }
-        # Rounds alternate the calls, so that the machine's noise hits each alike.
-        samples: dict[str, list[float]] = {label: [] for label in measured}
-        rounds = 5
-        for _ in range(rounds):
-            for label, call in measured.items():
-                samples[label] += timed(call, repeat=max(1, args.repeat // rounds))
-        results = {label: summary(values) for label, values in samples.items()}
-        rows = [
-            (label, f"{r['p50']:.2f}", f"{r['p95']:.2f}", f"{r['max']:.2f}")
-            for label, r in results.items()
-        ]
-        print()
-        print(table(rows, ("query", "p50 ms", "p95 ms", "max ms")))
-        print()
-        for level, api_label in (
-            ("org", "org API: documented now-1h, limit 10"),
-            ("partner", "partner API: documented now-7d, limit 50"),
-        ):
-            api = results[api_label]["p95"]
-            raw = results[f"baseline: {level} first page as raw SQL"]["p95"]
-            print(
-                f"ratio ({level} API p95 / raw SQL p95 of the same page): "
-                f"{api / raw:.1f}  (target <= 3)"
-            )
+        for run in range(1, args.runs + 1):
+            if args.runs > 1:
+                print(f"\nRun {run} of {args.runs}")
+            measure(measured, repeat=args.repeat)
         plan = explain_first_page(organizations[0].pk)
         if plan:
             print(f"\nPlan of the org query:\n{plan}")
