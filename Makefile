@@ -10,7 +10,7 @@ help:
 	@echo "make run    - install, migrate, seed demo data; start web (127.0.0.1:8000),"
 	@echo "              Celery worker and a development SMTP sink (127.0.0.1:1025)"
 	@echo "make test   - install, lint, and run the whole test suite"
-	@echo "make bench  - benchmarks (pipeline throughput, audit queries)"
+	@echo "make bench  - benchmarks (pipeline throughput, audit queries, web tier)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,7 @@ test: check
 bench: install
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/audit_query.py
+	$(BIN)/python bench/web_load.py
 
 # Runs the browser journeys and copies four of their screenshots for the README.
 screenshots: install

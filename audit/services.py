@@ -84,19 +84,20 @@ def audit_event_record(
         )
     )
     event.save()
-    _index_after_commit([event.pk])
+    audit_events_index_after_commit([event.pk])
     return event
 
 
 def audit_events_record_bulk(events: Iterable[EventData]) -> list[AuditEvent]:
     """Append many events in one INSERT (the delivery engine's hot path)."""
     created = AuditEvent.objects.bulk_create([_build(event) for event in events])
-    _index_after_commit([event.pk for event in created])
+    audit_events_index_after_commit([event.pk for event in created])
     return created
 
 
-def _index_after_commit(event_ids: list[int]) -> None:
-    """With Elasticsearch configured, index the events once they are committed."""
+def audit_events_index_after_commit(event_ids: list[int]) -> None:
+    """With Elasticsearch configured, index the events once they are committed
+    (for events written in a statement of their own, like the outbox's)."""
     if search_enabled() and event_ids:
         transaction.on_commit(partial(_publish_index, event_ids))
 

@@ -7,11 +7,14 @@ than counting millions of rows; deep pages use a keyset cursor.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 
 from audit.index import search_enabled
 from audit.models import AuditEvent, Category
@@ -214,10 +217,65 @@ def audit_row_output(row: tuple) -> dict[str, Any]:
     }
 
 
+# Windows found to hold more than COUNT_CAP events, by what defines them, with
+# when that was found: not counted again (up to COUNT_CAP index entries) while
+# that is recent. Per process; a window only leaves the cap by sliding or by
+# retention, so the answer may say "capped" that much longer.
+_over_the_cap: dict[tuple, float] = {}
+_OVER_THE_CAP_MAX_ENTRIES = 10_000
+
+
+def _window_key(scope: TenantScope, flt: AuditFilter) -> tuple:
+    return (
+        scope.partner.pk,
+        scope.organization.pk if scope.organization is not None else None,
+        flt.organization_id,
+        flt.category,
+        flt.type,
+        flt.time_from_text,
+        flt.time_to_text,
+        COUNT_CAP,
+    )
+
+
+def _known_over_the_cap(key: tuple) -> bool:
+    found = _over_the_cap.get(key)
+    if found is None:
+        return False
+    if time.monotonic() - found > settings.AUDIT_COUNT_CAPPED_SECONDS:
+        _over_the_cap.pop(key, None)
+        return False
+    return True
+
+
+def _remember_over_the_cap(key: tuple) -> None:
+    if len(_over_the_cap) >= _OVER_THE_CAP_MAX_ENTRIES:
+        _over_the_cap.clear()
+    _over_the_cap[key] = time.monotonic()
+
+
+def audit_count_memory_clear() -> None:
+    """Forget which windows were over the cap (tests, retention)."""
+    _over_the_cap.clear()
+
+
+def _capped_count(window: QuerySet[AuditEvent]) -> RawSQL:
+    """The window's count up to COUNT_CAP + 1, as a scalar subquery (PostgreSQL
+    computes it once, in the same round trip as the page)."""
+    capped = window.order_by().values("pk")[: COUNT_CAP + 1]
+    sql, params = capped.query.sql_with_params()
+    # Django's own SQL for the window, its values as parameters.
+    return RawSQL(f"SELECT COUNT(*) FROM ({sql}) AS capped", params)  # noqa: S608, S611
+
+
 def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
-    """One page from the database: a capped count and ``limit`` events."""
+    """One page from the database: ``limit`` events and a capped count, in one
+    query.
+
+    The count comes free when the page holds the window's last event; a window
+    recently found over the cap is not counted again (see ``_over_the_cap``).
+    """
     window = audit_events(scope=scope, flt=flt)
-    count = window[: COUNT_CAP + 1].count()
     page = window
     if flt.cursor is not None:
         stamp, event_id = flt.cursor
@@ -225,12 +283,29 @@ def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
         page = page.filter(timestamp__lte=stamp).exclude(
             timestamp=stamp, id__gte=event_id
         )
-        rows = list(page.values_list(*OUTPUT_FIELDS)[: flt.limit + 1])
+        start = 0
     else:
         start = flt.offset
-        rows = list(page.values_list(*OUTPUT_FIELDS)[start : start + flt.limit + 1])
+    key = _window_key(scope, flt)
+    over_the_cap = _known_over_the_cap(key)
+    fields: tuple[str, ...] = OUTPUT_FIELDS
+    if not over_the_cap:
+        page = page.annotate(window_count=_capped_count(window))
+        fields = (*OUTPUT_FIELDS, "window_count")
+    rows = list(page.values_list(*fields)[start : start + flt.limit + 1])
     more = len(rows) > flt.limit
     rows = rows[: flt.limit]
+    if over_the_cap:
+        count = COUNT_CAP + 1
+    elif rows:
+        count = rows[0][-1]
+        rows = [row[:-1] for row in rows]
+    elif flt.cursor is None and start == 0:
+        count = 0
+    else:  # past the window's end: the page cannot tell
+        count = window[: COUNT_CAP + 1].count()
+    if count > COUNT_CAP:
+        _remember_over_the_cap(key)
     next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more else None
     return AuditPage(
         count=min(count, COUNT_CAP),

@@ -10,10 +10,16 @@ the same sink: one smtplib connection sending the same messages in a loop.
 Prints both and the ratio; for comparison also the same pipeline with one
 ``send_system_email`` call per email.
 
+Before the worker starts, measures ``send_system_email`` alone, one call per
+email, against a raw loop of one ``INSERT`` of an email row, ``COMMIT`` and one
+broker publish (a Redis ``LPUSH``), in alternating rounds of the same run, and
+prints both rates and their ratio. With the worker running, measures
+queue-to-accepted of single emails sent one at a time (nothing else queued).
+
 Then measures Send Test Email: from the click (POST of the SMTP form) to the
 result being visible (status final), through the page endpoint and a real worker.
 
-    python bench/pipeline.py [--emails N] [--tests N]
+    python bench/pipeline.py [--emails N] [--single N] [--tests N]
 """
 
 from __future__ import annotations
@@ -105,6 +111,114 @@ def baseline(sink: TimedSink, count: int) -> float:
             client.sendmail(SENDER, [f"oncall{n}@bench.example"], message)
     sink.wait_for(before + count, timeout=60)
     return count / (time.perf_counter() - started)
+
+
+def _raw_enqueue(organization, queue: str):
+    """One email row INSERTed, COMMITted and its id LPUSHed to Redis, in raw
+    SQL on the same connection: the floor of any enqueue."""
+    import itertools
+
+    import redis
+    from django.db import connection
+
+    from smtp.models import Email
+
+    broker = redis.Redis.from_url(
+        os.environ["REDIS_URL"], socket_timeout=10, socket_connect_timeout=10
+    )
+    proto = Email(
+        kind="alert",
+        partner=organization.partner,
+        organization=organization,
+        recipient="oncall@bench.example",
+        subject="[ALERT] Disk almost full",
+        body="Node 3 is at 91%.",
+        message_id="",
+    )
+    fields = [f for f in Email._meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(proto, True), connection) for f in fields]
+    at = [f.name for f in fields].index("message_id")
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO smtp_email ({columns}) VALUES ({marks}) RETURNING id"  # noqa: S608
+    numbers = itertools.count()
+
+    def call() -> None:
+        values[at] = f"<raw-{next(numbers)}-{uuid.uuid4().hex}@bench.example>"
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute(sql, values)
+            (email_id,) = cursor.fetchone()
+            cursor.execute("COMMIT")
+        broker.lpush(queue, b'{"email_id": %d}' % email_id)
+
+    return call, broker
+
+
+def enqueue_alone(organization, count: int, *, rounds: int = 5) -> dict[str, float]:
+    """``send_system_email`` calls per second against the raw loop, in
+    alternating rounds (the machine's noise hits both alike); nothing consumes
+    the queue meanwhile, and what was queued is removed afterwards."""
+    from smtp.models import Email, EmailKind, EmailStatus
+    from smtp.outbox.publish import emails_handed_over
+    from smtp.services import send_system_email
+
+    scratch = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    raw, broker = _raw_enqueue(organization, scratch)
+    numbers = iter(range(10**9))
+
+    def service() -> None:
+        send_system_email(
+            kind=EmailKind.ALERT,
+            to=f"oncall{next(numbers)}@bench.example",
+            context={"title": "Disk almost full", "message": "Node 3 is at 91%."},
+            organization=organization,
+        )
+
+    spent = {"raw": 0.0, "service": 0.0}
+    per_round = max(1, count // rounds)
+    for call in (raw, service):  # warm-up: connections, templates, imports
+        for _ in range(20):
+            call()
+    for _ in range(rounds):
+        for label, call in (("raw", raw), ("service", service)):
+            started = time.perf_counter()
+            for _ in range(per_round):
+                call()
+            if label == "service":
+                # Counted until the last id was handed to the broker.
+                emails_handed_over()
+            spent[label] += time.perf_counter() - started
+    calls = per_round * rounds
+    # The worker starts later: nothing of this may reach the sink.
+    broker.delete(scratch, os.environ["CELERY_QUEUE"])
+    Email.objects.update(status=EmailStatus.SENT)
+    return {
+        "raw": calls / spent["raw"],
+        "service": calls / spent["service"],
+        "ratio": spent["raw"] / spent["service"],
+    }
+
+
+def one_at_a_time(sink: TimedSink, organization, count: int) -> list[float]:
+    """Queue-to-accepted (ms) of single emails, each queued once the previous
+    one was accepted: the latency when nothing else is queued."""
+    from smtp.models import EmailKind
+    from smtp.services import send_system_email
+
+    samples = []
+    for n in range(count):
+        before = sink.count
+        started = time.time()
+        email = send_system_email(
+            kind=EmailKind.ALERT,
+            to=f"single{n}@bench.example",
+            context={"title": f"Disk almost full {n}", "message": "Node 3 at 91%."},
+            organization=organization,
+        )
+        sink.wait_for(before + 1, timeout=60)
+        samples.append((sink.accepted[email.message_id] - started) * 1000)
+    return samples
 
 
 def wait_for_worker(timeout: float = 60) -> None:
@@ -207,6 +321,9 @@ def main() -> None:
     parser.add_argument(
         "--single", type=int, default=500, help="emails queued one call each"
     )
+    parser.add_argument(
+        "--alone", type=int, default=1000, help="calls timed for enqueue alone"
+    )
     parser.add_argument("--tests", type=int, default=30)
     args = parser.parse_args()
     sink_env = {
@@ -242,6 +359,11 @@ def main() -> None:
                 FW_EVENT_SMTP_SERVER_PORT=str(sink.port),
                 FW_EVENT_SMTP_SERVER_USE_TLS="false",
             )
+            alone = (
+                enqueue_alone(organization, args.alone)
+                if os.environ.get("REDIS_URL")
+                else None
+            )
             worker = WorkerProcess(
                 queue=os.environ["CELERY_QUEUE"],
                 env={**os.environ, "DATABASE_URL": database_url_for_test_db()},
@@ -256,6 +378,7 @@ def main() -> None:
                 base = baseline(sink, args.emails)
                 result = pipeline(sink, args.emails, organization, fan_out=100)
                 single = pipeline(sink, args.single, organization, fan_out=1)
+                lone = one_at_a_time(sink, organization, 50)
                 tests = test_email_latency(sink, admin, args.tests)
             finally:
                 worker.stop()
@@ -283,8 +406,19 @@ def main() -> None:
         )
     )
     print(
-        f"\nenqueue alone: {result['enqueue_rate']:.0f} emails/s in alerts to 100, "
-        f"{single['enqueue_rate']:.0f} emails/s one call each"
+        f"\nenqueue while the worker sends: {result['enqueue_rate']:.0f} emails/s "
+        f"in alerts to 100, {single['enqueue_rate']:.0f} emails/s one call each"
+    )
+    if alone is not None:
+        print(
+            f"enqueue alone, one send_system_email call per email: "
+            f"{alone['service']:.0f} calls/s; raw INSERT + COMMIT + LPUSH loop: "
+            f"{alone['raw']:.0f}/s; ratio {alone['ratio']:.2f}  (target >= 500/s)"
+        )
+    print(
+        f"queue-to-accepted, one email at a time (50): p50 "
+        f"{percentile(lone, 0.5):.0f} ms, p95 {percentile(lone, 0.95):.0f} ms"
+        "  (target p50 < 50 ms)"
     )
     print(f"ratio (pipeline / baseline): {result['rate'] / base:.2f}  (target >= 0.5)")
     print(

@@ -114,7 +114,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A reused connection is checked (one round trip) before a request uses it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool(
+        "CONN_HEALTH_CHECKS", default=True
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -136,6 +139,9 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# With Redis, sessions are read from it (the database keeps them too, and serves
+# them while Redis is down); a cached entry lives at most this many seconds.
+SESSION_CACHE_SECONDS = env.int("SESSION_CACHE_SECONDS", default=300)
 
 _VALIDATORS = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [
@@ -306,8 +312,21 @@ SMTP_TEST_RATE_PER_TENANT_PER_MINUTE = env.int(
     "SMTP_TEST_RATE_PER_TENANT_PER_MINUTE", default=20
 )
 
-# --- Celery -------------------------------------------------------------------
+# --- Cache ----------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "opsconsole",
+            # A Redis that is down or slow costs a request a second at most.
+            "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
+        }
+    }
+    SESSION_ENGINE = "core.sessions"
+
+# --- Celery -------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -425,6 +444,10 @@ ES_AUDIT_INDEX = env.str("ES_AUDIT_INDEX", default="opsconsole-audit")
 ES_TIMEOUT = env.float("ES_TIMEOUT", default=5.0)
 # CA certificate (PEM file) of the cluster, e.g. the one an operator generated.
 ES_CA_CERTS = env.str("ES_CA_CERTS", default="")
+
+# An audit window found to hold more than 10,000 events (the count's cap) is not
+# counted again for this many seconds, per web process.
+AUDIT_COUNT_CAPPED_SECONDS = env.float("AUDIT_COUNT_CAPPED_SECONDS", default=30.0)
 
 # --- Logging ------------------------------------------------------------------
 LOGGING = {

@@ -315,10 +315,10 @@ def smtp_config_in_use() -> Q:
     )
 
 
-def _stored_layers(
+def _stored_rows(
     *, partner: Partner, organization: Organization | None
-) -> list[Layer]:
-    """The organization's (if asked) and the partner's layers, in one query."""
+) -> dict[Level, SmtpConfiguration]:
+    """The organization's (if asked) and the partner's rows by level, in one query."""
     if organization is not None and organization.partner_id != partner.pk:
         raise ValueError("The organization does not belong to this partner.")
     scope = Q(organization__isnull=True)
@@ -331,12 +331,18 @@ def _stored_layers(
         )[:1],
         output_field=JSONField(),
     )
-    rows = list(
+    rows = (
         SmtpConfiguration.objects.filter(scope, partner=partner)
         .select_related("updated_by")
         .annotate(allowed_sender_domains=allowed)
     )
-    by_level = {row.level: row for row in rows}
+    return {row.level: row for row in rows}
+
+
+def _stored_layers(
+    *, by_level: dict[Level, SmtpConfiguration], organization: Organization | None
+) -> list[Layer]:
+    """The organization's (if asked) and the partner's layers."""
     layers: list[Layer] = []
     if organization is not None:
         org_row = by_level.get(Level.ORGANIZATION)
@@ -411,9 +417,32 @@ def smtp_config_effective(
     defaults are read from the environment now. Without a partner (support
     staff), only the controller level applies.
     """
+    by_level = (
+        _stored_rows(partner=partner, organization=organization)
+        if partner is not None
+        else None
+    )
+    return _effective(by_level, organization=organization)
+
+
+def smtp_config_get_and_effective(
+    *, partner: Partner, organization: Organization | None = None
+) -> tuple[SmtpConfiguration | None, EffectiveSmtp]:
+    """The configuration stored at exactly this level (``smtp_config_get``) and
+    the one in effect (``smtp_config_effective``), from the same one query."""
+    by_level = _stored_rows(partner=partner, organization=organization)
+    own = by_level.get(Level.ORGANIZATION if organization else Level.PARTNER)
+    return own, _effective(by_level, organization=organization)
+
+
+def _effective(
+    by_level: dict[Level, SmtpConfiguration] | None,
+    *,
+    organization: Organization | None,
+) -> EffectiveSmtp:
     layers: list[Layer] = []
-    if partner is not None:
-        layers = _stored_layers(partner=partner, organization=organization)
+    if by_level is not None:
+        layers = _stored_layers(by_level=by_level, organization=organization)
     layers.append(controller_smtp_layer())
     index = next((i for i, layer in enumerate(layers) if layer.usable), None)
     if index is None:

@@ -26,7 +26,7 @@ from smtp.enums import OAUTH2_DEFAULT_SCOPES, Level
 from smtp.selectors import (
     EffectiveSmtp,
     smtp_config_effective,
-    smtp_config_get,
+    smtp_config_get_and_effective,
     smtp_config_notices,
 )
 from smtp.services import smtp_config_delete, smtp_config_save
@@ -363,8 +363,10 @@ class ConfigOutputSerializer(serializers.Serializer):
     notes = serializers.ListField(child=serializers.CharField(), required=False)
 
 
-def _answer(scope: TenantScope, configuration) -> dict[str, Any]:
-    effective = _effective(scope)
+def _answer(
+    scope: TenantScope, configuration, effective: EffectiveSmtp | None = None
+) -> dict[str, Any]:
+    effective = effective or _effective(scope)
     return {
         "configuration": configuration,
         "effective": effective,
@@ -383,9 +385,12 @@ def _effective(scope: TenantScope) -> EffectiveSmtp:
     return smtp_config_effective(partner=scope.partner, organization=scope.organization)
 
 
-def _not_found(scope: TenantScope, error: str) -> Response:
+def _not_found(
+    scope: TenantScope, error: str, effective: EffectiveSmtp | None = None
+) -> Response:
+    effective = effective or _effective(scope)
     return Response(
-        NotFoundOutputSerializer({"error": error, "effective": _effective(scope)}).data,
+        NotFoundOutputSerializer({"error": error, "effective": effective}).data,
         status=status.HTTP_404_NOT_FOUND,
     )
 
@@ -399,7 +404,7 @@ class SmtpConfigApi(APIView):
     )
     def get(self, request):
         scope = api_tenant_scope(request, smtp_feature=True)
-        configuration = smtp_config_get(
+        configuration, effective = smtp_config_get_and_effective(
             partner=scope.partner, organization=scope.organization
         )
         if configuration is None:
@@ -407,8 +412,9 @@ class SmtpConfigApi(APIView):
                 scope,
                 f"No SMTP configuration at the {scope.level} level; 'effective' "
                 "tells which settings are in effect.",
+                effective,
             )
-        answer = _answer(scope, configuration)
+        answer = _answer(scope, configuration, effective)
         return Response(ConfigOutputSerializer(answer).data)
 
     @extend_schema(

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import make_msgid
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
-from audit.models import Category
+from audit.models import AuditEvent, Category
 from audit.services import (
     EventData,
     actor_label,
+    audit_events_index_after_commit,
     audit_events_record_bulk,
     event_scope,
 )
@@ -23,7 +26,7 @@ from smtp.models import (
     EmailKind,
     SmtpDraft,
 )
-from smtp.outbox.publish import email_publish, emails_publish
+from smtp.outbox.publish import email_publish_soon, emails_publish
 from tenants.models import Organization, Partner, User
 
 
@@ -49,44 +52,69 @@ def email_enqueue(new: NewEmail) -> Email:
     return emails_enqueue([new])[0]
 
 
-@transaction.atomic
 def emails_enqueue(batch: list[NewEmail]) -> list[Email]:
     """Write emails and their "queued" events in one transaction.
 
-    After commit, one email is handed to the broker by its id, several in tasks
-    of up to ``SMTP_BATCH_SIZE`` ids (the worker sends them over one connection).
+    On PostgreSQL both are one statement: in the caller's transaction when there
+    is one, else a transaction of its own (one round trip in all). After commit,
+    one email is handed to the broker by its id, several in tasks of up to
+    ``SMTP_BATCH_SIZE`` ids (the worker sends them over one connection).
     """
     now = timezone.now()
     domain = ehlo_name()
-    emails = Email.objects.bulk_create(
-        [
-            Email(
-                kind=new.kind,
-                partner=new.partner,
-                organization=new.organization,
-                requested_by=new.requested_by,
-                draft=new.draft,
-                sender=new.sender,
-                recipient=new.recipient,
-                subject=new.subject,
-                body=new.body,
-                html_body=new.html_body or None,
-                message_id=make_msgid(domain=new.message_domain or domain),
-                next_attempt_at=now,
-                # Optimistic: cleared again if the broker cannot take the task.
-                enqueued_at=now,
-                created_at=now,
-            )
-            for new in batch
-        ]
-    )
+    emails = [
+        Email(
+            kind=new.kind,
+            partner=new.partner,
+            organization=new.organization,
+            requested_by=new.requested_by,
+            draft=new.draft,
+            sender=new.sender,
+            recipient=new.recipient,
+            subject=new.subject,
+            body=new.body,
+            html_body=new.html_body or None,
+            message_id=make_msgid(domain=new.message_domain or domain),
+            next_attempt_at=now,
+            # Optimistic: cleared again if the broker cannot take the task.
+            enqueued_at=now,
+            created_at=now,
+        )
+        for new in batch
+    ]
+    actors = [actor_label(new.requested_by) for new in batch]
+    connection = connections[Email.objects.db]
+    if connection.vendor == "postgresql":
+        event_ids = _write_in_one_statement(connection, emails, actors, now=now)
+        audit_events_index_after_commit(event_ids)
+    else:
+        _write_with_orm(emails, actors)
+    if len(emails) == 1:
+        # The caller does not wait for the broker (see ``email_publish_soon``).
+        transaction.on_commit(partial(email_publish_soon, emails[0].pk))
+    else:
+        size = settings.SMTP_BATCH_SIZE
+        for start in range(0, len(emails), size):
+            ids = [email.pk for email in emails[start : start + size]]
+            transaction.on_commit(partial(emails_publish, ids))
+    return emails
+
+
+def _queued_summary(email: Email) -> str:
+    return f"{email.get_kind_display()} to {email.recipient} queued"
+
+
+@transaction.atomic
+def _write_with_orm(emails: list[Email], actors: list[str]) -> None:
+    """The portable way (SQLite in development): two INSERTs in a transaction."""
+    Email.objects.bulk_create(emails)
     audit_events_record_bulk(
         [
             EventData(
                 category=Category.SYSTEMAUDIT,
                 type="email.queued",
-                summary=f"{email.get_kind_display()} to {email.recipient} queued",
-                actor=actor_label(new.requested_by),
+                summary=_queued_summary(email),
+                actor=actor,
                 **event_scope(email),
                 detail={
                     "email_id": email.pk,
@@ -95,14 +123,67 @@ def emails_enqueue(batch: list[NewEmail]) -> list[Email]:
                     "message_id": email.message_id,
                 },
             )
-            for email, new in zip(emails, batch, strict=True)
+            for email, actor in zip(emails, actors, strict=True)
         ]
     )
-    if len(emails) == 1:
-        transaction.on_commit(partial(email_publish, emails[0].pk, first=True))
-    else:
-        size = settings.SMTP_BATCH_SIZE
-        for start in range(0, len(emails), size):
-            ids = [email.pk for email in emails[start : start + size]]
-            transaction.on_commit(partial(emails_publish, ids))
-    return emails
+
+
+def _write_in_one_statement(
+    connection, emails: list[Email], actors: list[str], *, now: datetime
+) -> list[int]:
+    """INSERT the emails and, from their returned rows, their "queued" events in
+    one statement (a data-modifying WITH); sets each email's id, returns the
+    events' ids.
+
+    The emails' INSERT is Django's own (defaults, encrypted body); the events
+    carry what the ORM path writes (see ``_write_with_orm``).
+    """
+    query = InsertQuery(Email)
+    fields = [f for f in Email._meta.concrete_fields if not f.primary_key]
+    query.insert_values(fields, emails)
+    ((insert_sql, insert_params),) = query.get_compiler(connection=connection).as_sql()
+    quote = connection.ops.quote_name
+    event_table = quote(AuditEvent._meta.db_table)
+    event_columns = ", ".join(
+        quote(AuditEvent._meta.get_field(name).column)
+        for name in (
+            "timestamp",
+            "category",
+            "type",
+            "actor",
+            "partner",
+            "organization",
+            "summary",
+            "detail",
+        )
+    )
+    rows = ", ".join(["(%s, %s, %s)"] * len(emails))
+    # Only names from the models' metadata and placeholders are formatted in.
+    sql = f"""
+        WITH email AS (
+            {insert_sql}
+            RETURNING id, message_id, kind, recipient, partner_id, organization_id
+        ), event AS (
+            INSERT INTO {event_table} ({event_columns})
+            SELECT %s, %s, %s, v.actor, e.partner_id, e.organization_id, v.summary,
+                   jsonb_build_object('email_id', e.id, 'kind', e.kind,
+                                      'recipient', e.recipient,
+                                      'message_id', e.message_id)
+            FROM email AS e JOIN (VALUES {rows}) AS v (message_id, actor, summary)
+                 USING (message_id)
+            RETURNING id, (detail ->> 'email_id')::bigint AS email_id
+        )
+        SELECT email.message_id, email.id, event.id
+        FROM email JOIN event ON event.email_id = email.id
+    """  # noqa: S608
+    params = [*insert_params, now, Category.SYSTEMAUDIT.value, "email.queued"]
+    for email, actor in zip(emails, actors, strict=True):
+        params += [email.message_id, actor[:254], _queued_summary(email)[:300]]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        written = {message_id: (pk, event) for message_id, pk, event in cursor}
+    for email in emails:
+        email.pk = written[email.message_id][0]
+        email._state.adding = False
+        email._state.db = connection.alias
+    return [event for _, event in written.values()]

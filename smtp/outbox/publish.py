@@ -7,8 +7,13 @@ them out once the broker is back.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import queue
+import threading
 
+from django.db import close_old_connections
 from django.utils import timezone
 
 from core.publish import publish
@@ -49,3 +54,69 @@ def email_publish(email_id: int, *, countdown: float = 0, first: bool = False) -
     if published and not first:
         Email.objects.filter(pk=email_id).update(enqueued_at=timezone.now())
     return published
+
+
+class _Handover:
+    """Hands new emails to the broker from a thread of this process, so that the
+    caller (a web request) does not wait for the publish.
+
+    Only after commit: ``emails_enqueue`` calls ``email_publish_soon`` from
+    ``transaction.on_commit``. The row is the truth: a publish that fails clears
+    ``enqueued_at`` as before, and an id still waiting here when the process dies
+    is handed out by the sweeper once ``SMTP_REQUEUE_AFTER_SECONDS`` have passed.
+    The process waits for the thread at exit (up to ``EXIT_WAIT`` seconds).
+    """
+
+    EXIT_WAIT = 10.0
+
+    def __init__(self) -> None:
+        self._ids: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def submit(self, email_id: int) -> None:
+        with self._lock:
+            # A forked process (gunicorn's workers) starts its own thread.
+            if self._thread is None or self._pid != os.getpid():
+                self._ids = queue.SimpleQueue()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="outbox-handover", daemon=True
+                )
+                self._thread.start()
+                atexit.register(self.flush)
+        self._ids.put(email_id)
+
+    def _run(self) -> None:
+        ids = self._ids
+        while (email_id := ids.get()) is not None:
+            try:
+                email_publish(email_id, first=True)
+            except Exception:
+                logger.exception("Email %s not handed to the broker.", email_id)
+            finally:
+                close_old_connections()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every id submitted so far was handed over; the thread ends."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is None or self._pid != os.getpid():
+                return
+            self._ids.put(None)
+        thread.join(self.EXIT_WAIT if timeout is None else timeout)
+
+
+_handover = _Handover()
+
+
+def email_publish_soon(email_id: int) -> None:
+    """Hand a new email's id to the broker from this process's handover thread
+    (see ``_Handover``); the caller does not wait."""
+    _handover.submit(email_id)
+
+
+def emails_handed_over(timeout: float = 10.0) -> None:
+    """Wait until the ids submitted so far were handed to the broker (tests)."""
+    _handover.flush(timeout)

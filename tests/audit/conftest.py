@@ -45,3 +45,13 @@ def make_events():
         return AuditEvent.objects.bulk_create(events)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _count_memory():
+    """Each test counts its own windows (the memory of capped ones is per process)."""
+    from auditlog.selectors import audit_count_memory_clear
+
+    audit_count_memory_clear()
+    yield
+    audit_count_memory_clear()

@@ -291,6 +291,48 @@ def test_the_count_is_capped(demo, make_events, monkeypatch):
     assert len(body["result"]) == 7
 
 
+def test_a_window_over_the_cap_is_not_counted_again_while_recent(
+    demo, make_events, monkeypatch, settings
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr("auditlog.selectors.COUNT_CAP", 5)
+    make_events(7, partner=demo["acme"], step=timedelta(seconds=1))
+    client = client_for(demo["acme_admin"])
+    query = {"category": "SYSTEMAUDIT", "limit": "2"}
+    # given: a first answer found the window over the cap
+    first = client.get(PARTNER_URL, query).json()
+    assert (first["count"], first["count_capped"]) == (5, True)
+    # when: the same window is asked again
+    with CaptureQueriesContext(connection) as captured:
+        again = client.get(PARTNER_URL, query).json()
+    # then: the same answer, and no count in the page's query
+    assert (again["count"], again["count_capped"]) == (5, True)
+    assert again["result"] == first["result"]
+    assert not any("COUNT(" in q["sql"] for q in captured.captured_queries)
+    # and: once that is no longer recent, the window is counted again
+    settings.AUDIT_COUNT_CAPPED_SECONDS = 0
+    with CaptureQueriesContext(connection) as captured:
+        client.get(PARTNER_URL, query)
+    assert any("COUNT(" in q["sql"] for q in captured.captured_queries)
+
+
+def test_the_count_of_a_window_smaller_than_its_page_needs_no_count(demo, make_events):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_events(3, partner=demo["acme"], step=timedelta(seconds=1))
+    client = client_for(demo["acme_admin"])
+    with CaptureQueriesContext(connection) as captured:
+        body = client.get(PARTNER_URL, {"category": "SYSTEMAUDIT"}).json()
+    assert (body["count"], body["count_capped"], len(body["result"])) == (3, False, 3)
+    # Past the end, the page cannot tell: the count is asked for.
+    past = client.get(PARTNER_URL, {"category": "SYSTEMAUDIT", "offset": "5"}).json()
+    assert (past["count"], past["result"]) == (3, [])
+    assert len(captured) <= 3
+
+
 def test_the_openapi_schema_has_both_audit_apis(demo, login):
     import json
 

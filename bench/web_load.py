@@ -1,0 +1,267 @@
+"""The web tier under load: authenticated reads against /healthz, same server.
+
+Starts gunicorn as production runs it (``gunicorn opsconsole.wsgi:application
+--config gunicorn.conf.py``, ``DEBUG=false``; WEB_CONCURRENCY and
+GUNICORN_THREADS as set, else 5 workers x 2 threads) on a throw-away database
+with a partner, its SMTP configuration and audit events, then drives it with
+locust (``--users`` clients, each GETting one path as fast as it answers on a
+kept-alive connection, for ``--seconds``), one path at a time:
+
+- ``/healthz`` (no database, no session: the server's ceiling),
+- the authenticated ``GET /event/v1/email/config`` (a partner admin's session),
+- the documented partner audit query (``now-7d``, limit 50).
+
+Prints req/s, p50/p99 and errors of each, and each read's rate as a fraction of
+``/healthz``'s. Uses DATABASE_URL / REDIS_URL when set (sessions are read from
+Redis then).
+
+    python bench/web_load.py [--users N] [--seconds N] [--events N] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, setup_django, table, throwaway_database
+
+BENCH = Path(__file__).resolve().parent
+CONFIG_PATH = "/event/v1/email/config"
+PARTNER_QUERY = "/opsauditlogs/?timefrom=now-7d&category=SYSTEMAUDIT&limit=50"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_gunicorn(port: int, database_url: str, log: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "5"),
+        "GUNICORN_THREADS": os.environ.get("GUNICORN_THREADS", "2"),
+        "LOG_LEVEL": "WARNING",
+    }
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "opsconsole.wsgi:application",
+                "--config",
+                "gunicorn.conf.py",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 180  # a busy machine boots workers slowly
+    while True:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/healthz", timeout=2
+            ) as answer:
+                if answer.status == 200:
+                    return server
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError(f"gunicorn did not start; see {log}")
+        time.sleep(0.2)
+
+
+def warm_up(port: int, path: str, cookie: str, *, requests: int = 50) -> None:
+    """Requests enough for every gunicorn worker to have loaded the code this
+    path runs, so that the measured run does not time a worker's first answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def get(_: int) -> None:
+        asked = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}", headers={"Cookie": cookie}
+        )
+        with urllib.request.urlopen(asked, timeout=60) as answer:  # noqa: S310
+            if answer.status != 200:
+                raise RuntimeError(f"{path} answered {answer.status}")
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(get, range(requests)))
+
+
+def _number(value: str) -> float:
+    return float(value) if value not in ("", "N/A") else float("nan")
+
+
+def drive(port: int, path: str, cookie: str, *, users: int, seconds: int) -> dict:
+    """Run locust headless against one path; its aggregated numbers."""
+    warm_up(port, path, cookie)
+    prefix = ROOT / "var" / f"bench-locust-{port}"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(BENCH / "locustfile.py"),
+            "--headless",
+            "--users",
+            str(users),
+            "--spawn-rate",
+            str(users),
+            "--run-time",
+            f"{seconds}s",
+            "--host",
+            f"http://127.0.0.1:{port}",
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--loglevel",
+            "ERROR",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_PATH": path, "BENCH_COOKIE": cookie},
+        # locust exits 1 when a request failed: the failures are counted below.
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=seconds + 120,
+    )
+    with open(f"{prefix}_stats.csv", newline="") as stats:
+        row = next(r for r in csv.DictReader(stats) if r["Name"] == "Aggregated")
+    with open(f"{prefix}_failures.csv", newline="") as failures:
+        for failure in csv.DictReader(failures):
+            print(f"  {path}: {failure['Occurrences']} x {failure['Error']}")
+    return {
+        "rate": _number(row["Requests/s"]),
+        "p50": _number(row["50%"]),
+        "p99": _number(row["99%"]),
+        "requests": int(row["Request Count"]),
+        "errors": int(row["Failure Count"]),
+    }
+
+
+def prepare(events: int) -> str:
+    """Tenants, a partner configuration and events; the partner admin's cookie."""
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+
+    from bench.audit_query import load_in_batches, load_postgresql
+    from smtp.models import Security, SmtpConfiguration
+    from tenants.models import Organization, Partner, User
+
+    partner = Partner.objects.create(slug="acme", name="Acme")
+    organizations = [
+        Organization.objects.create(partner=partner, slug=f"acme-{n}", name=f"A {n}")
+        for n in range(5)
+    ]
+    admin = User.objects.create_user("admin@acme.example", "x" * 12, partner=partner)
+    SmtpConfiguration.objects.create(
+        partner=partner,
+        host="smtp.acme.example",
+        port=587,
+        security=Security.STARTTLS,
+        username="relay@acme.example",
+        password="relay-password",
+        sender_email="noreply@acme.example",
+    )
+    if connection.vendor == "postgresql":
+        load_postgresql(events, organizations)
+    else:
+        load_in_batches(events, organizations)
+    client = Client()
+    client.force_login(admin)
+    name = settings.SESSION_COOKIE_NAME
+    return f"{name}={client.cookies[name].value}"
+
+
+def measure(port: int, cookie: str, *, users: int, seconds: int) -> None:
+    """Drive each path in turn; print the table and the ratios to /healthz."""
+    measured = {}
+    for label, path, sent in (
+        ("/healthz", "/healthz", ""),
+        (f"GET {CONFIG_PATH} (authenticated)", CONFIG_PATH, cookie),
+        ("partner audit query (authenticated)", PARTNER_QUERY, cookie),
+    ):
+        measured[label] = drive(port, path, sent, users=users, seconds=seconds)
+    health = measured["/healthz"]["rate"]
+    print()
+    print(
+        table(
+            [
+                (
+                    label,
+                    f"{r['rate']:.0f}",
+                    f"{r['p50']:.0f}",
+                    f"{r['p99']:.0f}",
+                    f"{r['errors']} of {r['requests']}",
+                    f"{r['rate'] / health:.2f}",
+                )
+                for label, r in measured.items()
+            ],
+            ("path", "req/s", "p50 ms", "p99 ms", "errors", "of /healthz"),
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=40)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    setup_django()
+    from django.conf import settings
+    from django.db import connection
+
+    from tests.support.worker import database_url_for_test_db
+
+    with throwaway_database():
+        cookie = prepare(args.events)
+        connection.close()  # gunicorn's workers have the database to themselves
+        port = free_port()
+        workers = os.environ.get("WEB_CONCURRENCY", "5")
+        threads = os.environ.get("GUNICORN_THREADS", "2")
+        print(
+            f"Database: {connection.vendor}; sessions: {settings.SESSION_ENGINE}; "
+            f"gunicorn {workers} workers x {threads} threads on 127.0.0.1:{port}; "
+            f"locust: {args.users} clients for {args.seconds} s per path; "
+            f"{args.events:,} audit events"
+        )
+        server = start_gunicorn(
+            port, database_url_for_test_db(), ROOT / "var" / "bench-gunicorn.log"
+        )
+        try:
+            for run in range(1, args.runs + 1):
+                if args.runs > 1:
+                    print(f"\nRun {run} of {args.runs}")
+                measure(port, cookie, users=args.users, seconds=args.seconds)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    print("\ntarget: authenticated reads >= 0.33 of /healthz, p99 < 100 ms, 0 errors")
+
+
+if __name__ == "__main__":
+    main()
