@@ -197,6 +197,9 @@ def _for_people(events: list[dict], *, partner_name: str) -> list[dict]:
         {
             **event,
             "when": event["timestamp"][:19].replace("T", " "),
+            "exact_utc": event["timestamp"].replace("T", " ").replace("Z", " UTC"),
+            # Dotted words may wrap after a dot, never inside a word.
+            "type_parts": event["type"].split("."),
             "partner_name": partner_name if event["partner"] else "",
             "organization_name": names.get(event["organization"] or "")
             or event["organization"],

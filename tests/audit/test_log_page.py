@@ -62,3 +62,39 @@ def test_the_email_verified_type_is_offered_by_the_filter(demo, login):
     html = login(demo["prod_admin"]).get(WEB).content.decode()
     assert '<option value="email.verified">' in html
     assert Category.SYSTEMAUDIT in html
+
+
+def test_events_are_a_table_with_headers_and_an_expand_control_each(
+    demo, login, make_events
+):
+    made = make_events(
+        2,
+        partner=demo["acme"],
+        organization=demo["acme-prod"],
+        type="smtp_config.health.recovered",
+    )
+    html = login(demo["acme_admin"]).get(OPS).content.decode()
+    table = html[html.index('<table class="table audit-table"') :]
+    headers = re.findall(r'<th scope="col"[^>]*>([^<]+)', table)
+    assert [h.strip() for h in headers] == [
+        "Time",
+        "Event",
+        "Summary",
+        "Actor",
+        "Organization",
+    ]
+    for event in made:
+        detail = f"event-{event.pk}-detail"
+        assert f'aria-controls="{detail}"' in html
+        assert f'<tr class="event-detail-row" id="{detail}"' in html
+    # open until the script runs: one control per event
+    assert html.count('aria-expanded="true"') == html.count('<tbody class="event"')
+    # a type wraps only after a dot, never inside a word
+    assert '<code class="event-type">smtp_config.<wbr>health.<wbr>recovered' in html
+
+
+def test_the_org_page_has_no_organization_column(demo, login, make_events):
+    make_events(1, partner=demo["acme"], organization=demo["acme-prod"])
+    html = login(demo["prod_admin"]).get(WEB).content.decode()
+    assert '<th scope="col">Organization</th>' not in html
+    assert 'colspan="5"' in html
