@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from audit.index import search_enabled
 from audit.models import AuditEvent, Category
@@ -21,10 +21,12 @@ from audit.query import (
     DEFAULT_TIMEFROM,
     MAX_LIMIT,
     MAX_OFFSET,
+    SEARCH_MAX,
+    SEARCH_MIN,
     AuditFilter,
     AuditPage,
     AuditQueryError,
-    decode_cursor,
+    decode_page_cursor,
     encode_cursor,
 )
 from audit.timeexpr import TimeExpressionError, parse_time
@@ -33,7 +35,16 @@ from core.text import is_whole_number
 from tenants.models import Organization
 from tenants.selectors import TenantScope
 
-PARAMETERS = ("timefrom", "timeto", "category", "type", "offset", "limit", "cursor")
+PARAMETERS = (
+    "timefrom",
+    "timeto",
+    "category",
+    "type",
+    "offset",
+    "limit",
+    "cursor",
+    "q",
+)
 
 
 def _int(value: str, *, name: str, low: int, high: int, errors, hint: str) -> int:
@@ -114,10 +125,11 @@ def audit_filter_parse(
         errors=errors,
         hint=f"; for deeper pages follow next_cursor with {prefix}cursor",
     )
-    cursor = None
+    cursor, newer = None, False
     if get("cursor"):
         try:
-            cursor = decode_cursor(get("cursor"))
+            *cursor, newer = decode_page_cursor(get("cursor"))
+            cursor = tuple(cursor)
         except ValueError:
             errors.setdefault(f"{prefix}cursor", []).append(
                 f"{prefix}cursor is not a cursor this API gave: pass next_cursor "
@@ -127,6 +139,12 @@ def audit_filter_parse(
             errors.setdefault(f"{prefix}offset", []).append(
                 f"Use {prefix}offset or {prefix}cursor, not both."
             )
+    text = " ".join(get("q").split()) or None
+    if text is not None and not SEARCH_MIN <= len(text) <= SEARCH_MAX:
+        errors.setdefault(f"{prefix}q", []).append(
+            f"{prefix}q: search for {SEARCH_MIN} to {SEARCH_MAX} characters, e.g. "
+            "part of a recipient's address or a subject."
+        )
     organization = None
     if get("organization"):
         wanted = get("organization")
@@ -154,6 +172,8 @@ def audit_filter_parse(
         offset=offset,
         limit=limit,
         cursor=cursor,
+        newer=newer,
+        text=text,
     )
 
 
@@ -175,7 +195,27 @@ def audit_events(*, scope: TenantScope, flt: AuditFilter) -> QuerySet[AuditEvent
     events = events.filter(timestamp__gte=flt.time_from, timestamp__lte=flt.time_to)
     if flt.type:
         events = events.filter(type=flt.type)
+    if flt.text:
+        events = events.filter(text_search(flt.text))
     return events.order_by("-timestamp", "-id")
+
+
+def text_search(text: str) -> Q:
+    """Events whose actor, summary, recipient or email subject contain ``text``
+    (any letter case; ``%`` and ``_`` are text, not wildcards).
+
+    A filter on the rows of the window: callers keep the tenant and time
+    conditions, so PostgreSQL reads the tenant's (partner or organization, time)
+    index range newest first and stops at the page's last match. A trigram
+    index would find rare words faster but makes every event insert, the
+    delivery engine's hot path, several times slower (docs/operations.md).
+    """
+    return (
+        Q(actor__icontains=text)
+        | Q(summary__icontains=text)
+        | Q(detail__recipient__icontains=text)
+        | Q(detail__subject__icontains=text)
+    )
 
 
 # Read as plain rows (no model instances): a page is on the hot path.
@@ -219,6 +259,19 @@ def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
     window = audit_events(scope=scope, flt=flt)
     count = window[: COUNT_CAP + 1].count()
     page = window
+    if flt.cursor is not None and flt.newer:
+        stamp, event_id = flt.cursor
+        # The mirror image: the events just newer than the cursor, read
+        # oldest first (the same index, backwards), then shown newest first.
+        page = (
+            page.filter(timestamp__gte=stamp)
+            .exclude(timestamp=stamp, id__lte=event_id)
+            .order_by("timestamp", "id")
+        )
+        rows = list(page.values_list(*OUTPUT_FIELDS)[: flt.limit + 1])
+        newer_left = len(rows) > flt.limit
+        rows = rows[: flt.limit][::-1]
+        return _page(flt, count, rows, older=bool(rows), newer=newer_left)
     if flt.cursor is not None:
         stamp, event_id = flt.cursor
         # "<= stamp" is an index range; the exclusion only drops equal stamps.
@@ -231,7 +284,18 @@ def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
         rows = list(page.values_list(*OUTPUT_FIELDS)[start : start + flt.limit + 1])
     more = len(rows) > flt.limit
     rows = rows[: flt.limit]
-    next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more else None
+    # Past the first page there are newer events: at least those skipped.
+    return _page(flt, count, rows, older=more, newer=flt.cursor is not None)
+
+
+def _page(
+    flt: AuditFilter, count: int, rows: list[tuple], *, older: bool, newer: bool
+) -> AuditPage:
+    """A page of ``rows`` (newest first) with cursors to the pages around it."""
+    next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if older and rows else None
+    prev_cursor = (
+        encode_cursor(rows[0][1], rows[0][0], newer=True) if newer and rows else None
+    )
     return AuditPage(
         count=min(count, COUNT_CAP),
         count_capped=count > COUNT_CAP,
@@ -239,6 +303,7 @@ def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
         limit=flt.limit,
         next_cursor=next_cursor,
         events=[audit_row_output(row) for row in rows],
+        prev_cursor=prev_cursor,
     )
 
 
@@ -250,13 +315,18 @@ def audit_page_output(page: AuditPage) -> dict[str, Any]:
         "offset": page.offset,
         "limit": page.limit,
         "next_cursor": page.next_cursor,
+        "prev_cursor": page.prev_cursor,
         "result": page.events,
     }
 
 
 def audit_event_page(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
-    """One page of events: Elasticsearch for partner-wide queries when configured."""
-    if scope.organization is None and search_enabled():
+    """One page of events: Elasticsearch for partner-wide queries when configured.
+
+    A free-text search reads the database: the Elasticsearch documents do not
+    index the recipient and subject it looks in.
+    """
+    if scope.organization is None and search_enabled() and not flt.text:
         page = search.audit_event_page_search(scope=scope, flt=flt)
         if page is not None:
             return page

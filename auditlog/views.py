@@ -51,6 +51,7 @@ FIELD_LABELS = {
     "category": "Category",
     "type": "Type",
     "organization": "Organization",
+    "q": "Search",
 }
 _PARAMETER = re.compile(r"\b(" + "|".join(FIELD_LABELS) + r")\b")
 
@@ -107,7 +108,7 @@ def _selector_params(request: HttpRequest, *, partner_view: bool) -> PageParams:
                     params[name] = when
     else:
         params["timefrom"] = RANGES.get(chosen, RANGES[DEFAULT_RANGE])
-    for name in ("category", "type", "cursor"):
+    for name in ("q", "category", "type", "cursor"):
         if get.get(name):
             params[name] = get[name]
     if partner_view and get.get("organization"):
@@ -149,14 +150,11 @@ def _audit_page(
             errors = error.errors
         else:
             page = audit_event_page(scope=scope, flt=flt)
-    next_query = None
-    if page is not None and page.next_cursor:
-        next_query = urlencode(
-            {
-                **{k: v for k, v in request.GET.items() if k != "cursor"},
-                "cursor": page.next_cursor,
-            }
-        )
+    kept = {k: v for k, v in request.GET.items() if k != "cursor"}
+
+    def at(cursor: str | None) -> str | None:
+        return urlencode({**kept, "cursor": cursor}) if cursor else None
+
     events = page.events if page else []
     context = {
         "nav": "audit",
@@ -164,6 +162,7 @@ def _audit_page(
         "events": _for_people(events, partner_name=scope.partner.name),
         "errors": _page_messages(errors),
         "selected": {
+            "q": request.GET.get("q", ""),
             "range": request.GET.get("range") or DEFAULT_RANGE,
             "from": request.GET.get("from", ""),
             "to": request.GET.get("to", ""),
@@ -178,7 +177,8 @@ def _audit_page(
         if partner_view
         else [],
         "partner_view": partner_view,
-        "next_query": next_query,
+        "older_query": at(page.next_cursor) if page else None,
+        "newer_query": at(page.prev_cursor) if page else None,
         "first_page": bool(request.GET.get("cursor")),
         "export_query": _export_query(request),
         "now": timezone.now(),

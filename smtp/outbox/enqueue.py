@@ -87,6 +87,8 @@ def emails_enqueue(batch: list[NewEmail]) -> list[Email]:
                     "email_id": email.pk,
                     "kind": email.kind,
                     "recipient": email.recipient,
+                    # Found by the Audit Logs' search (never the body).
+                    "subject": email.subject,
                     "message_id": email.message_id,
                 },
             )

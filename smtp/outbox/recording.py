@@ -204,6 +204,7 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
         "email_id": email.pk,
         "kind": email.kind,
         "recipient": email.recipient,
+        "subject": email.subject,
         "message_id": email.message_id,
         "level": level,
         "server": server,

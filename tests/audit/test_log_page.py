@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from audit.models import Category
+from audit.models import AuditEvent, Category
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +98,164 @@ def test_the_org_page_has_no_organization_column(demo, login, make_events):
     html = login(demo["prod_admin"]).get(WEB).content.decode()
     assert '<th scope="col">Organization</th>' not in html
     assert 'colspan="5"' in html
+
+
+def link(html: str, anchor_id: str) -> str | None:
+    found = re.search(rf'<a class="button" href="([^"]+)" id="{anchor_id}"', html)
+    return found[1].replace("&amp;", "&") if found else None
+
+
+def summaries(html: str) -> list[str]:
+    return [s.strip() for s in rows(html)]
+
+
+def test_the_pager_goes_older_and_back_newer_by_keyset(demo, login, make_events):
+    # given: 120 events, five of them at each second (ties broken by id)
+    make_events(
+        120,
+        partner=demo["acme"],
+        organization=demo["acme-prod"],
+        step=timedelta(seconds=1),
+        same_time_every=5,
+    )
+    newest_first = list(
+        AuditEvent.objects.filter(
+            organization=demo["acme-prod"], category="SYSTEMAUDIT"
+        )
+        .order_by("-timestamp", "-id")
+        .values_list("summary", flat=True)
+    )
+    assert len(newest_first) == 120
+    client = login(demo["prod_admin"])
+    first = client.get(WEB, {"category": "SYSTEMAUDIT"}).content.decode()
+    assert summaries(first) == newest_first[:50]
+    assert link(first, "newer") is None
+
+    # when: Older twice, then Newer twice
+    second = client.get(WEB + link(first, "older")).content.decode()
+    third = client.get(WEB + link(second, "older")).content.decode()
+    assert summaries(second) == newest_first[50:100]
+    assert summaries(third) == newest_first[100:]
+    assert link(third, "older") is None
+    back = client.get(WEB + link(third, "newer")).content.decode()
+    top = client.get(WEB + link(back, "newer")).content.decode()
+
+    # then: the same pages as on the way down, and none newer than the first
+    assert summaries(back) == summaries(second)
+    assert summaries(top) == summaries(first)
+    assert link(top, "newer") is None
+    assert link(top, "older") is not None
+
+
+def search_events(demo, make_events):
+    """Events whose text lives in each searched place, and one that matches none."""
+    from audit.services import EventData, audit_events_record_bulk
+
+    scope = {"partner_id": demo["acme"].pk, "organization_id": demo["acme-prod"].pk}
+    audit_events_record_bulk(
+        [
+            EventData(
+                category=Category.SYSTEMAUDIT,
+                type="email.queued",
+                summary="Alert notification queued",
+                detail={"recipient": "Night-Shift@Acme.example", "subject": "Disk"},
+                **scope,
+            ),
+            EventData(
+                category=Category.SYSTEMAUDIT,
+                type="email.sent",
+                summary="Alert notification sent",
+                detail={"recipient": "ops@acme.example", "subject": "Quarterly 100%"},
+                **scope,
+            ),
+            EventData(
+                category=Category.AUDIT,
+                type="smtp_config.updated",
+                summary="SMTP configuration updated",
+                actor="night-shift-lead@acme.example",
+                **scope,
+            ),
+            EventData(
+                category=Category.AUDIT,
+                type="smtp_config.updated",
+                summary="Port changed for the night shift",
+                **scope,
+            ),
+        ]
+    )
+    make_events(3, partner=demo["acme"], organization=demo["acme-prod"])
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # the recipient, in any letter case
+        ("night-shift@acme", ["Alert notification queued"]),
+        # the actor and the summary as well as the recipient
+        (
+            "NIGHT",
+            [
+                "Port changed for the night shift",
+                "SMTP configuration updated",
+                "Alert notification queued",
+            ],
+        ),
+        # the email's subject; % is text, not a wildcard
+        ("y 100%", ["Alert notification sent"]),
+        ("00%", ["Alert notification sent"]),
+        ("nobody-has-this", []),
+    ],
+)
+def test_search_finds_text_in_recipient_actor_summary_and_subject(
+    demo, login, make_events, text, found
+):
+    search_events(demo, make_events)
+    html = login(demo["prod_admin"]).get(WEB, {"q": text}).content.decode()
+    assert summaries(html) == found
+    assert f'value="{text}"' in html.replace("&#x27;", "'")
+
+
+def test_search_combines_with_the_other_filters(demo, login, make_events):
+    search_events(demo, make_events)
+    client = login(demo["acme_admin"])
+    html = client.get(OPS, {"q": "night", "category": "AUDIT"}).content.decode()
+    assert summaries(html) == [
+        "Port changed for the night shift",
+        "SMTP configuration updated",
+    ]
+    other = client.get(OPS, {"q": "night", "organization": "acme-dev"}).content
+    assert summaries(other.decode()) == []
+
+
+def test_a_search_too_short_names_the_field(demo, login):
+    html = login(demo["prod_admin"]).get(WEB, {"q": "ab"}).content.decode()
+    assert "Search: search for 3 to 200 characters" in html
+    assert '<tbody class="event"' not in html
+
+
+def test_search_pages_in_both_directions(demo, login, make_events):
+    from audit.services import EventData, audit_events_record_bulk
+
+    audit_events_record_bulk(
+        [
+            EventData(
+                category=Category.SYSTEMAUDIT,
+                type="email.sent",
+                summary=f"Alert notification to pager-{n}@acme.example sent",
+                detail={"recipient": f"pager-{n}@acme.example"},
+                partner_id=demo["acme"].pk,
+                organization_id=demo["acme-prod"].pk,
+            )
+            for n in range(60)
+        ]
+    )
+    make_events(60, partner=demo["acme"], organization=demo["acme-prod"])
+    client = login(demo["prod_admin"])
+    first = client.get(WEB, {"q": "pager-"}).content.decode()
+    assert "60 events match" in first
+    assert len(summaries(first)) == 50
+    second = client.get(WEB + link(first, "older")).content.decode()
+    assert len(summaries(second)) == 10
+    assert all("pager-" in summary for summary in summaries(second))
+    back = client.get(WEB + link(second, "newer")).content.decode()
+    assert summaries(back) == summaries(first)
