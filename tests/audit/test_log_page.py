@@ -259,3 +259,46 @@ def test_search_pages_in_both_directions(demo, login, make_events):
     assert all("pager-" in summary for summary in summaries(second))
     back = client.get(WEB + link(second, "newer")).content.decode()
     assert summaries(back) == summaries(first)
+
+
+def test_a_custom_range_is_read_in_the_viewers_time_zone(demo, login, make_events):
+    # given: one event at 10:30 UTC, which is 19:30 in Tokyo (UTC+9)
+    from datetime import UTC, datetime
+
+    make_events(
+        1,
+        partner=demo["acme"],
+        organization=demo["acme-prod"],
+        start=datetime(2026, 11, 20, 10, 30, tzinfo=UTC),
+    )
+    client = login(demo["prod_admin"])
+
+    def shown(zone: str, start: str, end: str) -> int:
+        query = {"range": "custom", "from": start, "to": end, "tz": zone}
+        return client.get(WEB, query).content.decode().count('<tbody class="event"')
+
+    # then: the same wall-clock range finds it in Tokyo, not in UTC
+    assert shown("Asia/Tokyo", "2026-11-20T19:00", "2026-11-20T20:00") == 1
+    assert shown("UTC", "2026-11-20T19:00", "2026-11-20T20:00") == 0
+    assert shown("UTC", "2026-11-20T10:00", "2026-11-20T11:00") == 1
+
+
+def test_the_page_names_the_zone_of_the_custom_range(demo, login):
+    client = login(demo["prod_admin"])
+    html = client.get(WEB, {"range": "custom", "tz": "Asia/Tokyo"}).content.decode()
+    assert (
+        'From <span class="zone-note">(<span data-zone-name>Asia/Tokyo</span>)' in html
+    )
+    # an unknown zone is read as UTC, and the page says so
+    html = client.get(WEB, {"range": "custom", "tz": "Mars/Olympus"}).content.decode()
+    assert 'To <span class="zone-note">(<span data-zone-name>UTC</span>)' in html
+
+
+def test_times_carry_their_exact_utc_for_the_browser_to_localise(
+    demo, login, make_events
+):
+    (event,) = make_events(1, partner=demo["acme"], organization=demo["acme-prod"])
+    html = login(demo["prod_admin"]).get(WEB).content.decode()
+    stamp = event.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    utc = event.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert f'<time datetime="{stamp}Z" title="{utc} UTC" data-local-time>' in html
