@@ -122,6 +122,8 @@ class SmtpConfiguration(SmtpSettingsFields):
     health_detail = models.CharField(max_length=500, blank=True)
 
     class Meta:
+        verbose_name = "SMTP configuration"
+        verbose_name_plural = "SMTP configurations"
         constraints = [
             models.UniqueConstraint(
                 fields=["partner"],
