@@ -189,12 +189,12 @@ def test_audit_logs_show_the_email_events_with_steps_and_export(
     events = page.locator("#events")
     expect(events).to_contain_text("email.sent")
     expect(events).to_contain_text("email.queued")
-    sent = page.locator("li.event", has_text="audit-check@acme.example").filter(
+    sent = page.locator("tbody.event", has_text="audit-check@acme.example").filter(
         has_text="email.sent"
     )
-    sent.locator("summary").click()
+    sent.get_by_role("button", name="Details").click()
     steps = sent.locator(".steps-table")
-    expect(steps).to_contain_text("data")
+    expect(steps).to_contain_text("DATA (message)")
     expect(steps).to_contain_text("250")
     screenshot(page, "ops-audit-log")
     with page.expect_download() as download_info:
