@@ -37,7 +37,10 @@ class OrganizationAdmin(admin.ModelAdmin):
         if effective.settings is None:
             return "none: no level has a usable configuration"
         s = effective.settings
-        return f"{effective.source.label}: {s.host}:{s.port} ({s.security.label})"
+        return (
+            f"{effective.source.label} level: {s.host}:{s.port}, security "
+            f"{s.security.label}"
+        )
 
     def get_readonly_fields(self, request, obj=None):
         readonly = ["created_at", "smtp_in_effect"]

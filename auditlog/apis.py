@@ -4,6 +4,9 @@
   caller's organization (organization users) or partner (partner users).
 - ``GET /opsauditlogs/?timefrom=now-7d&category=SYSTEMAUDIT``: partner users, their
   partner and all its organizations.
+
+Both take ``q`` (free-text search) and page with ``cursor`` either way:
+``next_cursor`` for older events, ``prev_cursor`` for newer ones.
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.query import DEFAULT_LIMIT, DEFAULT_TIMEFROM, MAX_LIMIT, AuditQueryError
+from audit.query import (
+    DEFAULT_LIMIT,
+    DEFAULT_TIMEFROM,
+    MAX_LIMIT,
+    SEARCH_MAX,
+    SEARCH_MIN,
+    AuditQueryError,
+)
 from auditlog.selectors import audit_event_page, audit_filter_parse, audit_page_output
 from tenants.access import api_tenant_scope
 
@@ -38,7 +48,13 @@ class AuditPageSerializer(serializers.Serializer):
     )
     offset = serializers.IntegerField()
     limit = serializers.IntegerField()
-    next_cursor = serializers.CharField(allow_null=True)
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass as cursor for the page of older events."
+    )
+    prev_cursor = serializers.CharField(
+        allow_null=True,
+        help_text="Pass as cursor for the page of newer events (null on the newest).",
+    )
     result = AuditEventSerializer(many=True)
 
 
@@ -53,7 +69,16 @@ def _parameters(prefix: str, *, organization: bool) -> list[OpenApiParameter]:
         ("type", "e.g. email.sent"),
         ("offset", "0-10000; default 0"),
         ("limit", f"1-{MAX_LIMIT}; default {DEFAULT_LIMIT}"),
-        ("cursor", "next_cursor of the previous page (keyset paging)"),
+        (
+            "cursor",
+            "next_cursor (older events) or prev_cursor (newer events) of a page "
+            "(keyset paging)",
+        ),
+        (
+            "q",
+            f"Free text ({SEARCH_MIN}-{SEARCH_MAX} characters, any letter case) "
+            "found in the actor, summary, recipient or email subject",
+        ),
     ]
     if organization:
         described.append(("organization", "Narrow to one organization (identifier)"))

@@ -45,9 +45,11 @@ def search_body(*, scope: TenantScope, flt: AuditFilter) -> dict[str, Any]:
     )
     if organization_id is not None:
         filters.append({"term": {"organization_id": organization_id}})
+    # A page of newer events reads upwards from its cursor, then is turned over.
+    order = "asc" if flt.cursor is not None and flt.newer else "desc"
     body: dict[str, Any] = {
         "query": {"bool": {"filter": filters}},
-        "sort": [{"timestamp": "desc"}, {"id": "desc"}],
+        "sort": [{"timestamp": order}, {"id": order}],
         "size": flt.limit + 1,
         "track_total_hits": COUNT_CAP,
     }
@@ -81,12 +83,13 @@ def page_from_response(response: dict[str, Any], *, flt: AuditFilter) -> AuditPa
     total = response["hits"]["total"]
     more = len(hits) > flt.limit
     hits = hits[: flt.limit]
-    next_cursor = None
-    if more:
-        millis, event_id = hits[-1]["sort"]
-        next_cursor = encode_cursor(
-            datetime.fromtimestamp(millis / 1000, tz=UTC), event_id
-        )
+    if flt.cursor is not None and flt.newer:
+        hits = hits[::-1]
+        older, newer = bool(hits), more
+    else:
+        older, newer = more, flt.cursor is not None
+    next_cursor = _cursor(hits[-1]) if older and hits else None
+    prev_cursor = _cursor(hits[0], newer=True) if newer and hits else None
     return AuditPage(
         count=min(total["value"], COUNT_CAP),
         count_capped=total["relation"] == "gte" or total["value"] > COUNT_CAP,
@@ -94,6 +97,14 @@ def page_from_response(response: dict[str, Any], *, flt: AuditFilter) -> AuditPa
         limit=flt.limit,
         next_cursor=next_cursor,
         events=[_event_from_hit(hit) for hit in hits],
+        prev_cursor=prev_cursor,
+    )
+
+
+def _cursor(hit: dict[str, Any], *, newer: bool = False) -> str:
+    millis, event_id = hit["sort"]
+    return encode_cursor(
+        datetime.fromtimestamp(millis / 1000, tz=UTC), event_id, newer=newer
     )
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from audit.index import search_enabled
@@ -24,10 +24,12 @@ from audit.query import (
     DEFAULT_TIMEFROM,
     MAX_LIMIT,
     MAX_OFFSET,
+    SEARCH_MAX,
+    SEARCH_MIN,
     AuditFilter,
     AuditPage,
     AuditQueryError,
-    decode_cursor,
+    decode_page_cursor,
     encode_cursor,
 )
 from audit.timeexpr import TimeExpressionError, parse_time
@@ -36,7 +38,16 @@ from core.text import is_whole_number
 from tenants.models import Organization
 from tenants.selectors import TenantScope
 
-PARAMETERS = ("timefrom", "timeto", "category", "type", "offset", "limit", "cursor")
+PARAMETERS = (
+    "timefrom",
+    "timeto",
+    "category",
+    "type",
+    "offset",
+    "limit",
+    "cursor",
+    "q",
+)
 
 
 def _int(value: str, *, name: str, low: int, high: int, errors, hint: str) -> int:
@@ -117,10 +128,11 @@ def audit_filter_parse(
         errors=errors,
         hint=f"; for deeper pages follow next_cursor with {prefix}cursor",
     )
-    cursor = None
+    cursor, newer = None, False
     if get("cursor"):
         try:
-            cursor = decode_cursor(get("cursor"))
+            *cursor, newer = decode_page_cursor(get("cursor"))
+            cursor = tuple(cursor)
         except ValueError:
             errors.setdefault(f"{prefix}cursor", []).append(
                 f"{prefix}cursor is not a cursor this API gave: pass next_cursor "
@@ -130,6 +142,12 @@ def audit_filter_parse(
             errors.setdefault(f"{prefix}offset", []).append(
                 f"Use {prefix}offset or {prefix}cursor, not both."
             )
+    text = " ".join(get("q").split()) or None
+    if text is not None and not SEARCH_MIN <= len(text) <= SEARCH_MAX:
+        errors.setdefault(f"{prefix}q", []).append(
+            f"{prefix}q: search for {SEARCH_MIN} to {SEARCH_MAX} characters, e.g. "
+            "part of a recipient's address or a subject."
+        )
     organization = None
     if get("organization"):
         wanted = get("organization")
@@ -157,6 +175,8 @@ def audit_filter_parse(
         offset=offset,
         limit=limit,
         cursor=cursor,
+        newer=newer,
+        text=text,
     )
 
 
@@ -178,7 +198,27 @@ def audit_events(*, scope: TenantScope, flt: AuditFilter) -> QuerySet[AuditEvent
     events = events.filter(timestamp__gte=flt.time_from, timestamp__lte=flt.time_to)
     if flt.type:
         events = events.filter(type=flt.type)
+    if flt.text:
+        events = events.filter(text_search(flt.text))
     return events.order_by("-timestamp", "-id")
+
+
+def text_search(text: str) -> Q:
+    """Events whose actor, summary, recipient or email subject contain ``text``
+    (any letter case; ``%`` and ``_`` are text, not wildcards).
+
+    A filter on the rows of the window: callers keep the tenant and time
+    conditions, so PostgreSQL reads the tenant's (partner or organization, time)
+    index range newest first and stops at the page's last match. A trigram
+    index would find rare words faster but makes every event insert, the
+    delivery engine's hot path, several times slower (docs/operations.md).
+    """
+    return (
+        Q(actor__icontains=text)
+        | Q(summary__icontains=text)
+        | Q(detail__recipient__icontains=text)
+        | Q(detail__subject__icontains=text)
+    )
 
 
 # Read as plain rows (no model instances): a page is on the hot path.
@@ -234,6 +274,7 @@ def _window_key(scope: TenantScope, flt: AuditFilter) -> tuple:
         flt.type,
         flt.time_from_text,
         flt.time_to_text,
+        flt.text,
         COUNT_CAP,
     )
 
@@ -272,11 +313,33 @@ def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
     """One page from the database: ``limit`` events and a capped count, in one
     query.
 
-    The count comes free when the page holds the window's last event; a window
+    The count comes free when the page holds an event of the window; a window
     recently found over the cap is not counted again (see ``_over_the_cap``).
     """
     window = audit_events(scope=scope, flt=flt)
+    key = _window_key(scope, flt)
+    over_the_cap = _known_over_the_cap(key)
     page = window
+    fields: tuple[str, ...] = OUTPUT_FIELDS
+    if not over_the_cap:
+        page = page.annotate(window_count=_capped_count(window))
+        fields = (*OUTPUT_FIELDS, "window_count")
+    if flt.cursor is not None and flt.newer:
+        stamp, event_id = flt.cursor
+        # The mirror image: the events just newer than the cursor, read
+        # oldest first (the same index, backwards), then shown newest first.
+        page = (
+            page.filter(timestamp__gte=stamp)
+            .exclude(timestamp=stamp, id__lte=event_id)
+            .order_by("timestamp", "id")
+        )
+        rows = list(page.values_list(*fields)[: flt.limit + 1])
+        newer_left = len(rows) > flt.limit
+        rows = rows[: flt.limit][::-1]
+        count, rows = _counted(
+            rows, over_the_cap=over_the_cap, window=window, key=key, none_left=False
+        )
+        return _page(flt, count, rows, older=bool(rows), newer=newer_left)
     if flt.cursor is not None:
         stamp, event_id = flt.cursor
         # "<= stamp" is an index range; the exclusion only drops equal stamps.
@@ -286,27 +349,53 @@ def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
         start = 0
     else:
         start = flt.offset
-    key = _window_key(scope, flt)
-    over_the_cap = _known_over_the_cap(key)
-    fields: tuple[str, ...] = OUTPUT_FIELDS
-    if not over_the_cap:
-        page = page.annotate(window_count=_capped_count(window))
-        fields = (*OUTPUT_FIELDS, "window_count")
     rows = list(page.values_list(*fields)[start : start + flt.limit + 1])
     more = len(rows) > flt.limit
     rows = rows[: flt.limit]
+    count, rows = _counted(
+        rows,
+        over_the_cap=over_the_cap,
+        window=window,
+        key=key,
+        none_left=flt.cursor is None and start == 0,
+    )
+    # Past the first page there are newer events: at least those skipped.
+    return _page(flt, count, rows, older=more, newer=flt.cursor is not None)
+
+
+def _counted(
+    rows: list[tuple],
+    *,
+    over_the_cap: bool,
+    window: QuerySet[AuditEvent],
+    key: tuple,
+    none_left: bool,
+) -> tuple[int, list[tuple]]:
+    """The window's capped count, and the rows without it: from the rows' own
+    column when there are rows; 0 for an empty first page (``none_left``);
+    counted on its own past the window's end, where the page cannot tell."""
     if over_the_cap:
         count = COUNT_CAP + 1
     elif rows:
         count = rows[0][-1]
         rows = [row[:-1] for row in rows]
-    elif flt.cursor is None and start == 0:
+    elif none_left:
         count = 0
-    else:  # past the window's end: the page cannot tell
+    else:
         count = window[: COUNT_CAP + 1].count()
     if count > COUNT_CAP:
         _remember_over_the_cap(key)
-    next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more else None
+    return count, rows
+
+
+def _page(
+    flt: AuditFilter, count: int, rows: list[tuple], *, older: bool, newer: bool
+) -> AuditPage:
+    """A page of ``rows`` (newest first) with cursors to the pages around it."""
+    next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if older and rows else None
+    prev_cursor = (
+        encode_cursor(rows[0][1], rows[0][0], newer=True) if newer and rows else None
+    )
     return AuditPage(
         count=min(count, COUNT_CAP),
         count_capped=count > COUNT_CAP,
@@ -314,6 +403,7 @@ def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
         limit=flt.limit,
         next_cursor=next_cursor,
         events=[audit_row_output(row) for row in rows],
+        prev_cursor=prev_cursor,
     )
 
 
@@ -325,13 +415,18 @@ def audit_page_output(page: AuditPage) -> dict[str, Any]:
         "offset": page.offset,
         "limit": page.limit,
         "next_cursor": page.next_cursor,
+        "prev_cursor": page.prev_cursor,
         "result": page.events,
     }
 
 
 def audit_event_page(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
-    """One page of events: Elasticsearch for partner-wide queries when configured."""
-    if scope.organization is None and search_enabled():
+    """One page of events: Elasticsearch for partner-wide queries when configured.
+
+    A free-text search reads the database: the Elasticsearch documents do not
+    index the recipient and subject it looks in.
+    """
+    if scope.organization is None and search_enabled() and not flt.text:
         page = search.audit_event_page_search(scope=scope, flt=flt)
         if page is not None:
             return page

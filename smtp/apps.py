@@ -17,6 +17,7 @@ class SmtpConfig(AppConfig):
             Category.SYSTEMAUDIT,
             "email.queued",
             "email.sent",
+            "email.verified",
             "email.deferred",
             "email.failed",
             "smtp_config.health.failing",

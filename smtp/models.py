@@ -203,6 +203,8 @@ class SmtpConfiguration(SmtpSettingsFields):
     client_cert_expiring = models.BooleanField(default=False)
 
     class Meta:
+        verbose_name = "SMTP configuration"
+        verbose_name_plural = "SMTP configurations"
         constraints = [
             models.UniqueConstraint(
                 fields=["partner"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
@@ -47,3 +48,13 @@ def organization_list(*, partner: Partner) -> QuerySet[Organization]:
 def organization_get(*, partner: Partner, organization_id: int) -> Organization | None:
     """One of the partner's organizations, or ``None`` (also for other partners')."""
     return Organization.objects.filter(partner=partner, pk=organization_id).first()
+
+
+def organization_names(*, slugs: Iterable[str]) -> dict[str, str]:
+    """The names of the organizations with these identifiers, by identifier."""
+    wanted = {slug for slug in slugs if slug}
+    if not wanted:
+        return {}
+    return dict(
+        Organization.objects.filter(slug__in=wanted).values_list("slug", "name")
+    )

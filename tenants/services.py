@@ -262,8 +262,8 @@ def organization_create(
     if strategy == AccountStrategy.AUTO:
         if not admin_password:
             errors["admin_password"] = [
-                "Password is required (ACCOUNT_CREATION_STRATEGY is AUTO): enter the "
-                "admin's first password."
+                "Password is required: new admins get their first password here "
+                "(no email is sent); enter it and pass it on to them."
             ]
         else:
             try:
@@ -272,8 +272,8 @@ def organization_create(
                 errors["admin_password"] = list(problem.messages)
     elif admin_password:
         errors["admin_password"] = [
-            "Leave Password empty: with ACCOUNT_CREATION_STRATEGY=VERIFY the admin "
-            "sets it from the email sent to them."
+            "Leave Password empty: the admin sets their own password from the "
+            "one-time link emailed to them."
         ]
     if errors:
         raise ValidationError(errors)

@@ -24,6 +24,31 @@ REPLY_LIMIT = 300
 _CONTROL = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0)], " ")
 
 
+# How each step is named where a person reads it: the live view of a test
+# (static/js/console.js), the steps tables, the audit log and its summaries.
+STEP_LABELS = {
+    "configuration": "Configuration",
+    "resolve": "Resolve host name (DNS)",
+    "connect": "Connect (TCP)",
+    "greeting": "Server greeting",
+    "tls": "TLS",
+    "ehlo": "EHLO",
+    "auth": "Authenticate",
+    "mail_from": "MAIL FROM (sender)",
+    "rcpt_to": "RCPT TO (recipient)",
+    "data": "DATA (message)",
+    "rset": "RSET (nothing sent)",
+    "reconnect": "Reconnect",
+    "lease": "Worker lease",
+    "internal": "Internal error",
+}
+
+
+def step_label(name: str) -> str:
+    """A step's name as a person reads it (the name itself if it has no label)."""
+    return STEP_LABELS.get(name, name)
+
+
 @dataclass
 class Step:
     """One step of an SMTP session, as shown to a person."""

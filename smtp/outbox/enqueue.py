@@ -120,6 +120,8 @@ def _write_with_orm(emails: list[Email], actors: list[str]) -> None:
                     "email_id": email.pk,
                     "kind": email.kind,
                     "recipient": email.recipient,
+                    # Found by the Audit Logs' search (never the body).
+                    "subject": email.subject,
                     "message_id": email.message_id,
                 },
             )

@@ -23,6 +23,7 @@ from audit.models import Category
 from audit.services import EventData, audit_events_record_bulk, event_scope
 from smtp.delivery import Step
 from smtp.delivery.server import SmtpServer
+from smtp.delivery.steps import step_label
 from smtp.models import (
     Email,
     EmailAttempt,
@@ -203,6 +204,7 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
         "email_id": email.pk,
         "kind": email.kind,
         "recipient": email.recipient,
+        "subject": email.subject,
         "message_id": email.message_id,
         "level": level,
         "server": server,
@@ -214,10 +216,18 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
         email.status = EmailStatus.SENT
         # Already set if the sweeper records it for a worker that stopped.
         email.sent_at = email.finished_at = email.sent_at or now
-        verb = "verified (nothing sent)" if email.kind == EmailKind.VERIFY else "sent"
-        summary = f"{label} to {email.recipient} {verb} via {level} SMTP {server}"
         detail = {**base, "reply": result.reply, "duration_ms": result.duration_ms}
-        event_type = "email.sent"
+        if email.kind == EmailKind.VERIFY:
+            # A verification ends with RSET: its own type, so that a search for
+            # sent emails never counts one.
+            event_type = "email.verified"
+            summary = (
+                f"Verified {level} SMTP {server} for {email.recipient}: every step "
+                "up to RCPT TO worked; nothing was sent"
+            )
+        else:
+            event_type = "email.sent"
+            summary = f"{label} to {email.recipient} sent via {level} SMTP {server}"
     else:
         problem = {
             "step": failed.get("name", ""),
@@ -234,7 +244,8 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
             out.retries.append((email.pk, delay))
             event_type = "email.deferred"
             summary = (
-                f"{label} to {email.recipient} deferred at {problem['step']}; "
+                f"{label} to {email.recipient} deferred at "
+                f"{step_label(problem['step'])}; "
                 f"retry {number} of {max_attempts - 1} in {delay:.0f} s"
             )
             detail = {
@@ -246,7 +257,9 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
             email.status = EmailStatus.FAILED
             email.finished_at = now
             event_type = "email.failed"
-            summary = f"{label} to {email.recipient} failed at {problem['step']}"
+            summary = (
+                f"{label} to {email.recipient} failed at {step_label(problem['step'])}"
+            )
             detail = {**base, **problem, "final": True}
     if email.is_final and email.draft_id is not None:
         out.drafts.append(email.draft_id)

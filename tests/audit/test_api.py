@@ -50,6 +50,7 @@ def test_the_documented_org_query_with_the_stray_ampersand(demo, make_events):
         "offset",
         "limit",
         "next_cursor",
+        "prev_cursor",
         "result",
     }
     # 15 SYSTEMAUDIT events of acme-prod, 3 minutes apart: all in the last hour.
@@ -438,3 +439,55 @@ def test_history_stays_with_the_partner_it_was_recorded_for(demo, make_events):
     acme_ids = ids(demo["acme_admin"], PARTNER_URL, limit="500")
     assert old_ids | {moves[demo["acme"].pk]} <= acme_ids
     assert not acme_ids & (new_ids | {moves[demo["globex"].pk]})
+
+
+def test_both_apis_search_free_text_and_page_back_with_prev_cursor(demo, make_events):
+    made = make_events(25, partner=demo["acme"], organization=demo["acme-prod"])
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                timestamp=event.timestamp,
+                category=Category.SYSTEMAUDIT,
+                type="email.queued",
+                actor="system",
+                partner=demo["acme"],
+                organization=demo["acme-prod"],
+                summary="Alert notification queued",
+                detail={"recipient": f"oncall-{n}@acme.example", "subject": "Disk"},
+            )
+            for n, event in enumerate(made)
+        ]
+    )
+    org = client_for(demo["prod_admin"])
+    first = org.get(ORG_URL, {"filter.q": "ONCALL-", "filter.limit": "10"}).json()
+    assert first["count"] == 25
+    assert first["prev_cursor"] is None
+    assert all("oncall-" in e["detail"]["recipient"] for e in first["result"])
+    second = org.get(
+        ORG_URL,
+        {
+            "filter.q": "oncall-",
+            "filter.limit": "10",
+            "filter.cursor": first["next_cursor"],
+        },
+    ).json()
+    back = org.get(
+        ORG_URL,
+        {
+            "filter.q": "oncall-",
+            "filter.limit": "10",
+            "filter.cursor": second["prev_cursor"],
+        },
+    ).json()
+    assert [e["id"] for e in back["result"]] == [e["id"] for e in first["result"]]
+    assert back["prev_cursor"] is None
+    partner = client_for(demo["acme_admin"]).get(PARTNER_URL, {"q": "oncall-1"}).json()
+    # oncall-1 and oncall-10 ... oncall-19
+    assert partner["count"] == 11
+
+
+@pytest.mark.parametrize("text", ["ab", "x" * 201])
+def test_a_search_of_the_wrong_length_is_400_naming_q(demo, text):
+    response = client_for(demo["acme_admin"]).get(PARTNER_URL, {"q": text})
+    assert response.status_code == 400
+    assert "q: search for 3 to 200 characters" in response.json()["fields"]["q"][0]

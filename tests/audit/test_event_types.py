@@ -211,7 +211,8 @@ def test_health_events_are_offered_and_selected_by_the_type_filter(demo, login):
         assert kind in filter_options(client.get(OPS).content.decode())
         html = client.get(OPS, {"range": "1h", "type": kind}).content.decode()
         assert html.count('class="event"') == 1
-        assert f'<code class="event-type">{kind}</code>' in html
+        shown = kind.replace(".", ".<wbr>")
+        assert f'<code class="event-type">{shown}</code>' in html
         body = client.get("/opsauditlogs/", {"timefrom": "now-1h", "type": kind})
         assert [event["type"] for event in body.json()["result"]] == [kind]
         assert body.json()["result"][0]["category"] == Category.SYSTEMAUDIT

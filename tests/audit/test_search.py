@@ -16,7 +16,7 @@ from elastic_transport._node import NodeApiResponse
 
 from audit import index
 from audit.models import Category
-from audit.query import decode_cursor, encode_cursor
+from audit.query import decode_cursor, decode_page_cursor, encode_cursor
 from auditlog import search
 from auditlog.selectors import audit_filter_parse
 from tenants.selectors import TenantScope
@@ -296,3 +296,42 @@ def test_indexing_creates_the_index_and_bulk_loads_the_events(
     assert {d["partner"] for d in documents} == {"acme"}
     assert {d["organization"] for d in documents} == {"acme-prod"}
     assert all(d["category"] == Category.SYSTEMAUDIT for d in documents)
+
+
+def test_a_newer_cursor_reads_upwards_and_turns_the_page_over(
+    demo, login, elasticsearch
+):
+    # given: Elasticsearch answers the ascending query oldest first
+    elasticsearch.responses.append(
+        (
+            200,
+            search_answer(
+                [
+                    hit(42, "2026-11-25T10:00:06+00:00"),
+                    hit(43, "2026-11-25T10:00:07+00:00"),
+                    hit(44, "2026-11-25T10:00:08+00:00"),
+                ],
+                30,
+            ),
+        )
+    )
+    cursor = encode_cursor(datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC), 41, newer=True)
+    answer = (
+        login(demo["acme_admin"])
+        .get("/opsauditlogs/", {"cursor": cursor, "limit": "2"})
+        .json()
+    )
+    query = json.loads(elasticsearch.requests[0][2])
+    assert query["sort"] == [{"timestamp": "asc"}, {"id": "asc"}]
+    assert query["search_after"][1] == 41
+    # then: newest first, with cursors both ways (one more newer event is left)
+    assert [event["id"] for event in answer["result"]] == [43, 42]
+    assert decode_page_cursor(answer["prev_cursor"])[1:] == (43, True)
+    assert decode_page_cursor(answer["next_cursor"])[1:] == (42, False)
+
+
+def test_a_free_text_search_reads_the_database(demo, login, elasticsearch, make_events):
+    make_events(2, partner=demo["acme"], organization=demo["acme-prod"])
+    answer = login(demo["acme_admin"]).get("/opsauditlogs/", {"q": "event 1"}).json()
+    assert [event["summary"] for event in answer["result"]] == ["event 1"]
+    assert elasticsearch.requests == []

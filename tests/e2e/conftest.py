@@ -278,11 +278,13 @@ def open_browser(browser, stack, request):
     """
     contexts = []
 
-    def make(width: int = 1280, height: int = 800):
+    def make(width: int = 1280, height: int = 800, **options):
+        # options: more of Playwright's context options, e.g. timezone_id.
         context = browser.new_context(
             viewport={"width": width, "height": height},
             base_url=stack.base_url,
             accept_downloads=True,
+            **options,
         )
         context.set_default_timeout(20_000)
         seen = Seen()

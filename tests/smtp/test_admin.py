@@ -49,3 +49,34 @@ def test_support_never_sees_an_email_body(demo, login):
     detail = client.get(f"/admin/smtp/email/{email.pk}/change/")
     assert detail.status_code == 200
     assert "secret-token" not in detail.content.decode()
+
+
+def test_the_support_admin_is_branded_and_names_smtp_configurations(demo, login):
+    from smtp.models import Security, SmtpConfiguration
+
+    SmtpConfiguration.objects.create(
+        partner=demo["acme"],
+        host="127.0.0.1",
+        port=2525,
+        security=Security.NONE,
+        sender_email="alerts@acme.example",
+    )
+    client = login(demo["support"])
+    index = client.get("/admin/").content.decode()
+    assert "<title>Support | Ops Console support</title>" in index
+    assert ">SMTP configurations<" in index
+    assert "Smtp configurations" not in index
+    listing = client.get("/admin/smtp/smtpconfiguration/").content.decode()
+    assert "Select SMTP configuration to view" in listing
+    # the organization's SMTP in effect, in words, not "(Off (plain text))"
+    organization = demo["acme-prod"]
+    page = client.get(f"/admin/tenants/organization/{organization.pk}/change/")
+    html = page.content.decode()
+    assert "Partner level: 127.0.0.1:2525, security Off (plain text)" in html
+    assert "((" not in html
+
+
+def test_the_support_admin_pages_have_a_first_heading_and_underlined_links(client):
+    login_page = client.get("/admin/login/").content.decode()
+    assert '<h1 class="login-title">Log in to Ops Console support</h1>' in login_page
+    assert "/static/css/admin.css" in login_page

@@ -258,7 +258,7 @@ def test_send_test_email_with_a_wrong_password_names_auth_and_the_field(
     assert not SmtpDraft.objects.exists()
 
 
-def test_verify_sends_nothing(worker, demo, server):
+def test_verify_sends_nothing_and_is_recorded_as_email_verified(worker, demo, server):
     smtp = server()
     client = page_client(demo["acme_admin"])
     response = client.post(
@@ -275,6 +275,14 @@ def test_verify_sends_nothing(worker, demo, server):
     assert answer["status"] == "sent"
     assert answer["steps"][-1]["name"] == "rset"
     assert smtp.messages == []
+    # its own event type: never an email.sent that says nothing was sent
+    email = Email.objects.get(pk=answer["id"])
+    assert events_of(email) == ["email.queued", "email.verified"]
+    verified = AuditEvent.objects.get(type="email.verified", detail__email_id=email.pk)
+    assert verified.category == Category.SYSTEMAUDIT
+    assert "nothing was sent" in verified.summary
+    assert f"127.0.0.1:{smtp.port}" in verified.summary
+    assert verified.detail["steps"][-1]["name"] == "rset"
 
 
 def test_documented_verification_api_uses_the_configuration_in_effect(
