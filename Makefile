@@ -1,8 +1,8 @@
 # Ops Console: the two commands are `make run` and `make test`.
-PYTHON ?= python3.11
-VENV   := .venv
+# Python 3.11, 3.12 or 3.13. Empty: scripts/ensure-venv picks the newest found.
+PYTHON ?=
+VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 
 .PHONY: help install run test check lint format migrations bench screenshots clean
 
@@ -11,16 +11,12 @@ help:
 	@echo "              Celery worker and a development SMTP sink (127.0.0.1:1025)"
 	@echo "make test   - install, lint, and run the whole test suite"
 	@echo "make bench  - benchmarks (pipeline throughput, audit queries)"
+	@echo "Python 3.11-3.13: the newest found is used; PYTHON=/path/to/python3.x picks one."
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-
-$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	@touch $@
-
-install: $(STAMP)
+# Makes $(VENV) with a supported Python (rebuilding one made by another Python,
+# with a message) and installs the project when pyproject/constraints change.
+install:
+	@PYTHON="$(PYTHON)" VENV="$(VENV)" scripts/ensure-venv
 
 # Development defaults; anything already set in the environment wins.
 run: export DEBUG ?= true
