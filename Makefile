@@ -18,12 +18,8 @@ help:
 install:
 	@PYTHON="$(PYTHON)" VENV="$(VENV)" scripts/ensure-venv
 
-# Development defaults; anything already set in the environment wins.
-run: export DEBUG ?= true
-run: export SMTP_ALLOWED_NETWORKS ?= 127.0.0.0/8,::1
-run: export FW_EVENT_SMTP_SERVER_ADDR ?= 127.0.0.1
-run: export FW_EVENT_SMTP_SERVER_PORT ?= 1025
-run: export FW_EVENT_SMTP_SERVER_USE_TLS ?= false
+# Development defaults (core.env.dev_stack; anything already set wins): DEBUG on,
+# the controller SMTP default on the sink (DEV_SMTP_PORT), PUBLIC_URL on PORT.
 run: install
 	$(BIN)/python -m opsconsole.devstack
 
