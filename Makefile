@@ -39,12 +39,14 @@ bench: install
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/audit_query.py
 
-# Runs the browser journeys and copies three of their screenshots for the README.
+# Runs the browser journeys and copies four of their screenshots (three light,
+# one dark) for the README.
 screenshots: install
-	$(BIN)/python -m pytest -q tests/e2e/test_journeys.py
+	$(BIN)/python -m pytest -q tests/e2e/test_journeys.py \
+	   tests/e2e/test_every_page.py::test_dark_mode_screenshot
 	mkdir -p docs/img
 	cp var/screenshots/ops-smtp-test-sent.png var/screenshots/web-smtp-settings.png \
-	   var/screenshots/ops-audit-log.png docs/img/
+	   var/screenshots/ops-audit-log.png var/screenshots/ops-smtp-dark.png docs/img/
 
 format: install
 	$(BIN)/ruff check --fix .
