@@ -1,8 +1,8 @@
 # Ops Console: the two commands are `make run` and `make test`.
-PYTHON ?= python3.11
-VENV   := .venv
+# Python 3.11, 3.12 or 3.13. Empty: scripts/ensure-venv picks the newest found.
+PYTHON ?=
+VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 
 .PHONY: help install run test check lint format migrations bench screenshots clean
 
@@ -11,23 +11,15 @@ help:
 	@echo "              Celery worker and a development SMTP sink (127.0.0.1:1025)"
 	@echo "make test   - install, lint, and run the whole test suite"
 	@echo "make bench  - benchmarks (pipeline throughput, audit queries, web tier)"
+	@echo "Python 3.11-3.13: the newest found is used; PYTHON=/path/to/python3.x picks one."
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+# Makes $(VENV) with a supported Python (rebuilding one made by another Python,
+# with a message) and installs the project when pyproject/constraints change.
+install:
+	@PYTHON="$(PYTHON)" VENV="$(VENV)" scripts/ensure-venv
 
-$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	@touch $@
-
-install: $(STAMP)
-
-# Development defaults; anything already set in the environment wins.
-run: export DEBUG ?= true
-run: export SMTP_ALLOWED_NETWORKS ?= 127.0.0.0/8,::1
-run: export FW_EVENT_SMTP_SERVER_ADDR ?= 127.0.0.1
-run: export FW_EVENT_SMTP_SERVER_PORT ?= 1025
-run: export FW_EVENT_SMTP_SERVER_USE_TLS ?= false
+# Development defaults (core.env.dev_stack; anything already set wins): DEBUG on,
+# the controller SMTP default on the sink (DEV_SMTP_PORT), PUBLIC_URL on PORT.
 run: install
 	$(BIN)/python -m opsconsole.devstack
 
@@ -48,12 +40,15 @@ bench: install
 	$(BIN)/python bench/audit_query.py
 	$(BIN)/python bench/web_load.py
 
-# Runs the browser journeys and copies four of their screenshots for the README.
+# Runs the browser journeys and copies five of their screenshots (four light,
+# one dark) for the README.
 screenshots: install
-	$(BIN)/python -m pytest -q tests/e2e/test_journeys.py tests/e2e/test_email_branding.py
+	$(BIN)/python -m pytest -q tests/e2e/test_journeys.py tests/e2e/test_email_branding.py \
+	   tests/e2e/test_every_page.py::test_dark_mode_screenshot
 	mkdir -p docs/img
 	cp var/screenshots/ops-smtp-test-sent.png var/screenshots/web-smtp-settings.png \
-	   var/screenshots/ops-audit-log.png var/screenshots/ops-email-preview.png docs/img/
+	   var/screenshots/ops-audit-log.png var/screenshots/ops-email-preview.png \
+	   var/screenshots/ops-smtp-dark.png docs/img/
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -5,6 +5,11 @@ from accounts import views
 ops_urlpatterns = [
     path("organizations/", views.ops_organization_list, name="organizations"),
     path(
+        "organizations/<int:organization_id>/",
+        views.ops_organization_detail,
+        name="organization",
+    ),
+    path(
         "organizations/new/",
         views.ops_organization_create,
         name="organization-new",

@@ -6,14 +6,19 @@ from __future__ import annotations
 from axes.helpers import get_client_ip_address
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from accounts.selectors import organization_list_with_smtp
+from accounts.selectors import (
+    organization_list_with_smtp,
+    organization_smtp,
+    partner_smtp_inherited,
+)
 from accounts.services import organization_create, password_reset_request
 from smtp.selectors import smtp_config_get
 from tenants.access import ops_page
 from tenants.forms import OrganizationCreateForm, PasswordResetRequestForm
+from tenants.selectors import organization_get
 from tenants.services import AccountStrategy, account_strategy
 
 
@@ -27,6 +32,25 @@ def ops_organization_list(request: HttpRequest) -> HttpResponse:
         {
             "organizations": organizations,
             "partner_smtp": partner_smtp,
+            "inherited": partner_smtp_inherited(partner=request.scope.partner),
+            "nav": "organizations",
+        },
+    )
+
+
+@ops_page
+def ops_organization_detail(request: HttpRequest, organization_id: int) -> HttpResponse:
+    organization = organization_get(
+        partner=request.scope.partner, organization_id=organization_id
+    )
+    if organization is None:
+        raise Http404("No such organization.")
+    return render(
+        request,
+        "ops/organization_detail.html",
+        {
+            "organization": organization,
+            "smtp": organization_smtp(organization=organization),
             "nav": "organizations",
         },
     )

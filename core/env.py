@@ -265,3 +265,49 @@ def _pem(raw: dict[str, str], name: str) -> str:
 def account_creation_strategy() -> str:
     """``ACCOUNT_CREATION_STRATEGY`` at use time: ``AUTO`` (default) or ``VERIFY``."""
     return env.str("ACCOUNT_CREATION_STRATEGY", default="AUTO").strip().upper()
+
+
+@dataclass(frozen=True)
+class DevStack:
+    """``make run``'s ports, and the environment its processes start with."""
+
+    web_port: int
+    sink_port: int
+    environment: dict[str, str] = field(repr=False)
+
+
+def _dev_port(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip() or str(default)
+    if not is_whole_number(text) or not 1 <= int(text) <= 65535:
+        raise ValueError(
+            f"{name} must be a port number (1-65535), not {text!r}: "
+            f"for example {name}={default} make run."
+        )
+    return int(text)
+
+
+def dev_stack() -> DevStack:
+    """The development stack's settings: ``PORT`` and ``DEV_SMTP_PORT``, and
+    defaults (under anything already set) that point the controller-level SMTP
+    default at the sink and links in emails at the port served; ``ValueError``
+    naming a malformed port variable."""
+    web_port = _dev_port("PORT", 8000)
+    sink_port = _dev_port("DEV_SMTP_PORT", 1025)
+    defaults = {
+        "DEBUG": "true",
+        "SMTP_ALLOWED_NETWORKS": "127.0.0.0/8,::1",
+        "PUBLIC_URL": f"http://127.0.0.1:{web_port}",
+    }
+    if os.environ.get("FW_EVENT_SMTP_SERVER_ADDR", "") == "":
+        # No controller server of one's own: the sink is the controller default,
+        # wherever DEV_SMTP_PORT puts it.
+        defaults |= {
+            "FW_EVENT_SMTP_SERVER_ADDR": "127.0.0.1",
+            "FW_EVENT_SMTP_SERVER_PORT": str(sink_port),
+            "FW_EVENT_SMTP_SERVER_USE_TLS": "false",
+        }
+    environment = dict(os.environ)
+    for name, value in defaults.items():
+        if environment.get(name, "") == "":
+            environment[name] = value
+    return DevStack(web_port=web_port, sink_port=sink_port, environment=environment)

@@ -73,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # A view's 404 is the app's page, with DEBUG too.
+    "opsconsole.views.NotFoundPageMiddleware",
     # Last: turns a login lockout into the lockout answer.
     "axes.middleware.AxesMiddleware",
 ]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from collections.abc import Callable
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import Resolver404
 
 from core.paths import API_PATH_PREFIXES
 
@@ -32,3 +35,23 @@ def server_error(request: HttpRequest) -> HttpResponse:
             status=500,
         )
     return render(request, "500.html", status=500)
+
+
+class NotFoundPageMiddleware:
+    """A view's 404 (a page of the other console, of another tenant, of a feature
+    that is off, an object that is not the user's) is the app's own page, with
+    DEBUG too: Django's debug page would list every URL of both consoles. An
+    address that matches no URL keeps Django's handling."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> HttpResponse | None:
+        if isinstance(exception, Http404) and not isinstance(exception, Resolver404):
+            return not_found(request, exception)
+        return None

@@ -5,11 +5,6 @@ from tenants import apis, views
 
 ops_urlpatterns = [
     path("", views.ops_home, name="home"),
-    path(
-        "organizations/<int:organization_id>/",
-        views.ops_organization_detail,
-        name="organization",
-    ),
 ]
 
 web_urlpatterns = [

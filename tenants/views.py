@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 
@@ -13,7 +13,6 @@ from audit.services import audit_event_record
 from tenants.access import ops_page, web_page
 from tenants.forms import EmailAuthenticationForm
 from tenants.models import Console
-from tenants.selectors import organization_get
 
 
 class LoginView(auth_views.LoginView):
@@ -39,20 +38,6 @@ def home(request: HttpRequest) -> HttpResponse:
 @ops_page
 def ops_home(request: HttpRequest) -> HttpResponse:
     return redirect("ops:smtp")
-
-
-@ops_page
-def ops_organization_detail(request: HttpRequest, organization_id: int) -> HttpResponse:
-    organization = organization_get(
-        partner=request.scope.partner, organization_id=organization_id
-    )
-    if organization is None:
-        raise Http404("No such organization.")
-    return render(
-        request,
-        "ops/organization_detail.html",
-        {"organization": organization, "nav": "organizations"},
-    )
 
 
 @web_page

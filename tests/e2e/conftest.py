@@ -271,17 +271,22 @@ def expect_console_error(page, text: str) -> None:
 
 @pytest.fixture
 def open_browser(browser, stack, request):
-    """``open_browser(width, height)``: a fresh browser context; checked at teardown.
+    """``open_browser(width, height, color_scheme)``: a fresh browser context
+    (``color_scheme`` "light" or "dark" is what prefers-color-scheme answers);
+    checked at teardown.
 
     Every response body, every page's HTML and the console are checked for the
     canary password, and the console for errors.
     """
     contexts = []
 
-    def make(width: int = 1280, height: int = 800, **options):
+    def make(
+        width: int = 1280, height: int = 800, color_scheme: str = "light", **options
+    ):
         # options: more of Playwright's context options, e.g. timezone_id.
         context = browser.new_context(
             viewport={"width": width, "height": height},
+            color_scheme=color_scheme,
             base_url=stack.base_url,
             accept_downloads=True,
             **options,

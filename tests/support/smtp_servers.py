@@ -21,7 +21,7 @@ from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from smtp.delivery.server import OAuth2Client, Secret, SmtpServer
 from smtp.models import AuthMethod, Level, Security
@@ -101,9 +101,35 @@ def _certificate(
         .not_valid_after(not_after or now + datetime.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
+    # The extensions a strict verifier expects (Python 3.13 sets
+    # VERIFY_X509_STRICT): key identifiers chain the leaf to its issuer, and key
+    # usage says what each key may do.
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+    ).add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+        critical=False,
+    )
     if alternative:
         builder = builder.add_extension(
             x509.SubjectAlternativeName(alternative), critical=False
+        )
+    if not ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        ).add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
         )
     if ca:
         builder = builder.add_extension(

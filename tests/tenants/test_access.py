@@ -110,3 +110,35 @@ def test_unknown_api_path_answers_json_404(client):
     response = client.get("/event/v1/unknown")
     assert response.status_code == 404
     assert response.json() == {"error": "Not found."}
+
+
+NOT_ALLOWED = [
+    ("prod_admin", "/ops/smtp/"),
+    ("prod_admin", "/ops/organizations/"),
+    ("acme_admin", "/console/infrastructure/system/settings/smtp/"),
+    ("dev_admin", "/console/infrastructure/system/settings/smtp/"),
+]
+
+
+@pytest.mark.parametrize(("who", "url"), NOT_ALLOWED)
+def test_with_debug_a_page_one_may_not_see_is_the_apps_404_page(
+    demo, login, settings, who, url
+):
+    # given DEBUG on, as in make run
+    settings.DEBUG = True
+    # when
+    response = login(demo[who]).get(url)
+    # then the app's page, not Django's debug page listing every URL
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "<h1>Page not found</h1>" in html
+    assert "URLconf" not in html and "/ops/smtp/" not in html.split("<main", 1)[1]
+
+
+def test_with_debug_an_address_that_matches_no_url_keeps_djangos_page(
+    demo, login, settings
+):
+    settings.DEBUG = True
+    response = login(demo["acme_admin"]).get("/no-such-page/")
+    assert response.status_code == 404
+    assert "URLconf" in response.content.decode()
