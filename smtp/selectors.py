@@ -118,7 +118,10 @@ def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpServer:
         security=Security(row.security),
         use_insecure=row.use_insecure,
         username=row.username,
-        password=Secret(row.password),
+        # Not loaded when only the identity is asked for (never decrypted then).
+        password=Secret(
+            None if "password" in row.get_deferred_fields() else row.password
+        ),
         retries=row.retries,
         sender_email=sender,
         sender_origin=origin,
@@ -241,7 +244,7 @@ def smtp_config_in_use() -> Q:
 
 
 def _stored_layers(
-    *, partner: Partner, organization: Organization | None
+    *, partner: Partner, organization: Organization | None, with_password: bool = True
 ) -> list[Layer]:
     """The organization's (if asked) and the partner's layers, in one query."""
     if organization is not None and organization.partner_id != partner.pk:
@@ -256,10 +259,11 @@ def _stored_layers(
         )[:1],
         output_field=JSONField(),
     )
+    rows = SmtpConfiguration.objects.filter(scope, partner=partner)
+    if not with_password:
+        rows = rows.defer("password")
     rows = list(
-        SmtpConfiguration.objects.filter(scope, partner=partner)
-        .select_related("updated_by")
-        .annotate(allowed_sender_domains=allowed)
+        rows.select_related("updated_by").annotate(allowed_sender_domains=allowed)
     )
     by_level = {row.level: row for row in rows}
     layers: list[Layer] = []
@@ -328,17 +332,25 @@ def _outside_allowed_domains(
 
 
 def smtp_config_effective(
-    *, partner: Partner | None, organization: Organization | None = None
+    *,
+    partner: Partner | None,
+    organization: Organization | None = None,
+    with_password: bool = True,
 ) -> EffectiveSmtp:
     """Which SMTP configuration is in effect for a partner or one of its organizations.
 
     One query for the partner's and the organization's rows; the controller
     defaults are read from the environment now. Without a partner (support
-    staff), only the controller level applies.
+    staff), only the controller level applies. ``with_password=False`` leaves the
+    stored passwords unread (the sender identity is all that is needed: an
+    undecryptable password then fails the email when it is sent, not its
+    queueing).
     """
     layers: list[Layer] = []
     if partner is not None:
-        layers = _stored_layers(partner=partner, organization=organization)
+        layers = _stored_layers(
+            partner=partner, organization=organization, with_password=with_password
+        )
     layers.append(controller_smtp_layer())
     index = next((i for i, layer in enumerate(layers) if layer.usable), None)
     if index is None:
