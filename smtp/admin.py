@@ -47,6 +47,9 @@ class SmtpConfigurationAdmin(ReadOnlyModelAdmin):
         "retries",
         "sender_email",
         "client_certificate_status",
+        "sender_name",
+        "reply_to",
+        "bounce_address",
         "updated_by",
         "created_at",
         "updated_at",
@@ -91,12 +94,13 @@ class EmailAdmin(ReadOnlyModelAdmin):
     search_fields = ["recipient", "message_id"]
     date_hierarchy = "created_at"
     show_full_result_count = False
-    # The body may hold one-time links: never shown, not even to support.
-    exclude = ["body", "claim_token"]
+    # The body (text and HTML) may hold one-time links: never shown, not even to
+    # support.
+    exclude = ["body", "html_body", "claim_token"]
     readonly_fields = [
         field.name
         for field in Email._meta.fields
-        if field.name not in ("body", "claim_token")
+        if field.name not in ("body", "html_body", "claim_token")
     ]
 
     def changelist_view(self, request, extra_context=None):

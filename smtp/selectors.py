@@ -121,17 +121,26 @@ def effective_sender(*, configured: str, username: str) -> tuple[str, str]:
     return settings.DEFAULT_FROM_EMAIL, "default"
 
 
+# The encrypted columns: not loaded (never decrypted) when only the sender
+# identity is asked for.
+SECRET_COLUMNS = (*SmtpConfiguration.SECRET_FIELDS, "client_key")
+
+
+def _secret(row: SmtpConfiguration | SmtpDraft, name: str) -> Secret:
+    return Secret(None if name in row.get_deferred_fields() else getattr(row, name))
+
+
 def _oauth2_of_row(row: SmtpConfiguration | SmtpDraft) -> OAuth2Client | None:
     if row.auth_method != AuthMethod.OAUTH2 or not row.oauth2_provider:
         return None
     return OAuth2Client(
         provider=OAuth2Provider(row.oauth2_provider),
         client_id=row.oauth2_client_id,
-        client_secret=Secret(row.oauth2_client_secret),
+        client_secret=_secret(row, "oauth2_client_secret"),
         tenant_id=row.oauth2_tenant_id,
         scope=row.oauth2_scope,
         token_url=row.oauth2_token_url,
-        service_account_key=Secret(row.oauth2_service_account_key),
+        service_account_key=_secret(row, "oauth2_service_account_key"),
     )
 
 
@@ -148,7 +157,7 @@ def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpServer:
         security=Security(row.security),
         use_insecure=row.use_insecure,
         username=row.username,
-        password=Secret(row.password),
+        password=_secret(row, "password"),
         retries=row.retries,
         sender_email=sender,
         sender_origin=origin,
@@ -159,8 +168,9 @@ def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpServer:
             row.updated_by.email if getattr(row, "updated_by_id", None) else None
         ),
         client_certificate=(
-            ClientCertificate(cert=row.client_cert, key=Secret(row.client_key))
-            if row.client_cert and row.client_key
+            ClientCertificate(cert=row.client_cert, key=_secret(row, "client_key"))
+            if row.client_cert
+            and ("client_key" in row.get_deferred_fields() or row.client_key)
             else None
         ),
         sender_name=row.sender_name,
@@ -316,7 +326,7 @@ def smtp_config_in_use() -> Q:
 
 
 def _stored_rows(
-    *, partner: Partner, organization: Organization | None
+    *, partner: Partner, organization: Organization | None, with_password: bool = True
 ) -> dict[Level, SmtpConfiguration]:
     """The organization's (if asked) and the partner's rows by level, in one query."""
     if organization is not None and organization.partner_id != partner.pk:
@@ -331,11 +341,10 @@ def _stored_rows(
         )[:1],
         output_field=JSONField(),
     )
-    rows = (
-        SmtpConfiguration.objects.filter(scope, partner=partner)
-        .select_related("updated_by")
-        .annotate(allowed_sender_domains=allowed)
-    )
+    rows = SmtpConfiguration.objects.filter(scope, partner=partner)
+    if not with_password:
+        rows = rows.defer(*SECRET_COLUMNS)
+    rows = rows.select_related("updated_by").annotate(allowed_sender_domains=allowed)
     return {row.level: row for row in rows}
 
 
@@ -409,16 +418,24 @@ def _outside_allowed_domains(
 
 
 def smtp_config_effective(
-    *, partner: Partner | None, organization: Organization | None = None
+    *,
+    partner: Partner | None,
+    organization: Organization | None = None,
+    with_password: bool = True,
 ) -> EffectiveSmtp:
     """Which SMTP configuration is in effect for a partner or one of its organizations.
 
     One query for the partner's and the organization's rows; the controller
     defaults are read from the environment now. Without a partner (support
-    staff), only the controller level applies.
+    staff), only the controller level applies. ``with_password=False`` leaves the
+    stored secrets (password, OAuth2 secret and key, client key) unread: the
+    sender identity is all that is needed then, and an undecryptable secret fails
+    the email when it is sent, not its queueing.
     """
     by_level = (
-        _stored_rows(partner=partner, organization=organization)
+        _stored_rows(
+            partner=partner, organization=organization, with_password=with_password
+        )
         if partner is not None
         else None
     )

@@ -38,6 +38,7 @@ urlpatterns = [
     path(
         "event/v1/email/config", apis.SmtpConfigApi.as_view(), name="api-email-config"
     ),
+    path("event/v1/email/texts", apis.EmailTextsApi.as_view(), name="api-email-texts"),
     path(
         "event/v1/email/config/verification",
         apis.VerificationApi.as_view(),

@@ -2,6 +2,7 @@
 (``verification``). Each answers through its output serializers."""
 
 from smtp.apis.config import SmtpConfigApi
+from smtp.apis.texts import EmailTextsApi
 from smtp.apis.verification import VerificationApi, VerificationStatusApi
 
-__all__ = ["SmtpConfigApi", "VerificationApi", "VerificationStatusApi"]
+__all__ = ["EmailTextsApi", "SmtpConfigApi", "VerificationApi", "VerificationStatusApi"]

@@ -450,7 +450,7 @@ class _PerTenant:
         )
         if key not in self._domains:
             effective = smtp_config_effective(
-                partner=partner, organization=organization
+                partner=partner, organization=organization, with_password=False
             )
             sender = effective.settings.sender_email if effective.settings else ""
             self._domains[key] = message_domain(sender)

@@ -58,6 +58,7 @@ def test_focus_is_visible(open_browser):
         (GLOBEX, "/ops/smtp/"),
         (GLOBEX, "/ops/organizations/new/"),
         (GLOBEX, "/ops/audit-logs/"),
+        (GLOBEX, "/ops/email-identity/"),
         (ORG, "/console/infrastructure/system/settings/smtp/"),
     ],
 )
@@ -145,6 +146,8 @@ def test_delete_asks_first(open_browser, browser, stack):
         (GLOBEX, "/ops/smtp/"),
         (GLOBEX, "/ops/organizations/"),
         (GLOBEX, "/ops/audit-logs/?range=7d"),
+        (GLOBEX, "/ops/email-identity/"),
+        (GLOBEX, "/ops/email-identity/preview/password_reset/"),
         (ORG, "/console/infrastructure/system/settings/"),
         (ORG, "/console/infrastructure/system/settings/smtp/"),
         (ORG, "/console/audit-logs/?range=7d"),

@@ -15,6 +15,7 @@ def make_email(number: int, **fields) -> Email:
         "recipient": f"r{number}@acme.example",
         "subject": "s",
         "body": "one-time link https://console.example/account/setup/secret-token/",
+        "html_body": '<a href="https://console.example/account/setup/secret-token/">',
         "message_id": f"<m{number}@test>",
     }
     values.update(fields)
