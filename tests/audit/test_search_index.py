@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditEvent, Category
@@ -13,12 +12,7 @@ from audit.query import AuditFilter
 from auditlog.selectors import audit_events, text_search
 from tenants.selectors import TenantScope
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql", reason="reads PostgreSQL's query plan"
-    ),
-]
+pytestmark = pytest.mark.django_db
 
 
 def test_a_search_keeps_the_tenant_and_the_window_of_its_index_range(demo):
