@@ -53,7 +53,9 @@ FIELD_LABELS = {
     "organization": "Organization",
     "q": "Search",
 }
-_PARAMETER = re.compile(r"\b(" + "|".join(FIELD_LABELS) + r")\b")
+# Names no sentence uses otherwise: replaced wherever they stand. The others
+# only where a message begins with them.
+_TIME_PARAMETER = re.compile(r"\b(timefrom|timeto)\b")
 
 
 class PageParams(NamedTuple):
@@ -126,9 +128,11 @@ def _page_messages(errors: dict[str, list[str]]) -> list[str]:
                 "the newest events."
             )
             continue
-        messages.extend(
-            _PARAMETER.sub(lambda match: FIELD_LABELS[match[1]], text) for text in texts
-        )
+        for text in texts:
+            text = _TIME_PARAMETER.sub(lambda match: FIELD_LABELS[match[1]], text)
+            if key in FIELD_LABELS and re.match(rf"{key}\b", text):
+                text = FIELD_LABELS[key] + text[len(key) :]
+            messages.append(text)
     return messages
 
 

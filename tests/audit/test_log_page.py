@@ -302,3 +302,10 @@ def test_times_carry_their_exact_utc_for_the_browser_to_localise(
     stamp = event.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%f")
     utc = event.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")
     assert f'<time datetime="{stamp}Z" title="{utc} UTC" data-local-time>' in html
+
+
+def test_the_filters_messages_name_the_fields_as_the_form_does(demo, login):
+    client = login(demo["acme_admin"])
+    html = client.get(OPS, {"organization": "no-such-org", "q": "ab"}).content.decode()
+    assert "Organization: no organization &#x27;no-such-org&#x27; of yours" in html
+    assert "Search: search for 3 to 200 characters" in html
