@@ -107,7 +107,7 @@ class AnyContentJSONParser(BaseParser):
         if not raw.strip():
             return {}
         try:
-            return json.loads(raw.decode("utf-8"))
+            data = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as error:
             raise exceptions.ParseError(
                 "Request body is not UTF-8 text; send JSON encoded as UTF-8."
@@ -119,9 +119,33 @@ class AnyContentJSONParser(BaseParser):
             ) from error
         except RecursionError as error:
             # json's decoder recurses once per level: "[[[[..." exhausts the stack.
-            raise exceptions.ParseError(
-                "JSON nested too deeply; no API takes more than a few levels."
-            ) from error
+            raise exceptions.ParseError(TOO_DEEP) from error
+        # Python 3.13's decoder no longer runs out of stack at a few thousand
+        # levels, so the limit is checked on what it returns.
+        if _depth_over(data, MAX_JSON_DEPTH):
+            raise exceptions.ParseError(TOO_DEEP)
+        return data
+
+
+MAX_JSON_DEPTH = 500
+TOO_DEEP = "JSON nested too deeply; no API takes more than a few levels."
+
+
+def _depth_over(data: Any, limit: int) -> bool:
+    """Whether lists and objects in ``data`` nest deeper than ``limit``."""
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 class StrictSerializer(serializers.Serializer):
