@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('smtp', '0005_security_labels_and_attempt_log'),
+        ('smtp', '0006_oauth2_authentication'),
     ]
 
     operations = [

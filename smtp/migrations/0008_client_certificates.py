@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('smtp', '0006_health_hint_code'),
+        ('smtp', '0007_health_hint_code'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('smtp', '0005_security_labels_and_attempt_log'),
+        ('smtp', '0010_partner_email_identity'),
     ]
 
     operations = [

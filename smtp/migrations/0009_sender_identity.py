@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('smtp', '0005_security_labels_and_attempt_log'),
+        ('smtp', '0008_client_certificates'),
     ]
 
     operations = [

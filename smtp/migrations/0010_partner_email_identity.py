@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('smtp', '0006_sender_identity'),
+        ('smtp', '0009_sender_identity'),
         ('tenants', '0002_rate_limit_counter'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
