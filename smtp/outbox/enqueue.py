@@ -164,12 +164,14 @@ def _write_in_one_statement(
     sql = f"""
         WITH email AS (
             {insert_sql}
-            RETURNING id, message_id, kind, recipient, partner_id, organization_id
+            RETURNING id, message_id, kind, recipient, subject, partner_id,
+                      organization_id
         ), event AS (
             INSERT INTO {event_table} ({event_columns})
             SELECT %s, %s, %s, v.actor, e.partner_id, e.organization_id, v.summary,
                    jsonb_build_object('email_id', e.id, 'kind', e.kind,
                                       'recipient', e.recipient,
+                                      'subject', e.subject,
                                       'message_id', e.message_id)
             FROM email AS e JOIN (VALUES {rows}) AS v (message_id, actor, summary)
                  USING (message_id)

@@ -86,7 +86,7 @@
   var AUTH_HINTS = {
     password: "Username and password, sent with AUTH PLAIN, LOGIN or CRAM-MD5 over TLS.",
     oauth2: "An OAuth2 access token (XOAUTH2) from Microsoft 365, Google or another provider; Username is the mailbox to send as. Needs TLS.",
-    certificate: "The TLS client certificate authenticates; no AUTH command is sent.",
+    certificate: "The TLS client certificate (under Advanced) authenticates; no AUTH command is sent.",
     none: "No authentication: for relays that accept mail from this console's address."
   };
   // What each provider documents for XOAUTH2; filled in on choosing it, and
@@ -111,6 +111,12 @@
     });
     if (authHint) {
       authHint.textContent = AUTH_HINTS[method] || "";
+    }
+    // The client certificate's fields sit in Advanced: open it when they
+    // are what authenticates.
+    var certificate = form.querySelector("#id_client_cert");
+    if (method === "certificate" && certificate && certificate.closest("details")) {
+      certificate.closest("details").open = true;
     }
   }
 

@@ -22,6 +22,8 @@ FAILING_IMPACTS = {"serious", "critical"}
 # email's steps) is checked too; then two frames for the scripts to react.
 OPEN_EVERYTHING = """async () => {
   document.querySelectorAll("details").forEach((d) => { d.open = true; });
+  document.querySelectorAll('[data-event-toggle][aria-expanded="false"]')
+    .forEach((button) => button.click());
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
 }"""
 

@@ -227,9 +227,10 @@ def test_verify_account_creation_by_email_link(open_browser, browser, stack):
     invitation = wait_for_message(stack.sink, "admin@acme-qa.example")
     assert invitation.message["Subject"] == "Set your password for Acme QA"
     link = re.search(
-        r"https?://\S+/account/setup/\S+/", invitation.message.get_content()
+        r"https?://\S+/account/setup/\S+/",
+        invitation.message.get_body(preferencelist=("plain",)).get_content(),
     )
-    assert link, invitation.message.get_content()
+    assert link, invitation.message.as_string()
     path = urlsplit(link.group(0)).path
     newcomer = open_browser()
     newcomer.goto(path)

@@ -83,6 +83,7 @@ def _certificate(
     issuer_key,
     names: list[str],
     ca: bool = False,
+    client: bool = False,
     not_before: datetime.datetime | None = None,
     not_after: datetime.datetime | None = None,
 ):
@@ -129,7 +130,15 @@ def _certificate(
             ),
             critical=True,
         ).add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            # A client certificate (mutual TLS) is for the client's side.
+            x509.ExtendedKeyUsage(
+                [
+                    ExtendedKeyUsageOID.CLIENT_AUTH
+                    if client
+                    else ExtendedKeyUsageOID.SERVER_AUTH
+                ]
+            ),
+            critical=False,
         )
     if ca:
         builder = builder.add_extension(
@@ -220,6 +229,7 @@ def make_certificates(directory: Path) -> Certificates:
             issuer_name=issuer_name,
             issuer_key=issuer_key,
             names=[],
+            client=True,
             **dates,
         )
         return _write(directory, stem, cert, key)
