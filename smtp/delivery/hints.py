@@ -204,6 +204,16 @@ def _refused_bounce_address(refusal: Refusal) -> bool:
     )
 
 
+def _login_or_alias_rule(server: SmtpServer) -> str:
+    """The rule most providers apply to a logged-in client's sender, if it logs in."""
+    if not server.authenticates:
+        return ""
+    return (
+        " Many providers require the sender to be the login "
+        f"({server.username}) or one of its verified aliases."
+    )
+
+
 def _explain_bounce_address(refusal: Refusal) -> Diagnosis:
     server = refusal.server
     hint = (
@@ -211,11 +221,7 @@ def _explain_bounce_address(refusal: Refusal) -> Diagnosis:
         "Bounce address: set Bounce address to an address this account may send "
         "as, or clear it to use the Sender."
     )
-    if server.authenticates:
-        hint += (
-            " Many providers require the sender to be the login "
-            f"({server.username}) or one of its verified aliases."
-        )
+    hint += _login_or_alias_rule(server)
     return Diagnosis(
         hint=_deferred(hint) if refusal.temporary else hint,
         field="bounce_address",
@@ -243,11 +249,7 @@ def _explain_sender(refusal: Refusal) -> Diagnosis:
         )
     else:
         hint += ": set Sender to an address this account may send as."
-        if server.authenticates:
-            hint += (
-                " Many providers require the sender to be the login "
-                f"({server.username}) or one of its verified aliases."
-            )
+        hint += _login_or_alias_rule(server)
     return Diagnosis(
         hint=_deferred(hint) if refusal.temporary else hint,
         field="sender_email",
