@@ -432,7 +432,11 @@ def _post(
         response = connection.getresponse()
         body = bytearray()
         while len(body) <= MAX_RESPONSE_BYTES:
-            sock.settimeout(budget())
+            # An answer with "Connection: close" closes the socket object once
+            # its headers are read (Python 3.13 then refuses settimeout on it);
+            # the response reads on through its own file until the end.
+            if sock.fileno() != -1:
+                sock.settimeout(budget())
             chunk = response.read1(16384)
             if not chunk:
                 break
