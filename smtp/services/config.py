@@ -207,27 +207,44 @@ def smtp_config_delete(*, scope: TenantScope, actor: User | None) -> bool:
     return True
 
 
+def _remove_stored(
+    current: SmtpConfiguration,
+    *,
+    scope: TenantScope,
+    actor: User | None,
+    values: dict[str, Any],
+    what: str,
+    changes: dict[str, Any],
+) -> None:
+    """Set ``values`` on the locked configuration and audit the removal of
+    ``what`` with ``changes`` (what happened, never a secret)."""
+    for name, value in values.items():
+        setattr(current, name, value)
+    current.updated_by = actor if actor and actor.is_authenticated else None
+    current.save(update_fields=[*values, "updated_by", "updated_at"])
+    audit_event_record(
+        category=Category.AUDIT,
+        type="smtp_config.updated",
+        summary=f"SMTP {what} removed for {where(scope)}",
+        actor=actor_label(actor),
+        **event_scope(scope),
+        detail={"level": scope.level, "changes": changes},
+    )
+
+
 @transaction.atomic
 def smtp_config_remove_password(*, scope: TenantScope, actor: User | None) -> bool:
     """Remove the stored password (and the username it belongs to); audited."""
     current = locked_configuration(scope)
     if current is None or not (current.password_set or current.username):
         return False
-    before_username = current.username
-    current.password = None
-    current.username = ""
-    current.updated_by = actor if actor and actor.is_authenticated else None
-    current.save(update_fields=["password", "username", "updated_by", "updated_at"])
-    audit_event_record(
-        category=Category.AUDIT,
-        type="smtp_config.updated",
-        summary=f"SMTP password removed for {where(scope)}",
-        actor=actor_label(actor),
-        **event_scope(scope),
-        detail={
-            "level": scope.level,
-            "changes": {"password": "removed", "username": [before_username, ""]},
-        },
+    _remove_stored(
+        current,
+        scope=scope,
+        actor=actor,
+        values={"password": None, "username": ""},
+        what="password",
+        changes={"password": "removed", "username": [current.username, ""]},
     )
     return True
 
@@ -240,29 +257,15 @@ def smtp_config_remove_client_certificate(
     current = locked_configuration(scope)
     if current is None or not (current.client_cert or current.client_key_set):
         return False
-    before = certificate_label(current)
-    current.client_cert = ""
-    current.client_key = None
-    current.client_cert_expiring = False
-    current.updated_by = actor if actor and actor.is_authenticated else None
-    current.save(
-        update_fields=[
-            "client_cert",
-            "client_key",
-            "client_cert_expiring",
-            "updated_by",
-            "updated_at",
-        ]
-    )
-    audit_event_record(
-        category=Category.AUDIT,
-        type="smtp_config.updated",
-        summary=f"SMTP client certificate removed for {where(scope)}",
-        actor=actor_label(actor),
-        **event_scope(scope),
-        detail={
-            "level": scope.level,
-            "changes": {"client_certificate": [before, None], "client_key": "removed"},
+    _remove_stored(
+        current,
+        scope=scope,
+        actor=actor,
+        values={"client_cert": "", "client_key": None, "client_cert_expiring": False},
+        what="client certificate",
+        changes={
+            "client_certificate": [certificate_label(current), None],
+            "client_key": "removed",
         },
     )
     return True
