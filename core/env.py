@@ -53,6 +53,9 @@ CONTROLLER_SMTP_VARIABLES = (
     "FW_EVENT_SMTP_SERVER_SENDER_NAME",
     "FW_EVENT_SMTP_SERVER_REPLY_TO",
     "FW_EVENT_SMTP_SERVER_BOUNCE_ADDRESS",
+    # Delivery limits of the controller level (empty: SMTP_DEFAULT_*).
+    "FW_EVENT_SMTP_SERVER_MESSAGES_PER_MINUTE",
+    "FW_EVENT_SMTP_SERVER_MAX_CONNECTIONS",
 )
 AUTH_METHODS = ("password", "oauth2", "certificate", "none")
 
@@ -138,6 +141,9 @@ class ControllerSmtp:
     sender_name: str = ""
     reply_to: str = ""
     bounce_address: str = ""
+    # None: the deployment's default (SMTP_DEFAULT_*).
+    messages_per_minute: int | None = None
+    max_connections: int | None = None
 
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -203,7 +209,21 @@ def controller_smtp() -> ControllerSmtp | None:
         sender_name=raw.get("FW_EVENT_SMTP_SERVER_SENDER_NAME", "").strip(),
         reply_to=raw.get("FW_EVENT_SMTP_SERVER_REPLY_TO", "").strip(),
         bounce_address=raw.get("FW_EVENT_SMTP_SERVER_BOUNCE_ADDRESS", "").strip(),
+        messages_per_minute=_count(
+            raw, "FW_EVENT_SMTP_SERVER_MESSAGES_PER_MINUTE", most=1_000_000
+        ),
+        max_connections=_count(raw, "FW_EVENT_SMTP_SERVER_MAX_CONNECTIONS", most=1000),
     )
+
+
+def _count(raw: dict[str, str], name: str, *, most: int) -> int | None:
+    """A whole number from 0 to ``most``; ``None`` when the variable is unset."""
+    if name not in raw:
+        return None
+    text = raw[name].strip()
+    if not is_whole_number(text) or int(text) > most:
+        raise ValueError(f"{name} must be a whole number from 0 to {most}, not {text!r}.")
+    return int(text)
 
 
 def _service_account_key(raw: dict[str, str]) -> str:

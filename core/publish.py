@@ -32,15 +32,16 @@ def publish(
     kwargs: dict[str, Any] | None = None,
     countdown: float = 0,
     retry: bool = True,
+    queue: str = "",
 ) -> bool:
-    """Send the task named ``task`` to this deployment's queue; False if the
-    broker cannot take it (logged, without the arguments)."""
+    """Send the task named ``task`` to ``queue`` (default: this deployment's
+    queue); False if the broker cannot take it (logged, without the arguments)."""
     try:
         current_app.send_task(
             task,
             kwargs=kwargs or {},
             countdown=countdown or None,
-            queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+            queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE,
             retry=retry,
             retry_policy=RETRY_POLICY,
         )

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from core.env import (
     BASE_DIR,
@@ -306,6 +307,12 @@ SMTP_REQUEUE_AFTER_SECONDS = env.int("SMTP_REQUEUE_AFTER_SECONDS", default=120)
 # How many system emails of one tenant a worker claims and sends over one
 # connection at a time.
 SMTP_BATCH_SIZE = env.int("SMTP_BATCH_SIZE", default=50)
+# Delivery limits of a configuration that leaves them empty (the controller's
+# too, unless FW_EVENT_SMTP_SERVER_MESSAGES_PER_MINUTE / _MAX_CONNECTIONS set
+# them): messages per minute (0: no limit) and concurrent connections (0: no
+# limit), shared by every worker.
+SMTP_DEFAULT_MESSAGES_PER_MINUTE = env.int("SMTP_DEFAULT_MESSAGES_PER_MINUTE", default=0)
+SMTP_DEFAULT_MAX_CONNECTIONS = env.int("SMTP_DEFAULT_MAX_CONNECTIONS", default=4)
 # Send Test Email: tests per admin per minute.
 SMTP_TEST_RATE_PER_MINUTE = env.int("SMTP_TEST_RATE_PER_MINUTE", default=10)
 # Tests through a configuration the tenant does not own (an organization using
@@ -362,7 +369,18 @@ else:
         # Look for new messages ten times a second (the default is once).
         "polling_interval": 0.1,
     }
+# Two lanes: emails a person waits for (tests, verifications, password setup and
+# reset) go to the interactive queue, everything else (alerts, health checks) to
+# the default one; workers serve both (docs/operations.md, "Lanes").
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="opsconsole")
+CELERY_QUEUE_INTERACTIVE = env.str(
+    "CELERY_QUEUE_INTERACTIVE", default=f"{CELERY_TASK_DEFAULT_QUEUE}.interactive"
+)
+# A worker started without -Q consumes both; -Q picks one (a dedicated process).
+CELERY_TASK_QUEUES = [
+    Queue(CELERY_QUEUE_INTERACTIVE, routing_key=CELERY_QUEUE_INTERACTIVE),
+    Queue(CELERY_TASK_DEFAULT_QUEUE, routing_key=CELERY_TASK_DEFAULT_QUEUE),
+]
 CELERY_TASK_ANNOTATIONS = {
     name: {
         "soft_time_limit": SMTP_TASK_SOFT_TIME_LIMIT,

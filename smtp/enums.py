@@ -50,6 +50,14 @@ class EmailKind(models.TextChoices):
 
 # Test kinds are tried once, while a person waits; system kinds are retried.
 TEST_KINDS = (EmailKind.TEST, EmailKind.VERIFY)
+# Emails a person waits for: the interactive lane (CELERY_QUEUE_INTERACTIVE).
+# The rest (alerts) are the bulk lane, shared fairly between tenants.
+INTERACTIVE_KINDS = (
+    EmailKind.TEST,
+    EmailKind.VERIFY,
+    EmailKind.PASSWORD_SETUP,
+    EmailKind.PASSWORD_RESET,
+)
 # The kinds a partner brands, words and previews (a verification sends nothing).
 BRANDED_KINDS = (
     EmailKind.PASSWORD_SETUP,

@@ -96,6 +96,13 @@ class SmtpSettingsFields(models.Model):
     bounce_address = models.EmailField(
         blank=True, help_text="Envelope sender (MAIL FROM); empty: the From address."
     )
+    # Delivery limits; empty: the deployment's defaults (SMTP_DEFAULT_*).
+    messages_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Messages per minute; 0: no limit."
+    )
+    max_connections = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Concurrent connections at most."
+    )
 
     # Every setting but the secrets (which are copied or set on their own).
     SETTING_FIELDS = (
@@ -201,6 +208,9 @@ class SmtpConfiguration(SmtpSettingsFields):
     # The health check found the client certificate expiring within 30 days (or
     # expired): a change either way is recorded once.
     client_cert_expiring = models.BooleanField(default=False)
+    # Opt-in: when this configuration cannot open a session (resolve, connect,
+    # TLS, authentication), emails go through the next level's instead.
+    failover = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = "SMTP configuration"
@@ -375,8 +385,14 @@ class Email(models.Model):
     message_id = models.CharField(max_length=255, unique=True)
     # Where it went: the level in effect and the server, once tried.
     level_used = models.CharField(max_length=16, choices=Level.choices, blank=True)
+    # The level whose configuration failed before ``level_used`` took over
+    # (failover); empty: none did.
+    fallback_from = models.CharField(max_length=16, choices=Level.choices, blank=True)
     server = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Times it was put back for later without using a retry: held by its
+    # configuration's limits, or refused by a throttling server.
+    deferrals = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     # When a task for it was last handed to the broker (None: never, e.g. the
     # broker was down); the sweeper hands out again what waits too long.
@@ -438,10 +454,13 @@ class EmailAttempt(models.Model):
     ok = models.BooleanField()
     transient = models.BooleanField(default=False)
     level = models.CharField(max_length=16, choices=Level.choices, blank=True)
+    fallback_from = models.CharField(max_length=16, choices=Level.choices, blank=True)
     server = models.CharField(max_length=300, blank=True)
     failed_step = models.CharField(max_length=32, blank=True)
     reply_code = models.IntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # The server was throttling: the email was put back without using a retry.
+    throttled = models.BooleanField(default=False)
     steps = models.JSONField(default=list, blank=True)
 
     class Meta:

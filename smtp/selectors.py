@@ -176,7 +176,26 @@ def _from_row(row: SmtpConfiguration | SmtpDraft) -> SmtpServer:
         sender_name=row.sender_name,
         reply_to=row.reply_to,
         bounce_address=row.bounce_address,
+        **_limits(row.messages_per_minute, row.max_connections),
+        failover=getattr(row, "failover", False),
     )
+
+
+def _limits(messages_per_minute: int | None, max_connections: int | None) -> dict:
+    """A level's delivery limits; each one it leaves empty is the deployment's
+    default (``SMTP_DEFAULT_MESSAGES_PER_MINUTE``, ``SMTP_DEFAULT_MAX_CONNECTIONS``)."""
+    return {
+        "messages_per_minute": (
+            settings.SMTP_DEFAULT_MESSAGES_PER_MINUTE
+            if messages_per_minute is None
+            else messages_per_minute
+        ),
+        "max_connections": (
+            settings.SMTP_DEFAULT_MAX_CONNECTIONS
+            if max_connections is None
+            else max_connections
+        ),
+    }
 
 
 def _layers_below(row: SmtpConfiguration | SmtpDraft) -> list[Layer]:
@@ -307,6 +326,7 @@ def controller_smtp_layer() -> Layer:
             sender_name=sender_name,
             reply_to=values.reply_to,
             bounce_address=values.bounce_address,
+            **_limits(values.messages_per_minute, values.max_connections),
         ),
     )
 

@@ -135,6 +135,11 @@ class SmtpServer:
     sender_name: str = ""
     reply_to: str = ""
     bounce_address: str = ""
+    # Delivery limits of this configuration (0: none), shared by every worker.
+    messages_per_minute: int = 0
+    max_connections: int = 0
+    # When a session cannot be opened, the next level's configuration is used.
+    failover: bool = False
 
     def __post_init__(self) -> None:
         # Wherever this server goes, logs never show the password or
@@ -165,6 +170,11 @@ class SmtpServer:
     @property
     def uses_oauth2(self) -> bool:
         return self.auth_method == AuthMethod.OAUTH2
+
+    @property
+    def limit_key(self) -> str:
+        """Names this configuration in the limits every worker shares."""
+        return f"{self.level}:{self.configuration_id or ''}"
 
     def identity(self) -> str:
         """Equal for two servers a session may be shared between (a cache key)."""

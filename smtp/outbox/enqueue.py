@@ -91,12 +91,18 @@ def emails_enqueue(batch: list[NewEmail]) -> list[Email]:
         _write_with_orm(emails, actors)
     if len(emails) == 1:
         # The caller does not wait for the broker (see ``email_publish_soon``).
-        transaction.on_commit(partial(email_publish_soon, emails[0].pk))
+        transaction.on_commit(
+            partial(email_publish_soon, emails[0].pk, emails[0].kind)
+        )
     else:
+        by_kind: dict[str, list[int]] = {}
+        for email in emails:
+            by_kind.setdefault(email.kind, []).append(email.pk)
         size = settings.SMTP_BATCH_SIZE
-        for start in range(0, len(emails), size):
-            ids = [email.pk for email in emails[start : start + size]]
-            transaction.on_commit(partial(emails_publish, ids))
+        for kind, all_ids in by_kind.items():
+            for start in range(0, len(all_ids), size):
+                ids = all_ids[start : start + size]
+                transaction.on_commit(partial(emails_publish, ids, kind=kind))
     return emails
 
 

@@ -13,10 +13,12 @@ import os
 import queue
 import threading
 
+from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
 from core.publish import publish
+from smtp.enums import INTERACTIVE_KINDS
 from smtp.models import Email, EmailStatus
 
 logger = logging.getLogger(__name__)
@@ -38,18 +40,34 @@ def _published(email_ids: list[int], done: bool) -> bool:
     return done
 
 
-def emails_publish(email_ids: list[int]) -> bool:
-    """Hand several emails to the broker in one task."""
+def lane(kind: str) -> str:
+    """The queue of an email of this kind: interactive for the emails a person
+    waits for, the default (bulk) queue for the rest."""
+    if kind in INTERACTIVE_KINDS:
+        return settings.CELERY_QUEUE_INTERACTIVE
+    return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def emails_publish(email_ids: list[int], *, kind: str) -> bool:
+    """Hand several emails of one kind to the broker in one task."""
     return _published(
-        email_ids, publish(DELIVER_EMAILS, kwargs={"email_ids": email_ids})
+        email_ids,
+        publish(DELIVER_EMAILS, kwargs={"email_ids": email_ids}, queue=lane(kind)),
     )
 
 
-def email_publish(email_id: int, *, countdown: float = 0, first: bool = False) -> bool:
-    """Hand one email's id to the broker (``countdown``: a retry's delay)."""
+def email_publish(
+    email_id: int, *, kind: str, countdown: float = 0, first: bool = False
+) -> bool:
+    """Hand one email's id to its lane's queue (``countdown``: a retry's delay)."""
     published = _published(
         [email_id],
-        publish(DELIVER_EMAIL, kwargs={"email_id": email_id}, countdown=countdown),
+        publish(
+            DELIVER_EMAIL,
+            kwargs={"email_id": email_id},
+            countdown=countdown,
+            queue=lane(kind),
+        ),
     )
     if published and not first:
         Email.objects.filter(pk=email_id).update(enqueued_at=timezone.now())
@@ -70,12 +88,12 @@ class _Handover:
     EXIT_WAIT = 10.0
 
     def __init__(self) -> None:
-        self._ids: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._ids: queue.SimpleQueue[tuple[int, str] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
-    def submit(self, email_id: int) -> None:
+    def submit(self, email_id: int, kind: str) -> None:
         with self._lock:
             # A forked process (gunicorn's workers) starts its own thread.
             if self._thread is None or self._pid != os.getpid():
@@ -86,13 +104,14 @@ class _Handover:
                 )
                 self._thread.start()
                 atexit.register(self.flush)
-        self._ids.put(email_id)
+        self._ids.put((email_id, kind))
 
     def _run(self) -> None:
         ids = self._ids
-        while (email_id := ids.get()) is not None:
+        while (item := ids.get()) is not None:
+            email_id, kind = item
             try:
-                email_publish(email_id, first=True)
+                email_publish(email_id, kind=kind, first=True)
             except Exception:
                 logger.exception("Email %s not handed to the broker.", email_id)
             finally:
@@ -111,10 +130,10 @@ class _Handover:
 _handover = _Handover()
 
 
-def email_publish_soon(email_id: int) -> None:
+def email_publish_soon(email_id: int, kind: str) -> None:
     """Hand a new email's id to the broker from this process's handover thread
     (see ``_Handover``); the caller does not wait."""
-    _handover.submit(email_id)
+    _handover.submit(email_id, kind)
 
 
 def emails_handed_over(timeout: float = 10.0) -> None:

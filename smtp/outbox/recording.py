@@ -131,7 +131,8 @@ class _Recorded:
     emails: list[Email] = field(default_factory=list)
     attempts: list[EmailAttempt] = field(default_factory=list)
     events: list[EventData] = field(default_factory=list)
-    retries: list[tuple[int, float]] = field(default_factory=list)
+    # (email id, kind, delay)
+    retries: list[tuple[int, str, float]] = field(default_factory=list)
     drafts: list[int] = field(default_factory=list)
 
 
@@ -241,7 +242,7 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
             delay = _retry_delay_after(failed, number)
             email.status = EmailStatus.QUEUED
             email.next_attempt_at = now + timedelta(seconds=delay)
-            out.retries.append((email.pk, delay))
+            out.retries.append((email.pk, email.kind, delay))
             event_type = "email.deferred"
             summary = (
                 f"{label} to {email.recipient} deferred at "
@@ -302,8 +303,10 @@ def record_results(results: list[Result], *, token: uuid.UUID) -> None:
         if recorded.drafts:
             # The unsaved form values live only as long as their test.
             SmtpDraft.objects.filter(pk__in=recorded.drafts).delete()
-        for email_id, delay in recorded.retries:
-            transaction.on_commit(partial(email_publish, email_id, countdown=delay))
+        for email_id, kind, delay in recorded.retries:
+            transaction.on_commit(
+                partial(email_publish, email_id, kind=kind, countdown=delay)
+            )
 
 
 @contextmanager

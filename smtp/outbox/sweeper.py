@@ -59,14 +59,14 @@ def outbox_sweep(*, limit: int = 500) -> int:
     waiting_too_long = Q(
         status=EmailStatus.QUEUED, next_attempt_at__lte=grace, enqueued_at__lte=grace
     )
-    ids = list(
+    due = list(
         Email.objects.filter(never_published | waiting_too_long)
         .order_by("next_attempt_at", "pk")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", "kind")[:limit]
     )
     published = 0
-    for email_id in ids:
-        if not email_publish(email_id):
+    for email_id, kind in due:
+        if not email_publish(email_id, kind=kind):
             break  # the broker is down; try again at the next sweep
         published += 1
     if published:
