@@ -222,7 +222,9 @@ def _count(raw: dict[str, str], name: str, *, most: int) -> int | None:
         return None
     text = raw[name].strip()
     if not is_whole_number(text) or int(text) > most:
-        raise ValueError(f"{name} must be a whole number from 0 to {most}, not {text!r}.")
+        raise ValueError(
+            f"{name} must be a whole number from 0 to {most}, not {text!r}."
+        )
     return int(text)
 
 

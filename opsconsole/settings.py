@@ -311,7 +311,9 @@ SMTP_BATCH_SIZE = env.int("SMTP_BATCH_SIZE", default=50)
 # too, unless FW_EVENT_SMTP_SERVER_MESSAGES_PER_MINUTE / _MAX_CONNECTIONS set
 # them): messages per minute (0: no limit) and concurrent connections (0: no
 # limit), shared by every worker.
-SMTP_DEFAULT_MESSAGES_PER_MINUTE = env.int("SMTP_DEFAULT_MESSAGES_PER_MINUTE", default=0)
+SMTP_DEFAULT_MESSAGES_PER_MINUTE = env.int(
+    "SMTP_DEFAULT_MESSAGES_PER_MINUTE", default=0
+)
 SMTP_DEFAULT_MAX_CONNECTIONS = env.int("SMTP_DEFAULT_MAX_CONNECTIONS", default=4)
 # Send Test Email: tests per admin per minute.
 SMTP_TEST_RATE_PER_MINUTE = env.int("SMTP_TEST_RATE_PER_MINUTE", default=10)
