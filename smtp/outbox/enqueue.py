@@ -91,9 +91,7 @@ def emails_enqueue(batch: list[NewEmail]) -> list[Email]:
         _write_with_orm(emails, actors)
     if len(emails) == 1:
         # The caller does not wait for the broker (see ``email_publish_soon``).
-        transaction.on_commit(
-            partial(email_publish_soon, emails[0].pk, emails[0].kind)
-        )
+        transaction.on_commit(partial(email_publish_soon, emails[0].pk, emails[0].kind))
     else:
         by_kind: dict[str, list[int]] = {}
         for email in emails:
