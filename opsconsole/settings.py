@@ -307,6 +307,10 @@ SMTP_REQUEUE_AFTER_SECONDS = env.int("SMTP_REQUEUE_AFTER_SECONDS", default=120)
 # How many system emails of one tenant a worker claims and sends over one
 # connection at a time.
 SMTP_BATCH_SIZE = env.int("SMTP_BATCH_SIZE", default=50)
+# The bulk lane's fairness: a tenant's alerts are sent in turns of one batch,
+# each queued behind every other tenant's; a tenant holds at most this many
+# places in the queue at once (so at most this many of its batches run at once).
+SMTP_TURNS_PER_TENANT = env.int("SMTP_TURNS_PER_TENANT", default=2)
 # Delivery limits of a configuration that leaves them empty (the controller's
 # too, unless FW_EVENT_SMTP_SERVER_MESSAGES_PER_MINUTE / _MAX_CONNECTIONS set
 # them): messages per minute (0: no limit) and concurrent connections (0: no
@@ -388,7 +392,12 @@ CELERY_TASK_ANNOTATIONS = {
         "soft_time_limit": SMTP_TASK_SOFT_TIME_LIMIT,
         "time_limit": SMTP_TASK_TIME_LIMIT,
     }
-    for name in ("smtp.deliver_email", "smtp.deliver_emails", "smtp.health_check")
+    for name in (
+        "smtp.deliver_email",
+        "smtp.deliver_emails",
+        "smtp.deliver_turn",
+        "smtp.health_check",
+    )
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from smtp.outbox import outbox_deliver, outbox_deliver_many
+from smtp.outbox import outbox_deliver, outbox_deliver_many, outbox_deliver_turn
 from smtp.services import smtp_config_health_check, smtp_config_health_check_targets
 
 
@@ -19,6 +19,12 @@ def deliver_email_task(*, email_id: int) -> None:
 def deliver_emails_task(*, email_ids: list[int]) -> None:
     """Claim these emails and send them over one connection per configuration."""
     outbox_deliver_many(email_ids=email_ids)
+
+
+@shared_task(name="smtp.deliver_turn", ignore_result=True)
+def deliver_turn_task(*, partner_id: int | None, organization_id: int | None) -> None:
+    """One turn of a tenant in the bulk lane: a batch of its due alerts."""
+    outbox_deliver_turn(partner_id=partner_id, organization_id=organization_id)
 
 
 @shared_task(name="smtp.health_check_all", ignore_result=True)

@@ -17,7 +17,11 @@ from smtp.outbox.enqueue import NewEmail, email_enqueue, emails_enqueue
 from smtp.outbox.pool import close_pooled_connections
 from smtp.outbox.publish import email_publish, emails_publish
 from smtp.outbox.recording import retry_delay
-from smtp.outbox.sending import outbox_deliver, outbox_deliver_many
+from smtp.outbox.sending import (
+    outbox_deliver,
+    outbox_deliver_many,
+    outbox_deliver_turn,
+)
 from smtp.outbox.sweeper import outbox_sweep
 
 __all__ = [
@@ -29,6 +33,7 @@ __all__ = [
     "emails_publish",
     "outbox_deliver",
     "outbox_deliver_many",
+    "outbox_deliver_turn",
     "outbox_sweep",
     "retry_delay",
 ]

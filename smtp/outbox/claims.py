@@ -55,20 +55,38 @@ def claim_more(
     first: Email, *, token: uuid.UUID, now: datetime, limit: int
 ) -> list[Email]:
     """Other due system emails of the same tenant, for the same connection."""
+    return _claim_due(
+        Q(
+            partner_id=first.partner_id,
+            organization_id=first.organization_id,
+            draft__isnull=True,
+            rehands=0,
+        )
+        & ~Q(kind__in=TEST_KINDS)
+        & ~Q(pk=first.pk),
+        token=token,
+        now=now,
+        limit=limit,
+    )
+
+
+def claim_turn(
+    of_tenant: Q, *, token: uuid.UUID, now: datetime, limit: int
+) -> list[Email]:
+    """A turn's batch: the tenant's due bulk emails, oldest first."""
+    return _claim_due(of_tenant, token=token, now=now, limit=limit)
+
+
+def _claim_due(where: Q, *, token: uuid.UUID, now: datetime, limit: int) -> list[Email]:
+    """Up to ``limit`` due queued emails matching ``where``, oldest first; rows
+    another worker is claiming are skipped, not waited for."""
     if limit <= 0:
         return []
     with transaction.atomic():
         ids = list(
             Email.objects.filter(
-                status=EmailStatus.QUEUED,
-                next_attempt_at__lte=now,
-                partner_id=first.partner_id,
-                organization_id=first.organization_id,
-                draft__isnull=True,
-                rehands=0,
+                where, status=EmailStatus.QUEUED, next_attempt_at__lte=now
             )
-            .exclude(kind__in=TEST_KINDS)
-            .exclude(pk=first.pk)
             .order_by("next_attempt_at", "pk")
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)[:limit]

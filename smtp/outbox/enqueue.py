@@ -7,7 +7,6 @@ from datetime import datetime
 from email.utils import make_msgid
 from functools import partial
 
-from django.conf import settings
 from django.db import connections, transaction
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
@@ -26,7 +25,7 @@ from smtp.models import (
     EmailKind,
     SmtpDraft,
 )
-from smtp.outbox.publish import email_publish_soon, emails_publish
+from smtp.outbox.publish import email_publish_soon, emails_hand_over
 from tenants.models import Organization, Partner, User
 
 
@@ -56,9 +55,9 @@ def emails_enqueue(batch: list[NewEmail]) -> list[Email]:
     """Write emails and their "queued" events in one transaction.
 
     On PostgreSQL both are one statement: in the caller's transaction when there
-    is one, else a transaction of its own (one round trip in all). After commit,
-    one email is handed to the broker by its id, several in tasks of up to
-    ``SMTP_BATCH_SIZE`` ids (the worker sends them over one connection).
+    is one, else a transaction of its own (one round trip in all). After commit
+    they go to their lanes (``emails_hand_over``): interactive ones by their ids,
+    bulk ones as turns of their tenant.
     """
     now = timezone.now()
     domain = ehlo_name()
@@ -91,16 +90,9 @@ def emails_enqueue(batch: list[NewEmail]) -> list[Email]:
         _write_with_orm(emails, actors)
     if len(emails) == 1:
         # The caller does not wait for the broker (see ``email_publish_soon``).
-        transaction.on_commit(partial(email_publish_soon, emails[0].pk, emails[0].kind))
+        transaction.on_commit(partial(email_publish_soon, emails[0]))
     else:
-        by_kind: dict[str, list[int]] = {}
-        for email in emails:
-            by_kind.setdefault(email.kind, []).append(email.pk)
-        size = settings.SMTP_BATCH_SIZE
-        for kind, all_ids in by_kind.items():
-            for start in range(0, len(all_ids), size):
-                ids = all_ids[start : start + size]
-                transaction.on_commit(partial(emails_publish, ids, kind=kind))
+        transaction.on_commit(partial(emails_hand_over, emails))
     return emails
 
 

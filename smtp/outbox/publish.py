@@ -1,4 +1,5 @@
-"""Handing emails' ids to the broker: the only code of the outbox that does.
+"""Handing emails' ids to the broker (with ``turns`` for the bulk lane): the only
+code of the outbox that does.
 
 Tasks are named, not imported (``smtp.tasks`` is above the outbox). On a broker
 outage the emails stay queued with ``enqueued_at`` cleared, and the sweeper hands
@@ -20,6 +21,7 @@ from django.utils import timezone
 from core.publish import publish
 from smtp.enums import INTERACTIVE_KINDS
 from smtp.models import Email, EmailStatus
+from smtp.outbox.turns import turn_request
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +90,12 @@ class _Handover:
     EXIT_WAIT = 10.0
 
     def __init__(self) -> None:
-        self._ids: queue.SimpleQueue[tuple[int, str] | None] = queue.SimpleQueue()
+        self._ids: queue.SimpleQueue[Email | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
-    def submit(self, email_id: int, kind: str) -> None:
+    def submit(self, email: Email) -> None:
         with self._lock:
             # A forked process (gunicorn's workers) starts its own thread.
             if self._thread is None or self._pid != os.getpid():
@@ -104,16 +106,15 @@ class _Handover:
                 )
                 self._thread.start()
                 atexit.register(self.flush)
-        self._ids.put((email_id, kind))
+        self._ids.put(email)
 
     def _run(self) -> None:
-        ids = self._ids
-        while (item := ids.get()) is not None:
-            email_id, kind = item
+        emails = self._ids
+        while (email := emails.get()) is not None:
             try:
-                email_publish(email_id, kind=kind, first=True)
+                email_hand_over(email)
             except Exception:
-                logger.exception("Email %s not handed to the broker.", email_id)
+                logger.exception("Email %s not handed to the broker.", email.pk)
             finally:
                 close_old_connections()
 
@@ -130,10 +131,37 @@ class _Handover:
 _handover = _Handover()
 
 
-def email_publish_soon(email_id: int, kind: str) -> None:
-    """Hand a new email's id to the broker from this process's handover thread
-    (see ``_Handover``); the caller does not wait."""
-    _handover.submit(email_id, kind)
+def email_hand_over(email: Email) -> bool:
+    """Hand a new email to its lane: its id to the interactive queue, or a turn
+    of its tenant in the bulk lane (``smtp.outbox.turns``)."""
+    if email.kind in INTERACTIVE_KINDS:
+        return email_publish(email.pk, kind=email.kind, first=True)
+    return turn_request(email.partner_id, email.organization_id, email_ids=[email.pk])
+
+
+def emails_hand_over(emails: list[Email]) -> None:
+    """Hand new emails to their lanes: the interactive ones in tasks of up to
+    ``SMTP_BATCH_SIZE`` ids, the bulk ones as one turn request per tenant."""
+    interactive: dict[str, list[int]] = {}
+    tenants: dict[tuple[int | None, int | None], list[int]] = {}
+    for email in emails:
+        if email.kind in INTERACTIVE_KINDS:
+            interactive.setdefault(email.kind, []).append(email.pk)
+        else:
+            tenant = (email.partner_id, email.organization_id)
+            tenants.setdefault(tenant, []).append(email.pk)
+    size = settings.SMTP_BATCH_SIZE
+    for kind, ids in interactive.items():
+        for start in range(0, len(ids), size):
+            emails_publish(ids[start : start + size], kind=kind)
+    for (partner_id, organization_id), ids in tenants.items():
+        turn_request(partner_id, organization_id, email_ids=ids)
+
+
+def email_publish_soon(email: Email) -> None:
+    """Hand a new email to its lane from this process's handover thread (see
+    ``_Handover``); the caller does not wait."""
+    _handover.submit(email)
 
 
 def emails_handed_over(timeout: float = 10.0) -> None:

@@ -19,7 +19,7 @@ from smtp.models import (
     EmailKind,
     EmailStatus,
 )
-from smtp.outbox.claims import claim_ids, claim_more, claim_one
+from smtp.outbox.claims import claim_ids, claim_more, claim_one, claim_turn
 from smtp.outbox.pool import pool
 from smtp.outbox.recording import (
     Result,
@@ -27,6 +27,7 @@ from smtp.outbox.recording import (
     record_accepted,
     record_results,
 )
+from smtp.outbox.turns import bulk_due, bulk_of_tenant, turn_done, turn_request
 from smtp.selectors import smtp_config_effective, smtp_server_of_draft
 
 logger = logging.getLogger(__name__)
@@ -362,3 +363,25 @@ def outbox_deliver_many(*, email_ids: list[int]) -> None:
             )
     for batch in groups.values():
         _deliver_batch(batch, token=token)
+
+
+def outbox_deliver_turn(*, partner_id: int | None, organization_id: int | None) -> None:
+    """One turn of a tenant in the bulk lane (see ``smtp.outbox.turns``): claim a
+    batch of its due bulk emails and send it; the next turn queues behind every
+    other tenant's."""
+    token = uuid.uuid4()
+    try:
+        batch = claim_turn(
+            bulk_of_tenant(partner_id, organization_id),
+            token=token,
+            now=timezone.now(),
+            limit=settings.SMTP_BATCH_SIZE,
+        )
+        if batch and bulk_due(partner_id, organization_id):
+            # More than one batch waits: another place, if the tenant has one,
+            # so that a second connection can take the next batch meanwhile.
+            turn_request(partner_id, organization_id)
+        if batch:
+            _deliver_batch(batch, token=token)
+    finally:
+        turn_done(partner_id, organization_id)

@@ -20,16 +20,25 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def queued_ids(broker, queue: str) -> list[int]:
-    """The email ids of the deliver tasks waiting in ``queue``."""
+def queued_tasks(broker, queue: str) -> list[tuple[str, dict]]:
+    """The tasks waiting in ``queue``: their names and keyword arguments."""
     import base64
 
-    ids = []
+    tasks = []
     for raw in broker.lrange(queue, 0, -1):
         message = json.loads(raw)
         body = json.loads(base64.b64decode(message["body"]))
-        ids.append(body[1]["email_id"])
-    return ids
+        tasks.append((message["headers"]["task"], body[1]))
+    return tasks
+
+
+def queued_turns(broker, queue: str) -> list[tuple[int, int]]:
+    """The tenants (partner, organization) of the bulk turns waiting in ``queue``."""
+    return [
+        (kwargs["partner_id"], kwargs["organization_id"])
+        for name, kwargs in queued_tasks(broker, queue)
+        if name == "smtp.deliver_turn"
+    ]
 
 
 @pytest.fixture
@@ -41,8 +50,9 @@ def private_queue(settings):
         os.environ["REDIS_URL"], socket_timeout=5, socket_connect_timeout=5
     )
     settings.CELERY_TASK_DEFAULT_QUEUE = f"enqueue-{uuid.uuid4().hex[:10]}"
+    settings.CELERY_QUEUE_INTERACTIVE = f"{settings.CELERY_TASK_DEFAULT_QUEUE}.i"
     yield broker, settings.CELERY_TASK_DEFAULT_QUEUE
-    broker.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    broker.delete(settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_QUEUE_INTERACTIVE)
     broker.close()
 
 
@@ -63,10 +73,11 @@ def test_the_id_reaches_the_broker_only_after_the_callers_commit(demo, private_q
         email = alert(demo["acme-prod"], 1)
         emails_handed_over()
         # then: nothing is published before the commit
-        assert queued_ids(broker, queue) == []
-    # and: after the commit the id is handed over, once
+        assert queued_tasks(broker, queue) == []
+    # and: after the commit the alert's tenant gets a turn in the bulk lane, once
     emails_handed_over()
-    assert queued_ids(broker, queue) == [email.pk]
+    assert queued_turns(broker, queue) == [(demo["acme"].pk, demo["acme-prod"].pk)]
+    assert len(queued_tasks(broker, queue)) == 1
     stored = Email.objects.get(pk=email.pk)
     assert stored.enqueued_at is not None
     assert AuditEvent.objects.filter(
@@ -81,14 +92,38 @@ def test_a_rolled_back_caller_queues_nothing(demo, private_queue):
         alert(demo["acme-prod"], 2)
         raise RuntimeError("the caller fails after queueing")
     emails_handed_over()
-    assert queued_ids(broker, queue) == []
+    assert queued_tasks(broker, queue) == []
     assert not Email.objects.exists()
     assert not AuditEvent.objects.filter(type="email.queued").exists()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_without_a_transaction_the_email_is_handed_over_at_once(demo, private_queue):
+def test_without_a_transaction_the_email_is_handed_over_at_once(
+    demo, private_queue, settings
+):
     broker, queue = private_queue
+    settings.SMTP_TURNS_PER_TENANT = 1
     emails = [alert(demo["acme-prod"], number) for number in range(3)]
     emails_handed_over()
-    assert sorted(queued_ids(broker, queue)) == sorted(e.pk for e in emails)
+    # one turn: the tenant's only place in the queue; it sends all three
+    assert queued_turns(broker, queue) == [(demo["acme"].pk, demo["acme-prod"].pk)]
+    assert all(e.enqueued_at is not None for e in Email.objects.all())
+    assert len(emails) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_password_reset_goes_to_the_interactive_lane_by_its_id(
+    demo, private_queue, settings
+):
+    broker, queue = private_queue
+    email = send_system_email(
+        kind=EmailKind.PASSWORD_RESET,
+        to="someone@acme.example",
+        context={"link": "https://console.example/reset/abc"},
+        organization=demo["acme-prod"],
+    )
+    emails_handed_over()
+    assert queued_tasks(broker, queue) == []
+    assert queued_tasks(broker, settings.CELERY_QUEUE_INTERACTIVE) == [
+        ("smtp.deliver_email", {"email_id": email.pk})
+    ]

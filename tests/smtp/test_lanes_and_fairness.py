@@ -1,0 +1,126 @@
+"""Lanes and fairness with a real worker, Redis and real SMTP servers: a person
+waiting for an email is not behind another tenant's bulk, and one tenant's
+backlog of alerts does not hold back another tenant's."""
+
+from __future__ import annotations
+
+import pytest
+
+from smtp.models import Email, EmailKind, EmailStatus, Security, SmtpConfiguration
+from smtp.outbox import NewEmail, emails_enqueue
+from smtp.services import send_system_email
+from tests.support.smtp_servers import Behaviour, SmtpTestServer
+from tests.support.worker import wait_until
+
+
+@pytest.fixture
+def sinks():
+    started: list[SmtpTestServer] = []
+
+    def start(**behaviour) -> SmtpTestServer:
+        server = SmtpTestServer(behaviour=Behaviour(**behaviour))
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def configure(partner, server) -> None:
+    SmtpConfiguration.objects.create(
+        partner=partner,
+        host="127.0.0.1",
+        port=server.port,
+        security=Security.NONE,
+        max_connections=0,
+    )
+
+
+def flood(organization, count: int) -> None:
+    """``count`` alerts of one tenant, queued in one statement."""
+    emails_enqueue(
+        [
+            NewEmail(
+                kind=EmailKind.ALERT,
+                recipient=f"oncall{number}@acme.example",
+                subject=f"Alert {number}",
+                body="Node 3 at 91%.",
+                partner=organization.partner,
+                organization=organization,
+            )
+            for number in range(count)
+        ]
+    )
+
+
+def unfinished(organization) -> int:
+    return Email.objects.filter(
+        organization=organization,
+        status__in=[EmailStatus.QUEUED, EmailStatus.SENDING],
+    ).count()
+
+
+def sent_before(email: Email, organization, *, timeout: float) -> int:
+    """Waits until ``email`` is sent; how many of ``organization``'s emails were
+    still unfinished then."""
+    left: list[int] = []
+
+    def sent() -> bool:
+        email.refresh_from_db()
+        if email.status == EmailStatus.SENT:
+            left.append(unfinished(organization))
+            return True
+        assert email.status != EmailStatus.FAILED, email.last_error
+        return False
+
+    wait_until(sent, timeout=timeout, interval=0.05)
+    return left[0]
+
+
+def test_a_password_reset_is_not_behind_another_tenants_5000_alerts(
+    worker, demo, sinks
+):
+    # given: tenant A (acme-prod) with 5,000 alerts queued to a sink that takes
+    # a few milliseconds a message, and tenant B (globex) with a sink of its own
+    slow, fast = sinks(data_delay=0.004), sinks()
+    configure(demo["acme"], slow)
+    configure(demo["globex"], fast)
+    flood(demo["acme-prod"], 5000)
+    wait_until(lambda: len(slow.messages) >= 20, timeout=60)
+    # when: a person of tenant B asks for a password reset
+    reset = send_system_email(
+        kind=EmailKind.PASSWORD_RESET,
+        to="someone@globex.example",
+        context={"link": "https://console.example/reset/abc", "expires_in": "1 hour"},
+        organization=demo["globex-main"],
+    )
+    # then: it is sent while most of A's backlog still waits
+    left = sent_before(reset, demo["acme-prod"], timeout=30)
+    assert left > 2500, f"the reset waited for A's backlog ({left} left)"
+    assert [m.rcpt_tos for m in fast.messages] == [["someone@globex.example"]]
+    # and: A's backlog drains too
+    wait_until(lambda: unfinished(demo["acme-prod"]) == 0, timeout=300)
+
+
+def test_one_tenants_backlog_of_alerts_does_not_hold_back_anothers(worker, demo, sinks):
+    # given: tenant A (acme-prod) with 2,000 alerts queued, being sent
+    slow, fast = sinks(data_delay=0.004), sinks()
+    configure(demo["acme"], slow)
+    configure(demo["globex"], fast)
+    flood(demo["acme-prod"], 2000)
+    wait_until(lambda: len(slow.messages) >= 20, timeout=60)
+    # when: tenant B queues one alert, in the same (bulk) lane
+    other = send_system_email(
+        kind=EmailKind.ALERT,
+        to="oncall@globex.example",
+        context={"title": "Disk almost full", "message": "Node 1 at 95%."},
+        organization=demo["globex-main"],
+    )
+    # then: it is sent within a few of A's batches, not after all of them
+    left = sent_before(other, demo["acme-prod"], timeout=30)
+    assert left > 1000, f"B's alert waited for A's backlog ({left} left)"
+    # and: A's alerts all arrive, each once
+    wait_until(lambda: unfinished(demo["acme-prod"]) == 0, timeout=300)
+    recipients = [m.rcpt_tos[0] for m in slow.messages]
+    assert len(recipients) == len(set(recipients)) == 2000
