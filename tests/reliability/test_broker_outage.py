@@ -18,7 +18,12 @@ from core.models import WorkerHeartbeat
 from smtp.models import Email, EmailStatus, Security, SmtpConfiguration
 from tests.support.redis_server import RedisServer
 from tests.support.smtp_servers import Behaviour, SmtpTestServer
-from tests.support.worker import WorkerProcess, database_url_for_test_db, wait_until
+from tests.support.worker import (
+    WorkerProcess,
+    database_url_for_test_db,
+    deployed_pool,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -166,8 +171,7 @@ def test_the_worker_survives_losing_the_broker_with_a_task_in_hand(demo):
     queue = f"survive-{uuid.uuid4().hex[:10]}"
     worker = WorkerProcess(
         queue=queue,
-        pool="prefork",  # as deployed
-        concurrency=2,
+        **deployed_pool(),
         extra_env={
             "REDIS_URL": redis.url,
             "SMTP_TIMEOUT": "30",

@@ -8,15 +8,20 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import pytest
 from django.db import connection
+from django.test import override_settings
 
 from audit.models import AuditEvent
 from smtp.models import Email, EmailKind, EmailStatus, Security, SmtpConfiguration
 from smtp.services import send_system_email
+from tenants.models import Organization
 from tests.support.hostile import drip, echo_auth, flood
-from tests.support.worker import ROOT, wait_until
+from tests.support.smtp_servers import SmtpTestServer
+from tests.support.worker import ROOT, WorkerProcess, deployed_pool, wait_until
 
 CANARY = "pässwörd-€-Worker9"
 USER = "mailer@acme.example"
@@ -177,3 +182,65 @@ raise RuntimeError("uncaught: " + {CANARY!r})
     assert "UnicodeEncodeError" in output and "RuntimeError" in output, output
     for form in canary_forms():
         assert form not in output, output
+
+
+@pytest.mark.django_db(transaction=True)
+def test_three_hanging_servers_hold_three_slots_not_the_worker(demo, hostile):
+    # given: a worker run as deployed (the Procfile's pool and concurrency), and
+    # three tenants whose servers send one byte every two seconds: each session
+    # hangs until its deadline
+    queue = f"hang-{uuid.uuid4().hex[:10]}"
+    worker = WorkerProcess(queue=queue, **deployed_pool()).start()
+    drips = [hostile(drip(2.0)) for _ in range(3)]
+    for organization, server in zip(
+        ("acme-prod", "acme-dev", "globex-main"), drips, strict=True
+    ):
+        Organization.objects.filter(slug=organization).update(
+            smtp_configuration_enabled=True
+        )
+        configure(
+            demo[organization].partner,
+            server.port,
+            organization=demo[organization],
+        )
+    good = SmtpTestServer()
+    configure(demo["acme"], good.port)
+    try:
+        with override_settings(
+            CELERY_TASK_DEFAULT_QUEUE=queue,
+            CELERY_QUEUE_INTERACTIVE=f"{queue}.interactive",
+        ):
+            hanging = [
+                alert(demo[slug]) for slug in ("acme-prod", "acme-dev", "globex-main")
+            ]
+            wait_until(lambda: all(s.connections >= 1 for s in drips), timeout=60)
+            # when: a person of a fourth tenant (the partner itself) asks for a
+            # password reset while the three sessions hang
+            asked = time.monotonic()
+            reset = send_system_email(
+                kind=EmailKind.PASSWORD_RESET,
+                to="someone@acme.example",
+                context={"link": "https://console.example/r/1", "expires_in": "1 h"},
+                partner=demo["acme"],
+            )
+
+            def sent() -> bool:
+                reset.refresh_from_db()
+                return reset.status == EmailStatus.SENT
+
+            wait_until(sent, timeout=30)
+            waited = time.monotonic() - asked
+            # then: it is delivered within a few seconds, while the three still hang
+            for email in hanging:
+                email.refresh_from_db()
+            assert [e.status for e in hanging] == [EmailStatus.SENDING] * 3
+            assert waited < 5, f"the reset waited {waited:.1f} s"
+            assert [m.rcpt_tos for m in good.messages] == [["someone@acme.example"]]
+            # and: the hanging ones end at their deadline (deferred, not lost)
+            for email in hanging:
+                settled(email, timeout=60)
+                assert email.status == EmailStatus.QUEUED
+                assert email.failed_step == "greeting"
+    finally:
+        worker.stop()
+        good.stop()

@@ -48,6 +48,21 @@ def wait_until(
         time.sleep(interval)
 
 
+def deployed_pool() -> dict[str, object]:
+    """``pool`` and ``concurrency`` of the Procfile's ``worker`` process, to run a
+    worker as it is deployed."""
+    line = next(
+        line
+        for line in (ROOT / "Procfile").read_text().splitlines()
+        if line.startswith("worker:")
+    )
+    words = line.split()
+    return {
+        "pool": words[words.index("--pool") + 1],
+        "concurrency": int(words[words.index("--concurrency") + 1]),
+    }
+
+
 class WorkerProcess:
     """One ``celery worker`` child process.
 
