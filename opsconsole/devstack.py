@@ -113,7 +113,7 @@ def main() -> int:
             "--pool",
             "threads",
             "--concurrency",
-            "8",
+            "4",
             "--without-mingle",
             "--without-gossip",
             "--schedule",
