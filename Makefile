@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/audit_query.py
 	$(BIN)/python bench/web_load.py
+	$(BIN)/python bench/fairness.py
 
 # Runs the browser journeys and copies five of their screenshots (four light,
 # one dark) for the README.

@@ -36,15 +36,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, percentile, setup_django, table, throwaway_database
-from tests.support.worker import WorkerProcess, database_url_for_test_db
+from tests.support.worker import (
+    WorkerProcess,
+    database_url_for_test_db,
+    deployed_pool,
+)
 
 SENDER = "alerts@bench.example"
 
 
 class TimedSink:
-    """The development sink's handler, noting when each Message-ID was accepted."""
+    """The development sink's handler, noting when each Message-ID was accepted
+    (after ``delay`` seconds a message: a slower server)."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
+        import asyncio
+
         from aiosmtpd.controller import Controller
 
         from smtp.sink import SinkHandler
@@ -57,6 +64,8 @@ class TimedSink:
 
         class Handler(SinkHandler):
             async def handle_DATA(self, server, session, envelope):
+                if delay:
+                    await asyncio.sleep(delay)
                 data = envelope.original_content or envelope.content
                 message_id = _message_id(data)
                 with sink.lock:
@@ -191,7 +200,8 @@ def enqueue_alone(organization, count: int, *, rounds: int = 5) -> dict[str, flo
             spent[label] += time.perf_counter() - started
     calls = per_round * rounds
     # The worker starts later: nothing of this may reach the sink.
-    broker.delete(scratch, os.environ["CELERY_QUEUE"])
+    queue = os.environ["CELERY_QUEUE"]
+    broker.delete(scratch, queue, *broker.keys(f"smtp:turns:{queue}:*"))
     Email.objects.update(status=EmailStatus.SENT)
     return {
         "raw": calls / spent["raw"],
@@ -368,8 +378,7 @@ def main() -> None:
                 queue=os.environ["CELERY_QUEUE"],
                 env={**os.environ, "DATABASE_URL": database_url_for_test_db()},
                 # As deployed (Procfile, deploy/kubernetes/worker-deployment.yaml).
-                pool="prefork",
-                concurrency=4,
+                **deployed_pool(),
                 loglevel="WARNING",
                 log_path=ROOT / "var" / "bench-worker.log",
             ).start()

@@ -15,7 +15,7 @@ import queue
 import threading
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from core.publish import publish
@@ -117,6 +117,8 @@ class _Handover:
                 logger.exception("Email %s not handed to the broker.", email.pk)
             finally:
                 close_old_connections()
+        # This thread's database connection ends with it.
+        connections.close_all()
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every id submitted so far was handed over; the thread ends."""

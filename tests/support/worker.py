@@ -81,7 +81,11 @@ class WorkerProcess:
         concurrency: int = 4,
         loglevel: str = "INFO",
         log_path: Path | None = None,
+        interactive_only: bool = False,
     ):
+        # ``interactive_only``: consumes only the interactive lane, as the
+        # Procfile's worker-interactive does.
+        self.interactive_only = interactive_only
         self.queue = queue
         self.extra_env = extra_env or {}
         self.env = env
@@ -89,7 +93,9 @@ class WorkerProcess:
         self.concurrency = concurrency
         self.loglevel = loglevel
         self.process: subprocess.Popen | None = None
-        self.log_path = log_path or ROOT / "var" / f"test-worker-{queue}.log"
+        self.log_path = log_path or ROOT / "var" / (
+            f"test-worker-{queue}{'-interactive' if interactive_only else ''}.log"
+        )
 
     def start(self) -> WorkerProcess:
         base = self.env
@@ -119,7 +125,12 @@ class WorkerProcess:
                 "--without-mingle",
                 "--without-gossip",
                 "--hostname",
-                f"{self.queue}@%h",
+                f"{'interactive-' if self.interactive_only else ''}{self.queue}@%h",
+                *(
+                    ["--queues", f"{self.queue}.interactive"]
+                    if self.interactive_only
+                    else []
+                ),
             ],
             cwd=ROOT,
             env=env,
