@@ -108,7 +108,8 @@ def main() -> None:
     parser.add_argument("--resets", type=int, default=50)
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
-        sys.exit("bench/fairness.py needs REDIS_URL (and DATABASE_URL) set.")
+        print("bench/fairness.py: skipped, it needs REDIS_URL (and DATABASE_URL).")
+        return
     os.environ.update(SMTP_ALLOWED_NETWORKS="127.0.0.0/8,::1/128")
     os.environ.setdefault("CELERY_QUEUE", f"bench-{uuid.uuid4().hex[:8]}")
     setup_django()
