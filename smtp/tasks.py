@@ -22,9 +22,13 @@ def deliver_emails_task(*, email_ids: list[int]) -> None:
 
 
 @shared_task(name="smtp.deliver_turn", ignore_result=True)
-def deliver_turn_task(*, partner_id: int | None, organization_id: int | None) -> None:
+def deliver_turn_task(
+    *, partner_id: int | None, organization_id: int | None, place: str = "-"
+) -> None:
     """One turn of a tenant in the bulk lane: a batch of its due alerts."""
-    outbox_deliver_turn(partner_id=partner_id, organization_id=organization_id)
+    outbox_deliver_turn(
+        partner_id=partner_id, organization_id=organization_id, place=place
+    )
 
 
 @shared_task(name="smtp.health_check_all", ignore_result=True)

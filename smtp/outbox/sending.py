@@ -365,7 +365,9 @@ def outbox_deliver_many(*, email_ids: list[int]) -> None:
         _deliver_batch(batch, token=token)
 
 
-def outbox_deliver_turn(*, partner_id: int | None, organization_id: int | None) -> None:
+def outbox_deliver_turn(
+    *, partner_id: int | None, organization_id: int | None, place: str = "-"
+) -> None:
     """One turn of a tenant in the bulk lane (see ``smtp.outbox.turns``): claim a
     batch of its due bulk emails and send it; the next turn queues behind every
     other tenant's."""
@@ -384,4 +386,4 @@ def outbox_deliver_turn(*, partner_id: int | None, organization_id: int | None) 
         if batch:
             _deliver_batch(batch, token=token)
     finally:
-        turn_done(partner_id, organization_id)
+        turn_done(partner_id, organization_id, place=place)

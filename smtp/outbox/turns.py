@@ -8,16 +8,19 @@ waiting therefore holds at most ``SMTP_TURNS_PER_TENANT`` places in the queue,
 and the queue serves them round-robin: a tenant with 50,000 alerts queued delays
 another tenant's first alert by at most that many batches, not by its backlog.
 
-The places are counted in Redis (``REDIS_URL``), with a lease so that a worker
-that stops does not keep one. Without Redis (development), or while Redis is
-down, every request queues a turn: nothing waits longer, the queue is only less
-fair. Whatever happens to a turn, the rows stay the truth: the sweeper hands out
-every email left queued (``SMTP_REQUEUE_AFTER_SECONDS``).
+The places are counted in Redis (``REDIS_URL``), each with a lease of
+``SMTP_LEASE_SECONDS`` so that a turn lost with its worker does not keep one.
+Without Redis (development), or while Redis is down, every request queues a
+turn: nothing waits longer, the queue is only less fair. Whatever happens to a
+turn, the rows stay the truth: the sweeper hands out every email left queued
+(``SMTP_REQUEUE_AFTER_SECONDS``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 
 import redis
 from django.conf import settings
@@ -34,22 +37,17 @@ logger = logging.getLogger(__name__)
 # The Celery name of the task in smtp/tasks.py: a wire name, kept as it is.
 DELIVER_TURN = "smtp.deliver_turn"
 
-# KEYS[1]: the tenant's places; ARGV: most places, lease seconds. 1: one taken.
+# KEYS[1]: the tenant's places (a sorted set: place -> lease end); ARGV: now,
+# most places, this place, its lease end. Drops places whose lease ended; 1 if
+# this one was taken.
 _TAKE_PLACE = """
-local taken = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-if taken > tonumber(ARGV[1]) then
-    redis.call('DECR', KEYS[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
     return 0
 end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+redis.call('EXPIRE', KEYS[1], math.ceil(ARGV[4] - ARGV[1]) + 1)
 return 1
-"""
-# KEYS[1]: the tenant's places; gives one back.
-_GIVE_PLACE = """
-if redis.call('DECR', KEYS[1]) <= 0 then
-    redis.call('DEL', KEYS[1])
-end
-return 0
 """
 
 
@@ -69,33 +67,40 @@ def bulk_of_tenant(partner_id: int | None, organization_id: int | None) -> Q:
     ) & ~Q(kind__in=INTERACTIVE_KINDS)
 
 
-def _place_taken(partner_id: int | None, organization_id: int | None) -> bool:
-    """A place for one more turn of this tenant in the queue (True also when
-    places are not counted: no Redis, or Redis down)."""
+def _place_taken(partner_id: int | None, organization_id: int | None) -> str:
+    """A place for one more turn of this tenant in the queue: its name, or ""
+    when the tenant holds all its places. Each place is leased for
+    ``SMTP_LEASE_SECONDS``: a turn lost with its worker frees its place then.
+    Places are not counted without Redis, or while it is down ("-": taken)."""
     client = shared_redis()
     if client is None:
-        return True
+        return "-"
+    place = uuid.uuid4().hex
+    now = time.time()
     try:
-        return bool(
-            client.eval(
-                _TAKE_PLACE,
-                1,
-                _key(partner_id, organization_id),
-                settings.SMTP_TURNS_PER_TENANT,
-                settings.SMTP_LEASE_SECONDS,
-            )
+        taken = client.eval(
+            _TAKE_PLACE,
+            1,
+            _key(partner_id, organization_id),
+            now,
+            settings.SMTP_TURNS_PER_TENANT,
+            place,
+            now + settings.SMTP_LEASE_SECONDS,
         )
     except redis.RedisError as error:
         logger.warning("Turns not counted (Redis: %s); queuing one anyway.", error)
-        return True
+        return "-"
+    return place if taken else ""
 
 
-def _place_given_back(partner_id: int | None, organization_id: int | None) -> None:
+def _place_given_back(
+    partner_id: int | None, organization_id: int | None, place: str
+) -> None:
     client = shared_redis()
-    if client is None:
+    if client is None or place == "-":
         return
     try:
-        client.eval(_GIVE_PLACE, 1, _key(partner_id, organization_id))
+        client.zrem(_key(partner_id, organization_id), place)
     except redis.RedisError as error:
         # The place comes back when its lease runs out.
         logger.warning("Turn place not given back (Redis: %s).", error)
@@ -110,14 +115,19 @@ def turn_request(
     """Queue a turn for this tenant unless it holds all its places already (its
     queued or running turns will send ``email_ids`` too). False: the broker is
     down; ``email_ids`` are marked for the sweeper."""
-    if not _place_taken(partner_id, organization_id):
+    place = _place_taken(partner_id, organization_id)
+    if not place:
         return True
     if publish(
         DELIVER_TURN,
-        kwargs={"partner_id": partner_id, "organization_id": organization_id},
+        kwargs={
+            "partner_id": partner_id,
+            "organization_id": organization_id,
+            "place": place,
+        },
     ):
         return True
-    _place_given_back(partner_id, organization_id)
+    _place_given_back(partner_id, organization_id, place)
     if email_ids:
         Email.objects.filter(pk__in=email_ids, status=EmailStatus.QUEUED).update(
             enqueued_at=None
@@ -134,11 +144,13 @@ def bulk_due(partner_id: int | None, organization_id: int | None) -> bool:
     ).exists()
 
 
-def turn_done(partner_id: int | None, organization_id: int | None) -> None:
+def turn_done(
+    partner_id: int | None, organization_id: int | None, *, place: str
+) -> None:
     """A turn ended: give its place back, and queue the next one while the tenant
     has due emails (looked for after giving the place back, so that an email
     enqueued meanwhile either found no free place, and is seen here, or queued a
     turn itself)."""
-    _place_given_back(partner_id, organization_id)
+    _place_given_back(partner_id, organization_id, place)
     if bulk_due(partner_id, organization_id):
         turn_request(partner_id, organization_id)

@@ -4,6 +4,10 @@ backlog of alerts does not hold back another tenant's."""
 
 from __future__ import annotations
 
+import os
+import time
+import uuid
+
 import pytest
 
 from smtp.models import Email, EmailKind, EmailStatus, Security, SmtpConfiguration
@@ -124,3 +128,38 @@ def test_one_tenants_backlog_of_alerts_does_not_hold_back_anothers(worker, demo,
     wait_until(lambda: unfinished(demo["acme-prod"]) == 0, timeout=300)
     recipients = [m.rcpt_tos[0] for m in slow.messages]
     assert len(recipients) == len(set(recipients)) == 2000
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="places live in Redis")
+@pytest.mark.django_db
+def test_a_tenant_holds_at_most_its_places_and_a_lost_turn_frees_its_own(
+    demo, settings
+):
+    from core.redis import shared_redis
+    from smtp.outbox import turns
+
+    # given: a queue of this test's own, two places per tenant, short leases
+    settings.CELERY_TASK_DEFAULT_QUEUE = f"places-{uuid.uuid4().hex[:10]}"
+    settings.SMTP_TURNS_PER_TENANT = 2
+    settings.SMTP_LEASE_SECONDS = 1
+    client = shared_redis()
+    tenant = (demo["acme"].pk, demo["acme-prod"].pk)
+    try:
+        # when: three turns are asked for
+        places = [turns._place_taken(*tenant) for _ in range(3)]
+        # then: two places are taken, the third request finds none
+        assert all(places[:2]) and places[2] == ""
+        # and: another tenant has places of its own
+        assert turns._place_taken(demo["globex"].pk, None)
+        # when: one turn ends, its place is free again
+        turns._place_given_back(*tenant, places[0])
+        assert turns._place_taken(*tenant)
+        assert turns._place_taken(*tenant) == ""
+        # when: the other turns are lost (their worker stopped), their places
+        # come back once their leases end
+        time.sleep(1.2)
+        assert turns._place_taken(*tenant)
+    finally:
+        client.delete(
+            *client.keys(f"smtp:turns:{settings.CELERY_TASK_DEFAULT_QUEUE}:*")
+        )
