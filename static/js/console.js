@@ -208,8 +208,31 @@
     container.appendChild(note);
   }
 
+  // The button a test was started with: focus returns to it at the end (the
+  // buttons are disabled meanwhile, and focus waits on the live status line).
+  var activeButton = null;
+  // Since when the current step runs, to show its elapsed time when it is slow.
+  var progress = { name: "", since: 0 };
+
   function setBusy(busy) {
     testButtons.forEach(function (button) { button.disabled = busy; });
+    if (busy) {
+      statusLine.focus();
+    } else if (activeButton) {
+      activeButton.focus();
+    }
+  }
+
+  function running(email) {
+    if (email.status === "queued") {
+      return "Queued: waiting for a worker…";
+    }
+    if (email.progress !== progress.name) {
+      progress = { name: email.progress, since: Date.now() };
+    }
+    var seconds = Math.floor((Date.now() - progress.since) / 1000);
+    return "Running: " + (STEP_LABELS[email.progress] || email.progress || "starting") + "…" +
+      (seconds >= 2 ? " (" + seconds + " s)" : "");
   }
 
   function say(text, kind) {
@@ -286,9 +309,7 @@
           return;
         }
         renderSteps(email.steps || []);
-        var running = email.status === "queued" ? "Queued: waiting for a worker…"
-          : "Running: " + (STEP_LABELS[email.progress] || email.progress || "starting") + "…";
-        say(running, "busy");
+        say(running(email), "busy");
         if (Date.now() > deadline) {
           setBusy(false);
           say("Still running after a minute: the worker may be busy or stopped. The result will appear in the audit log.", "bad");
@@ -306,8 +327,10 @@
     button.addEventListener("click", function () {
       clearTestErrors();
       stepsList.textContent = "";
-      setBusy(true);
+      activeButton = button;
+      progress = { name: "", since: Date.now() };
       say("Queued…", "busy");
+      setBusy(true);
       var data = new FormData(form);
       data.set("mode", button.getAttribute("data-test-mode"));
       fetch(testUrl, { method: "POST", body: data, credentials: "same-origin" })

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import api_call, login, screenshot, set_partner_smtp
+from tests.support.smtp_servers import SilentListener
 
 GLOBEX = ("partner-admin@globex.example", "Globex-Partner-Pass-1")
 ORG = ("org-admin@globex-main.example", "Globex-Main-Pass-1")
@@ -168,3 +171,83 @@ def test_the_api_docs_render_under_the_content_security_policy(open_browser):
     page.goto("/api/docs/")
     expect(page.get_by_text("Ops Console SMTP API")).to_be_visible()
     expect(page.get_by_text("/event/v1/email/config").first).to_be_visible()
+
+
+def test_focus_waits_on_the_result_during_a_test_and_returns_to_its_button(
+    open_browser,
+):
+    # given: a server that accepts the connection and never greets (the e2e
+    # stack waits SMTP_TIMEOUT, 5 s, for it)
+    silent = SilentListener()
+    try:
+        page = open_browser()
+        login(page, *GLOBEX)
+        page.goto("/ops/smtp/")
+        page.get_by_label("Host").fill("127.0.0.1")
+        page.get_by_role("spinbutton", name="Port").fill(str(silent.port))
+        page.get_by_label("TLS", exact=True).set_checked(False)
+        verify = page.get_by_role("button", name="Verify (no mail sent)")
+        # when: the admin starts Verify from the keyboard
+        verify.focus()
+        page.keyboard.press("Enter")
+        # then: focus moves to the live result, not to <body>, and a slow step
+        # shows its elapsed time
+        status = page.locator("#test-status")
+        expect(status).to_be_focused()
+        expect(status).to_have_attribute("role", "status")
+        expect(status).to_contain_text(re.compile(r"\(\d+ s\)"), timeout=20_000)
+        # and: once the result is in, focus is back on the button
+        expect(status).to_contain_text("Failed at", timeout=60_000)
+        expect(verify).to_be_focused()
+    finally:
+        silent.stop()
+
+
+def test_a_stored_password_that_must_be_entered_again_says_so_once(
+    open_browser, browser, stack
+):
+    # given: a saved configuration with a password
+    set_partner_smtp(
+        browser,
+        stack,
+        *GLOBEX,
+        {
+            "host": "127.0.0.1",
+            "port": 2525,
+            "use_tls": True,
+            "username": "u",
+            "password": "Stored-Pass-1",
+        },
+    )
+    page = open_browser()
+    login(page, *GLOBEX)
+    try:
+        _password_state_after_a_port_change(page)
+    finally:
+        api_call(browser, stack, *GLOBEX, "DELETE", "/event/v1/email/config")
+
+
+def _password_state_after_a_port_change(page) -> None:
+    page.goto("/ops/smtp/")
+    password = page.get_by_label("Password")
+    expect(page.locator("#password-set")).to_be_visible()
+    # when: the port changes and the password is left empty
+    page.get_by_role("spinbutton", name="Port").fill("2526")
+    page.get_by_role("button", name="Save").click()
+    # then: one message says what happened: no "leave empty to keep"
+    help_text = page.locator("#id_password_helptext")
+    expect(page.locator("#password-needed")).to_be_visible()
+    expect(help_text).not_to_contain_text("Leave empty to keep")
+    expect(page.locator("#field-password .field-error")).to_contain_text(
+        "enter the password again"
+    )
+    # and: the input is marked invalid and described by the state and the error
+    expect(password).to_have_attribute("aria-invalid", "true")
+    described = (password.get_attribute("aria-describedby") or "").split()
+    assert {"id_password_helptext", "id_password_error"} <= set(described)
+    # and: required fields are announced, hints are linked to their inputs
+    expect(page.get_by_label("Host")).to_have_attribute("aria-required", "true")
+    port_described = page.get_by_role("spinbutton", name="Port").get_attribute(
+        "aria-describedby"
+    )
+    assert "id_port_hint" in port_described.split()
