@@ -252,26 +252,47 @@ def _fields_refused(fields: dict[str, list[str]]) -> JsonResponse:
 
 
 def _smtp_test(request: HttpRequest, *, scope: TenantScope) -> JsonResponse:
-    """Queue a test of the values in the form (before Save); JSON for the page."""
-    form = SmtpConfigForm(request.POST)
-    if not form.is_valid():
-        return _fields_refused(form.errors)
+    """Queue a test of the values in the form (before Save); JSON for the page.
+
+    With Host left empty at a level that has no configuration of its own, the
+    configuration in effect (the partner's or the controller's) is tested, and
+    the answer names its level."""
+    in_effect = ""
+    form = values = None
+    if not request.POST.get("host", "").strip() and (
+        smtp_config_get(partner=scope.partner, organization=scope.organization) is None
+    ):
+        in_effect = smtp_config_effective(
+            partner=scope.partner, organization=scope.organization
+        ).source.value
+    else:
+        form = SmtpConfigForm(request.POST)
+        if not form.is_valid():
+            return _fields_refused(form.errors)
+        values = form.to_input()
     try:
         email = smtp_test_email_request(
             scope=scope,
             actor=request.user,
             recipient=request.POST.get("recipient", ""),
             verify_only=request.POST.get("mode") == "verify",
-            form=form.to_input(),
+            form=values,
         )
     except SmtpValidationError as error:
-        return _fields_refused(form.rule_fields(error.errors))
+        fields = error.errors
+        return _fields_refused(form.rule_fields(fields) if form else fields)
     except TestEmailRefused as refused:
         body, status, headers = refusal_answer(refused)
         return JsonResponse(body, status=status, headers=headers)
     status_url = reverse("api-email-verification-status", args=[email.pk])
     return JsonResponse(
-        {"id": email.pk, "status": email.status, "status_url": status_url},
+        {
+            "id": email.pk,
+            "status": email.status,
+            "status_url": status_url,
+            # The level whose configuration in effect is tested ("": the form's).
+            "in_effect": in_effect,
+        },
         status=202,
     )
 

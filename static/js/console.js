@@ -211,6 +211,8 @@
   // The button a test was started with: focus returns to it at the end (the
   // buttons are disabled meanwhile, and focus waits on the live status line).
   var activeButton = null;
+  // The level of the configuration in effect under test ("": the form's values).
+  var inEffect = "";
   // Since when the current step runs, to show its elapsed time when it is slow.
   var progress = { name: "", since: 0 };
 
@@ -281,21 +283,24 @@
   }
 
   function finish(email) {
-    setBusy(false);
     renderSteps(email.steps || []);
+    // Which configuration was tested, when it was not the form's values.
+    var which = inEffect ? " (the " + inEffect + " configuration in effect)" : "";
     if (email.status === "sent") {
       var last = (email.steps || []).slice(-1)[0] || {};
       if (email.kind === "verify") {
-        say("Verified: every step up to RCPT TO worked with " + email.server + "; nothing was sent.", "ok");
+        say("Verified" + which + ": every step up to RCPT TO worked with " + email.server + "; nothing was sent.", "ok");
       } else {
-        say("Sent: " + email.server + " accepted the message (" + (last.reply_code || "") + " " + (last.reply || "") + ").", "ok");
+        say("Sent" + which + ": " + email.server + " accepted the message (" + (last.reply_code || "") + " " + (last.reply || "") + ").", "ok");
       }
+      setBusy(false);
       return;
     }
     var failed = (email.steps || []).filter(function (s) { return s.status === "failed"; })[0] || {};
     var where = STEP_LABELS[failed.name] || email.failed_step || "a step";
-    say("Failed at " + where + ": " + (email.error || "") + " " + (email.hint || ""), "bad");
-    if (email.field) {
+    say("Failed at " + where + which + ": " + (email.error || "") + " " + (email.hint || ""), "bad");
+    setBusy(false);
+    if (email.field && !inEffect) {
       flagField(email.field, "The test failed here: " + (email.hint || email.error || ""));
     }
   }
@@ -328,6 +333,7 @@
       clearTestErrors();
       stepsList.textContent = "";
       activeButton = button;
+      inEffect = "";
       progress = { name: "", since: Date.now() };
       say("Queued…", "busy");
       setBusy(true);
@@ -339,6 +345,10 @@
         })
         .then(function (answer) {
           if (answer.status === 202) {
+            inEffect = answer.body.in_effect || "";
+            if (inEffect) {
+              say("Queued: testing the " + inEffect + " configuration in effect (Host is empty and this level has none of its own)…", "busy");
+            }
             poll(answer.body.status_url, Date.now() + 60000);
             return;
           }

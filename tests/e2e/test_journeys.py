@@ -133,6 +133,14 @@ def test_org_admin_inherits_the_partner_then_saves_its_own(
         "inherits the partner's settings"
     )
     expect(page.locator("[data-effective-source]")).to_have_text("Partner")
+    # with Host empty, Send Test Email tests the partner's configuration in effect
+    expect(page.get_by_label("Host")).to_have_value("")
+    page.get_by_label("Recipient").fill("org-admin@globex-main.example")
+    page.get_by_role("button", name="Send Test Email").click()
+    status = page.locator("#test-status")
+    expect(status).to_contain_text(
+        "Sent (the partner configuration in effect)", timeout=20_000
+    )
     fill_smtp_form(page, host="127.0.0.1", port=stack.sink.port, tls=False)
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("SMTP configuration saved.")).to_be_visible()

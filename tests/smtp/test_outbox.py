@@ -481,3 +481,45 @@ def test_a_connection_the_server_closed_is_reopened_within_the_same_attempt(
     assert {s["status"] for s in reconnects} == {"ok"}
     assert {s["reply_code"] for s in reconnects} == ({None} if hang_up else {421})
     assert all("closed the reused connection" in s["detail"] for s in reconnects)
+
+
+def test_an_organization_admin_tests_the_configuration_it_inherits(
+    worker, demo, server
+):
+    # given: the organization has no configuration of its own; the partner's is
+    # in effect
+    smtp = server()
+    configure_partner(demo["acme"], smtp)
+    client = page_client(demo["prod_admin"])
+    # when: its admin presses Send Test Email with the form as it shows (Host empty)
+    response = client.post(
+        "/console/infrastructure/system/settings/smtp/test",
+        {
+            "host": "",
+            "port": "587",
+            "recipient": "org-admin@acme-prod.example",
+            "mode": "send",
+        },
+    )
+    # then: the partner's configuration in effect is tested, and the answer says so
+    assert response.status_code == 202, response.content
+    assert response.json()["in_effect"] == "partner"
+    answer = client.get(response.json()["status_url"], {"wait": "20"}).json()
+    assert answer["status"] == "sent", answer
+    assert [m.rcpt_tos for m in smtp.messages] == [["org-admin@acme-prod.example"]]
+    # and: nothing was saved at the organization's level
+    assert not SmtpConfiguration.objects.filter(organization__isnull=False).exists()
+
+
+def test_with_a_configuration_of_its_own_an_empty_host_is_still_an_error(
+    worker, demo, server
+):
+    smtp = server()
+    configure_partner(demo["acme"], smtp)
+    client = page_client(demo["acme_admin"])
+    response = client.post(
+        "/ops/smtp/test",
+        {"host": "", "port": "587", "recipient": "me@acme.example", "mode": "send"},
+    )
+    assert response.status_code == 400
+    assert "host" in response.json()["fields"]
