@@ -11,17 +11,17 @@ from smtp.enums import (
     EmailKind,
     OAuth2Provider,
     Security,
-    security_from_tls,
 )
 from smtp.identity import LOGO_MAX_BYTES
 from smtp.models import SmtpConfiguration
 from smtp.validators import PORT_MESSAGE, RETRIES_MESSAGE, SmtpInput
 
-AUTO_TLS_MODE = ""
-TLS_MODE_CHOICES = [
-    (AUTO_TLS_MODE, "Automatic: implicit TLS on port 465, STARTTLS on other ports"),
-    (Security.STARTTLS.value, "STARTTLS (required, on any port)"),
-    (Security.SSL.value, "Implicit TLS / SMTPS (on any port)"),
+# One choice for how the connection is protected (the page picks it from the
+# port until the admin does); the API keeps use_tls and security.
+SECURITY_CHOICES = [
+    (Security.NONE.value, "None: plain SMTP, not encrypted"),
+    (Security.STARTTLS.value, "STARTTLS (required)"),
+    (Security.SSL.value, "Implicit TLS (SMTPS)"),
 ]
 
 
@@ -42,7 +42,8 @@ SCOPE_PLACEHOLDER = "; ".join(
 
 
 class SmtpConfigForm(forms.Form):
-    """Host, Port, TLS, Username, Password (+ Insecure, Retries, Sender, TLS mode)."""
+    """Host, Port, Security, Username, Password (+ certificate check, Retries,
+    Sender, ...)."""
 
     host = forms.CharField(
         required=False,
@@ -65,7 +66,12 @@ class SmtpConfigForm(forms.Form):
             attrs={"min": 1, "max": 65535, "inputmode": "numeric"}
         ),
     )
-    use_tls = forms.BooleanField(required=False, label="TLS")
+    security = forms.ChoiceField(
+        required=False,
+        choices=SECURITY_CHOICES,
+        widget=forms.RadioSelect,
+        label="Security",
+    )
     username = forms.CharField(
         required=False,
         max_length=1024,
@@ -84,10 +90,7 @@ class SmtpConfigForm(forms.Form):
     )
     use_insecure = forms.BooleanField(
         required=False,
-        label="Insecure: skip certificate verification",
-    )
-    tls_mode = forms.ChoiceField(
-        required=False, choices=TLS_MODE_CHOICES, label="TLS mode"
+        label="Skip certificate verification (insecure)",
     )
     retries = forms.IntegerField(
         required=False,
@@ -231,7 +234,7 @@ class SmtpConfigForm(forms.Form):
     )
 
     # The validators' field names, mapped to this form's fields.
-    FIELD_FOR_RULE = {"security": "tls_mode"}
+    FIELD_FOR_RULE = {"use_tls": "security"}
 
     @classmethod
     def initial_for(cls, configuration: SmtpConfiguration | None) -> dict:
@@ -239,21 +242,14 @@ class SmtpConfigForm(forms.Form):
         if configuration is None:
             return {
                 "port": 587,
-                "use_tls": True,
+                "security": Security.STARTTLS.value,
                 "retries": 3,
                 "auth_method": AuthMethod.PASSWORD,
             }
-        derived = security_from_tls(
-            use_tls=configuration.use_tls, port=configuration.port
-        )
-        mode = AUTO_TLS_MODE
-        if configuration.security != derived:
-            mode = configuration.security
         return {
             "host": configuration.host,
             "port": configuration.port,
-            "use_tls": configuration.use_tls,
-            "tls_mode": mode,
+            "security": configuration.security,
             "use_insecure": configuration.use_insecure,
             "username": configuration.username,
             "retries": configuration.retries,
@@ -278,12 +274,17 @@ class SmtpConfigForm(forms.Form):
             # The OAuth2 fields of a form switched to another method (hidden on
             # the page, still posted) are not part of what was chosen.
             data = {k: v for k, v in data.items() if not k.startswith("oauth2_")}
+        # Not chosen (a client without the radio buttons): plain SMTP, as an
+        # unticked TLS box was.
+        security = data.get("security") or Security.NONE.value
+        use_tls = security != Security.NONE
         return SmtpInput(
             host=data.get("host") or "",
             port=data.get("port"),
-            use_tls=bool(data.get("use_tls")),
-            security=data.get("tls_mode") or None,
-            use_insecure=bool(data.get("use_insecure")),
+            use_tls=use_tls,
+            security=security if use_tls else None,
+            # Only with TLS: the box is hidden (and meaningless) without it.
+            use_insecure=use_tls and bool(data.get("use_insecure")),
             username=data.get("username") or "",
             password=data.get("password") or None,
             retries=data.get("retries"),

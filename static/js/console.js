@@ -37,22 +37,34 @@
   if (!form) {
     return;
   }
-  var tls = form.querySelector("#id_use_tls");
   var port = form.querySelector("#id_port");
-  var mode = form.querySelector("#id_tls_mode");
+  var securityChoices = form.querySelectorAll("input[name=security]");
+  var insecure = document.getElementById("insecure-option");
   var hint = document.getElementById("tls-hint");
   var portHint = document.getElementById("id_port_hint");
+  // Security follows the port (465: implicit TLS; else STARTTLS) until the
+  // admin picks one.
+  var securityPicked = false;
+
+  function security() {
+    var chosen = form.querySelector("input[name=security]:checked");
+    return chosen ? chosen.value : "none";
+  }
+
+  function choose(value) {
+    securityChoices.forEach(function (choice) { choice.checked = choice.value === value; });
+  }
 
   function describe() {
     var number = parseInt(port.value, 10);
-    var explicit = mode ? mode.value : "";
     var text;
-    if (!tls.checked) {
-      text = "TLS off: the connection is not encrypted and authentication is not possible. Plain SMTP usually uses port 25.";
+    var value = security();
+    if (value === "none") {
+      text = "No encryption: the connection is not encrypted and authentication is not possible. Plain SMTP usually uses port 25.";
       if (number === 465) {
-        text += " Port 465 expects implicit TLS: turn TLS on, or use port 25.";
+        text += " Port 465 expects implicit TLS: choose Implicit TLS, or use port 25.";
       }
-    } else if (explicit === "ssl" || (explicit === "" && number === 465)) {
+    } else if (value === "ssl") {
       text = "Implicit TLS (SMTPS): the connection is encrypted from the first byte, usually on port 465.";
     } else {
       text = "STARTTLS on port " + (isNaN(number) ? "?" : number) +
@@ -60,22 +72,34 @@
     }
     hint.textContent = text;
     if (portHint) {
-      portHint.textContent = tls.checked
-        ? "587 for STARTTLS, 465 for implicit TLS."
-        : "25 for plain SMTP (no TLS).";
+      portHint.textContent = value === "none"
+        ? "25 for plain SMTP (no encryption)."
+        : "587 for STARTTLS, 465 for implicit TLS.";
+    }
+    if (insecure) {
+      // Skipping certificate verification only means something with TLS.
+      insecure.hidden = value === "none";
+      if (insecure.hidden) {
+        insecure.querySelector("input").checked = false;
+      }
     }
   }
 
-  tls.addEventListener("change", function () {
-    if (!tls.checked && mode) {
-      mode.value = "";
+  function followPort() {
+    var number = parseInt(port.value, 10);
+    if (!securityPicked && security() !== "none") {
+      choose(number === 465 ? "ssl" : "starttls");
     }
     describe();
-  });
-  port.addEventListener("input", describe);
-  if (mode) {
-    mode.addEventListener("change", describe);
   }
+
+  securityChoices.forEach(function (choice) {
+    choice.addEventListener("change", function () {
+      securityPicked = true;
+      describe();
+    });
+  });
+  port.addEventListener("input", followPort);
   describe();
 
   // Authentication: only the fields of the chosen method (and provider) show.
@@ -128,10 +152,7 @@
     }
     form.querySelector("#id_host").value = preset.host;
     port.value = preset.port;
-    tls.checked = true;
-    if (mode) {
-      mode.value = preset.mode;
-    }
+    choose(preset.mode);
     presetNote.textContent = "Filled in: Host " + preset.host + ", Port " + preset.port +
       ", STARTTLS. Change them if your provider says otherwise.";
     describe();
@@ -176,9 +197,7 @@
       hiddenPart = hiddenPart.parentElement.closest("[hidden]");
     }
   }
-  var ADVANCED = [
-    "use_insecure", "retries", "sender_email", "tls_mode", "client_cert", "client_key"
-  ];
+  var ADVANCED = ["retries", "sender_email", "client_cert", "client_key"];
 
   function clearTestErrors() {
     document.querySelectorAll(".js-test-error").forEach(function (node) { node.remove(); });
@@ -188,7 +207,7 @@
   }
 
   // Fields named as the API names them, mapped to this form's.
-  var FORM_FIELD = { security: "tls_mode" };
+  var FORM_FIELD = { use_tls: "security" };
 
   function flagField(name, message) {
     name = FORM_FIELD[name] || name;

@@ -401,3 +401,15 @@ def wait_for_message(server: SmtpTestServer, recipient: str, timeout: float = 30
                 return message
         time.sleep(0.1)
     raise AssertionError(f"no message to {recipient} within {timeout} s")
+
+
+SECURITY_LABELS = {
+    "none": "None: plain SMTP, not encrypted",
+    "starttls": "STARTTLS (required)",
+    "ssl": "Implicit TLS (SMTPS)",
+}
+
+
+def set_security(page, value: str) -> None:
+    """Pick the SMTP form's Security choice (none, starttls or ssl)."""
+    page.get_by_label(SECURITY_LABELS[value], exact=True).check()

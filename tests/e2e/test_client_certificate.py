@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import login
+from tests.e2e.conftest import login, set_security
 
 ACME = ("partner-admin@acme.example", "Acme-Partner-Pass-1")
 
@@ -21,7 +21,7 @@ def test_verify_asks_for_the_client_certificate_then_passes_with_it(
     # given: the form points at a relay that requires a client certificate
     page.get_by_label("Host").fill("localhost")
     page.get_by_role("spinbutton", name="Port").fill(str(stack.mtls_server.port))
-    page.get_by_label("TLS", exact=True).set_checked(True)
+    set_security(page, "starttls")
     page.get_by_label("Username").fill("")
     page.get_by_label("Password").fill("")
     # when: Verify without one

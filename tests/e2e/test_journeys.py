@@ -17,6 +17,7 @@ from tests.e2e.conftest import (
     login,
     screenshot,
     set_partner_smtp,
+    set_security,
     wait_for_message,
 )
 
@@ -37,7 +38,7 @@ new MutationObserver(() => {
 def fill_smtp_form(page, *, host: str, port: int, tls: bool, username="", password=""):
     page.get_by_label("Host").fill(host)
     page.get_by_role("spinbutton", name="Port").fill(str(port))
-    page.get_by_label("TLS", exact=True).set_checked(tls)
+    set_security(page, "starttls" if tls else "none")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
 

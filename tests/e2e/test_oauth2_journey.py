@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import CANARY, login, screenshot
+from tests.e2e.conftest import CANARY, SECURITY_LABELS, login, screenshot
 from tests.e2e.test_journeys import ACME, STATUS_LOG
 
 MAILBOX = "alerts@acme.example"
@@ -32,7 +32,7 @@ def test_partner_admin_configures_microsoft_oauth2_and_verifies(open_browser, st
     # then: the preset fills Host, Port and TLS, and Microsoft's fields show
     expect(page.get_by_label("Host")).to_have_value("smtp.office365.com")
     expect(page.get_by_role("spinbutton", name="Port")).to_have_value("587")
-    expect(page.get_by_label("TLS", exact=True)).to_be_checked()
+    expect(page.get_by_label(SECURITY_LABELS["starttls"], exact=True)).to_be_checked()
     expect(page.get_by_label("Tenant ID")).to_be_visible()
     expect(page.get_by_label("Service account key")).to_be_hidden()
     expect(page.get_by_label("Token URL")).to_be_hidden()

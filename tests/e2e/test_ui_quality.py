@@ -7,7 +7,14 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import api_call, login, screenshot, set_partner_smtp
+from tests.e2e.conftest import (
+    SECURITY_LABELS,
+    api_call,
+    login,
+    screenshot,
+    set_partner_smtp,
+    set_security,
+)
 from tests.support.smtp_servers import SilentListener
 
 GLOBEX = ("partner-admin@globex.example", "Globex-Partner-Pass-1")
@@ -33,11 +40,11 @@ def test_the_smtp_form_works_with_the_keyboard_alone(open_browser, stack):
     page.keyboard.press("Tab")
     page.keyboard.press("Control+A")
     page.keyboard.type(str(stack.sink.port))
-    page.keyboard.press("Tab")  # the TLS switch
-    assert page.evaluate("document.activeElement.id") == "id_use_tls"
-    if page.evaluate("document.activeElement.checked"):
-        page.keyboard.press("Space")  # TLS off: a plain sink
-    expect(page.get_by_label("TLS", exact=True)).not_to_be_checked()
+    page.keyboard.press("Tab")  # the Security choice: its checked radio button
+    assert page.evaluate("document.activeElement.name") == "security"
+    assert page.evaluate("document.activeElement.value") == "starttls"
+    page.keyboard.press("ArrowUp")  # None: a plain sink
+    expect(page.get_by_label(SECURITY_LABELS["none"], exact=True)).to_be_checked()
     tab_to(page, "button[value=save]")
     page.keyboard.press("Enter")
     expect(page.get_by_text("SMTP configuration saved.")).to_be_visible()
@@ -97,22 +104,45 @@ def test_errors_stand_next_to_fields_and_in_a_focused_summary(open_browser):
     screenshot(page, "ops-smtp-errors")
 
 
-def test_the_port_hint_follows_the_tls_switch(open_browser):
+def test_security_follows_the_port_until_the_admin_picks_one(
+    open_browser, browser, stack
+):
+    # given: a partner without a configuration (a new form: STARTTLS)
+    api_call(browser, stack, *GLOBEX, "DELETE", "/event/v1/email/config")
     page = open_browser()
     login(page, *GLOBEX)
     page.goto("/ops/smtp/")
-    tls = page.get_by_label("TLS", exact=True)
     hint = page.locator("#tls-hint")
     port = page.get_by_role("spinbutton", name="Port")
-    tls.check()
+    starttls = page.get_by_label(SECURITY_LABELS["starttls"], exact=True)
+    implicit = page.get_by_label(SECURITY_LABELS["ssl"], exact=True)
+    insecure = page.get_by_label("Skip certificate verification (insecure)")
+    # one choice, in one place: no TLS box, no TLS mode
+    expect(page.get_by_label("TLS", exact=True)).to_have_count(0)
+    expect(page.get_by_label("TLS mode")).to_have_count(0)
     port.fill("587")
+    expect(starttls).to_be_checked()
     expect(hint).to_contain_text("STARTTLS on port 587")
+    # the port chooses while the admin has not
     port.fill("465")
+    expect(implicit).to_be_checked()
     expect(hint).to_contain_text("Implicit TLS (SMTPS)")
-    tls.uncheck()
-    expect(hint).to_contain_text("TLS off")
+    port.fill("587")
+    expect(starttls).to_be_checked()
+    # certificate verification can be skipped only with TLS
+    expect(insecure).to_be_visible()
+    set_security(page, "none")
+    expect(hint).to_contain_text("No encryption")
+    expect(insecure).to_be_hidden()
     expect(page.locator("#id_port_hint")).to_contain_text("25 for plain SMTP")
-    tls.check()
+    # once picked, the port no longer changes it
+    port.fill("465")
+    expect(page.get_by_label(SECURITY_LABELS["none"], exact=True)).to_be_checked()
+    expect(hint).to_contain_text("Port 465 expects implicit TLS")
+    set_security(page, "starttls")
+    port.fill("465")
+    expect(starttls).to_be_checked()
+    expect(insecure).to_be_visible()
     expect(page.locator("#id_port_hint")).to_contain_text(
         "587 for STARTTLS, 465 for implicit TLS"
     )
@@ -185,7 +215,7 @@ def test_focus_waits_on_the_result_during_a_test_and_returns_to_its_button(
         page.goto("/ops/smtp/")
         page.get_by_label("Host").fill("127.0.0.1")
         page.get_by_role("spinbutton", name="Port").fill(str(silent.port))
-        page.get_by_label("TLS", exact=True).set_checked(False)
+        set_security(page, "none")
         verify = page.get_by_role("button", name="Verify (no mail sent)")
         # when: the admin starts Verify from the keyboard
         verify.focus()

@@ -114,7 +114,7 @@ def test_the_web_form_names_the_field_and_the_allowed_domains(demo, login):
             "action": "save",
             "host": "smtp.prod.example",
             "port": "587",
-            "use_tls": "on",
+            "security": "starttls",
             "retries": "3",
             "sender_email": "noreply@evil.example",
         },

@@ -106,7 +106,7 @@ def test_verify_on_the_page_shows_the_hint_and_its_code(
         {
             "host": "localhost",
             "port": str(server.port),
-            "use_tls": "on",
+            "security": "starttls",
             "use_insecure": "on",
             "username": LOGIN,
             "password": PASSWORD,

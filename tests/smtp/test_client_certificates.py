@@ -183,7 +183,7 @@ def test_the_page_shows_subject_and_expiry_and_never_the_key(demo, login, certs)
         "action": "save",
         "host": "smtp.prod.example",
         "port": "587",
-        "use_tls": "on",
+        "security": "starttls",
         "retries": "3",
         "client_cert": cert,
         "client_key": key,
@@ -322,8 +322,7 @@ def test_verify_on_the_page_uses_the_certificate_in_the_form(
     form = {
         "host": "127.0.0.1",
         "port": str(server.port),
-        "use_tls": "on",
-        "tls_mode": "ssl",
+        "security": "ssl",
         "use_insecure": "on",
         "retries": "3",
         "recipient": "partner-admin@acme.example",
@@ -438,8 +437,7 @@ def test_verify_of_unsaved_values_uses_the_stored_key_when_left_blank(
     form = {
         "host": "127.0.0.1",
         "port": str(server.port),
-        "use_tls": "on",
-        "tls_mode": "ssl",
+        "security": "ssl",
         "use_insecure": "on",
         "retries": "5",
         "recipient": "partner-admin@acme.example",

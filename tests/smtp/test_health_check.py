@@ -83,7 +83,7 @@ def test_saving_resets_the_health_state(demo, login):
             "action": "save",
             "host": "smtp2.acme.example",
             "port": "587",
-            "use_tls": "on",
+            "security": "starttls",
             "retries": "3",
         },
     )

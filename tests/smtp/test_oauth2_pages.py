@@ -24,7 +24,7 @@ def form(**changes) -> dict[str, str]:
         "action": "save",
         "host": "smtp.office365.com",
         "port": "587",
-        "use_tls": "on",
+        "security": "starttls",
         "retries": "3",
         "auth_method": "oauth2",
         "username": "alerts@acme.example",

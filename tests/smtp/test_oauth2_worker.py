@@ -50,8 +50,7 @@ def page_form(smtp, client_id: str, **changes) -> dict[str, str]:
     return {
         "host": "127.0.0.1",
         "port": str(smtp.port),
-        "use_tls": "on",
-        "tls_mode": "starttls",
+        "security": "starttls",
         "use_insecure": "on",
         "retries": "3",
         "auth_method": "oauth2",

@@ -237,8 +237,7 @@ def test_send_test_email_with_a_wrong_password_names_auth_and_the_field(
         {
             "host": "127.0.0.1",
             "port": str(smtp.port),
-            "use_tls": "on",
-            "tls_mode": "ssl",
+            "security": "ssl",
             "use_insecure": "on",
             "username": "u@acme.example",
             "password": "wrong-" + CANARY,

@@ -21,12 +21,11 @@ def form(**changes) -> dict[str, str]:
         "action": "save",
         "host": "smtp.acme.example",
         "port": "587",
-        "use_tls": "on",
+        "security": "starttls",
         "username": "mailer@acme.example",
         "password": CANARY,
         "retries": "3",
         "sender_email": "",
-        "tls_mode": "",
     }
     values.update(changes)
     return {k: v for k, v in values.items() if v is not None}
@@ -71,7 +70,7 @@ def test_partner_admin_saves_the_configuration(demo, login):
         ({"retries": "11"}, "retries", "0 to 10"),
         ({"password": ""}, "password", "Enter the password for this username"),
         ({"username": ""}, "username", "Enter the username that goes with"),
-        ({"use_tls": None}, "use_tls", "Without TLS enabled, authentication will not"),
+        ({"security": "none"}, "security", "Without TLS enabled, authentication will"),
         ({"sender_email": "a@b.example\r\nBcc: x@y"}, "sender_email", "line breaks"),
         ({"username": "a@b.example\nX: y"}, "username", "line breaks"),
     ],
@@ -137,7 +136,7 @@ def test_turning_insecure_on_asks_for_the_password_again(demo, login):
 def test_a_tls_mode_change_and_insecure_off_keep_the_password(demo, login):
     client = login(demo["acme_admin"])
     client.post(OPS_URL, form(use_insecure="on"))
-    response = client.post(OPS_URL, form(password="", tls_mode="ssl"))
+    response = client.post(OPS_URL, form(password="", security="ssl"))
     assert response.status_code == 302
     configuration = SmtpConfiguration.objects.get()
     assert (configuration.security, configuration.use_insecure) == ("ssl", False)

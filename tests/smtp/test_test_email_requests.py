@@ -173,7 +173,7 @@ def test_page_test_of_unsaved_values_stores_them_encrypted_until_the_test_ends(
         {
             "host": "smtp.other.example",
             "port": "465",
-            "use_tls": "on",
+            "security": "ssl",
             "username": "other@acme.example",
             "password": CANARY + "-new",
             "retries": "3",
@@ -205,7 +205,7 @@ def test_page_test_with_a_blank_password_and_the_same_server_uses_the_stored_one
         {
             "host": "smtp.acme.example",
             "port": "587",
-            "use_tls": "on",
+            "security": "starttls",
             "username": "mailer@acme.example",
             "password": "",
             "retries": "3",
@@ -224,7 +224,7 @@ def test_page_test_with_a_changed_host_asks_for_the_password(
         {
             "host": "smtp.elsewhere.example",
             "port": "587",
-            "use_tls": "on",
+            "security": "starttls",
             "username": "mailer@acme.example",
             "password": "",
             "retries": "3",
@@ -244,7 +244,7 @@ def test_page_test_with_insecure_turned_on_asks_for_the_password(
         {
             "host": "smtp.acme.example",
             "port": "587",
-            "use_tls": "on",
+            "security": "starttls",
             "use_insecure": "on",
             "username": "mailer@acme.example",
             "password": "",
@@ -427,7 +427,7 @@ def test_page_test_of_its_own_values_keeps_every_freedom_for_an_inheriting_org(
         {
             "host": "smtp.prod.example",
             "port": "587",
-            "use_tls": "on",
+            "security": "starttls",
             "retries": "3",
             "recipient": "anyone@elsewhere.example",
             "mode": "send",
