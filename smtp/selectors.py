@@ -496,6 +496,54 @@ def _effective(
     )
 
 
+def smtp_failover_route(effective: EffectiveSmtp) -> tuple[SmtpServer, ...]:
+    """The configurations an email is sent with, in order: the one in effect,
+    then, while the last one has ``failover`` on, the next usable level's (each
+    with the sender identity it inherits from the levels below it)."""
+    if effective.settings is None:
+        return ()
+    route = [effective.settings]
+    index = next(
+        i for i, ly in enumerate(effective.layers) if ly.level == effective.source
+    )
+    while route[-1].failover:
+        index = next(
+            (
+                i
+                for i in range(index + 1, len(effective.layers))
+                if effective.layers[i].usable
+            ),
+            None,
+        )
+        if index is None:
+            break
+        server, _ = _with_inherited_identity(
+            effective.layers[index].settings, list(effective.layers[index + 1 :])
+        )
+        route.append(server)
+    return tuple(route)
+
+
+def smtp_delivery_route(
+    *, partner: Partner | None, organization: Organization | None
+) -> tuple[SmtpServer, ...]:
+    """The configurations a system email of this tenant is sent with, in order
+    (``smtp_failover_route``); empty when none is in effect."""
+    return smtp_failover_route(
+        smtp_config_effective(partner=partner, organization=organization)
+    )
+
+
+def smtp_failover_target(effective: EffectiveSmtp, level: Level) -> Level | None:
+    """The level a configuration at ``level`` would fail over to now: the next
+    usable one below it; ``None`` if there is none."""
+    levels = [layer.level for layer in effective.layers]
+    if level not in levels:
+        return None
+    below = effective.layers[levels.index(level) + 1 :]
+    return next((layer.level for layer in below if layer.usable), None)
+
+
 def smtp_config_is_own(*, effective: EffectiveSmtp, level: str) -> bool:
     """Whether the configuration in effect is the caller's level's own."""
     return effective.source.value == level

@@ -20,8 +20,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.models import Category
-from audit.services import EventData, audit_events_record_bulk, event_scope
+from audit.services import (
+    EventData,
+    audit_event_record,
+    audit_events_record_bulk,
+    event_scope,
+)
 from smtp.delivery import Step
+from smtp.delivery.hints import FAILED_OVER
 from smtp.delivery.server import SmtpServer
 from smtp.delivery.steps import step_label
 from smtp.models import (
@@ -29,7 +35,9 @@ from smtp.models import (
     EmailAttempt,
     EmailKind,
     EmailStatus,
+    HealthStatus,
     Level,
+    SmtpConfiguration,
     SmtpDraft,
 )
 from smtp.outbox.publish import email_publish
@@ -51,11 +59,19 @@ class Result:
     interrupted: bool = False
     # Its attempt is written already (``record_accepted``).
     attempt_saved: bool = False
+    # The level whose configuration could not open a session before
+    # ``settings`` (the next level's) took over: failover.
+    fallback_from: str = ""
 
     @property
     def failed(self) -> dict | None:
-        """The failed step, if any."""
-        return next((s for s in self.steps if s["status"] == "failed"), None)
+        """The failed step of the last session tried, if any (after a failover,
+        the steps of the sessions that could not be opened come first)."""
+        start = 0
+        for index, step in enumerate(self.steps):
+            if step["name"] == "failover":
+                start = index + 1
+        return next((s for s in self.steps[start:] if s["status"] == "failed"), None)
 
     @classmethod
     def failure(
@@ -145,6 +161,7 @@ RECORDED_FIELDS = [
     "claim_token",
     "rehands",
     "level_used",
+    "fallback_from",
     "server",
     "failed_step",
     "reply_code",
@@ -167,6 +184,7 @@ def _attempt(result: Result, number: int, level: str, server: str) -> EmailAttem
         ok=result.ok,
         transient=result.transient,
         level=level,
+        fallback_from=result.fallback_from,
         server=server,
         failed_step=failed.get("name", ""),
         reply_code=failed.get("reply_code"),
@@ -195,6 +213,7 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
     # An attempt got recorded: the worker did not stop on this email.
     email.rehands = 0
     email.level_used = level
+    email.fallback_from = result.fallback_from
     email.server = server
     email.failed_step = failed.get("name", "")
     email.reply_code = failed.get("reply_code")
@@ -211,6 +230,10 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
         "server": server,
         "attempt": number,
         "steps": result.steps,
+        # The level that sent it (or tried last), and the one whose server could
+        # not be reached before it ("": no failover).
+        "level_used": level,
+        "fallback_from": result.fallback_from,
     }
     label = email.get_kind_display()
     if result.ok:
@@ -229,6 +252,8 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
         else:
             event_type = "email.sent"
             summary = f"{label} to {email.recipient} sent via {level} SMTP {server}"
+            if result.fallback_from:
+                summary += f" (failover from {result.fallback_from})"
     else:
         problem = {
             "step": failed.get("name", ""),
@@ -354,6 +379,7 @@ def sent_unrecorded(email: Email, attempt: EmailAttempt) -> Result:
     worker stopped."""
     steps = attempt.steps or []
     email.level_used, email.server = attempt.level, attempt.server
+    email.fallback_from = attempt.fallback_from
     email.sent_at = attempt.started_at + timedelta(milliseconds=attempt.duration_ms)
     return Result(
         email=email,
@@ -364,6 +390,7 @@ def sent_unrecorded(email: Email, attempt: EmailAttempt) -> Result:
         settings=None,
         reply=steps[-1].get("reply", "") if steps else "",
         attempt_saved=True,
+        fallback_from=attempt.fallback_from,
     )
 
 
@@ -376,10 +403,11 @@ def _store_rows(emails: list[Email], now: datetime) -> None:
     """Write the recorded fields: one UPDATE for every system email that was sent
     through the same server (their recorded values are the same), one per row
     for the rest (tests, failures)."""
-    sent: dict[tuple[str, str], list[Email]] = {}
+    sent: dict[tuple[str, str, str], list[Email]] = {}
     for email in emails:
         if email.status == EmailStatus.SENT and not email.is_test:
-            sent.setdefault((email.level_used, email.server), []).append(email)
+            key = (email.level_used, email.fallback_from, email.server)
+            sent.setdefault(key, []).append(email)
         else:
             Email.objects.filter(pk=email.pk).update(
                 **{name: getattr(email, name) for name in RECORDED_FIELDS}
@@ -389,4 +417,51 @@ def _store_rows(emails: list[Email], now: datetime) -> None:
             **{name: getattr(group[0], name) for name in GROUPED_FIELDS},
             attempts=F("attempts") + 1,
             steps=[],
+        )
+
+
+def record_failover(*, server: SmtpServer, failed: dict, fallback: SmtpServer) -> None:
+    """Mark the configuration whose session could not be opened as failing, with
+    the level its emails fail over to (the SMTP page's health banner shows it);
+    one SYSTEMAUDIT event when it turns failing, none while it stays so."""
+    if server.configuration_id is None:
+        return  # the controller defaults have no row (nor a failover of their own)
+    to = Level(fallback.level).label.lower()
+    detail = (
+        f"{failed.get('name', '')}: {failed.get('detail', '')} Emails fail over to "
+        f"the {to} configuration until this server can be reached again."
+    )[:500]
+    with transaction.atomic():
+        row = (
+            SmtpConfiguration.objects.select_for_update(of=("self",))
+            .select_related("partner", "organization")
+            .filter(pk=server.configuration_id)
+            .first()
+        )
+        if row is None or (row.is_failing and row.health_detail == detail):
+            return
+        SmtpConfiguration.objects.filter(pk=row.pk).update(
+            health_status=HealthStatus.FAILING,
+            health_checked_at=timezone.now(),
+            health_detail=detail,
+            health_hint_code=FAILED_OVER,
+        )
+        if row.is_failing:
+            return
+        owner = row.organization or row.partner
+        audit_event_record(
+            category=Category.SYSTEMAUDIT,
+            type="smtp_config.health.failing",
+            summary=f"SMTP server of {row.level.label.lower()} {owner.name} cannot "
+            f"be reached: emails fail over to the {to} configuration",
+            **event_scope(row),
+            detail={
+                "level": row.level,
+                "server": f"{server.host}:{server.port}",
+                "step": failed.get("name", ""),
+                "reply_code": failed.get("reply_code"),
+                "reason": detail,
+                "hint_code": FAILED_OVER,
+                "fallback_to": fallback.level,
+            },
         )

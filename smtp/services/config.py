@@ -14,7 +14,7 @@ from audit.models import Category
 from audit.services import actor_label, audit_event_record, event_scope
 from smtp.delivery import deliver
 from smtp.delivery.certificates import CertificateInfo
-from smtp.delivery.hints import BASIC_AUTH_DISABLED
+from smtp.delivery.hints import BASIC_AUTH_DISABLED, FAILED_OVER
 from smtp.enums import HealthStatus
 from smtp.models import SmtpConfiguration, SmtpSettingsFields
 from smtp.selectors import (
@@ -418,6 +418,9 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
         ) or (
             status == previous == HealthStatus.FAILING
             and hint_code != current.health_hint_code
+            # Found failing by a failover first: the same news, unless the
+            # check knows more about why.
+            and (current.health_hint_code != FAILED_OVER or bool(hint_code))
         )
         _warn_of_secret_expiry(configuration)
         if changed:
