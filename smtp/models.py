@@ -123,6 +123,8 @@ class SmtpSettingsFields(models.Model):
         "sender_name",
         "reply_to",
         "bounce_address",
+        "messages_per_minute",
+        "max_connections",
     )
     SECRET_FIELDS = ("password", "oauth2_client_secret", "oauth2_service_account_key")
 

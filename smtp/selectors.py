@@ -198,6 +198,11 @@ def _limits(messages_per_minute: int | None, max_connections: int | None) -> dic
     }
 
 
+def smtp_limits_in_effect(row: SmtpConfiguration | SmtpDraft) -> dict[str, int]:
+    """The delivery limits a stored row sends with (0: none), defaults applied."""
+    return _limits(row.messages_per_minute, row.max_connections)
+
+
 def _layers_below(row: SmtpConfiguration | SmtpDraft) -> list[Layer]:
     """The levels under a stored row's: the partner's (for an organization's),
     then the controller's."""
@@ -612,7 +617,9 @@ def email_attempts(*, email) -> list:
 
 
 def email_counters(*, now=None) -> dict:
-    """Emails sent and failed per configuration level, last 24 hours and 7 days."""
+    """Emails sent and failed per configuration level, last 24 hours and 7 days;
+    and, last 7 days, those delayed by a limit (put back without using a retry)
+    and those that failed over to this level."""
     now = now or timezone.now()
     windows = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
     rows: dict[str, dict] = {}
@@ -628,6 +635,9 @@ def email_counters(*, now=None) -> dict:
     aggregates["waiting"] = Count(
         "id", filter=Q(status__in=[EmailStatus.QUEUED, EmailStatus.SENDING])
     )
+    week = Q(created_at__gte=now - windows["7d"])
+    aggregates["delayed"] = Count("id", filter=week & Q(deferrals__gt=0))
+    aggregates["failed_over"] = Count("id", filter=week & ~Q(fallback_from=""))
     recent = Email.objects.filter(
         Q(created_at__gte=now - windows["7d"])
         | Q(status__in=[EmailStatus.QUEUED, EmailStatus.SENDING])
@@ -645,6 +655,8 @@ def email_counters(*, now=None) -> dict:
                 for name in windows
             ],
             "waiting": entry["waiting"],
+            "delayed": entry["delayed"],
+            "failed_over": entry["failed_over"],
         }
     return {"windows": list(windows), "rows": list(rows.values())}
 
