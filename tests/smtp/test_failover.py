@@ -150,7 +150,9 @@ def test_a_partner_without_a_next_level_has_no_failover_route(demo):
 # -- with a worker -----------------------------------------------------------------
 
 
-def test_a_closed_organization_port_fails_over_to_the_partner_sink(worker, demo, sink):
+def test_a_closed_organization_port_fails_over_to_the_partner_sink(
+    worker, demo, sink, login
+):
     # given: the organization's server is down, the partner's is up
     partner_sink = sink()
     configure(demo["acme"], port=partner_sink.port)
@@ -198,6 +200,12 @@ def test_a_closed_organization_port_fails_over_to_the_partner_sink(worker, demo,
     assert failing.count() == 1
     assert failing.get().organization_id == demo["acme-prod"].pk
     assert failing.get().detail["fallback_to"] == "partner"
+    # and: the email's page says so, with the failed connection and the failover
+    page = login(demo["acme_admin"]).get(f"/ops/emails/{emails[0].pk}/")
+    html = page.content.decode()
+    assert 'id="failed-over">failed over from organization<' in html
+    assert "<td>Failover</td>" in html
+    assert "(failed over from organization)" in html
 
 
 def test_the_failing_organization_shows_the_health_banner(worker, demo, sink, login):
