@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.conf import settings as django_settings
@@ -324,6 +325,47 @@ def test_a_421_greeting_fails_over(worker, demo, sink, hostile):
     assert attempt.fallback_from == "organization"
 
 
+def test_a_batch_moves_to_the_fallback_as_a_whole(worker, demo, sink, hostile):
+    from smtp.services import SystemEmail, send_system_emails
+
+    # given: the organization's server refuses service at the greeting
+    partner_sink = sink()
+    refusing = hostile(refuse_service)
+    configure(demo["acme"], port=partner_sink.port)
+    configure(
+        demo["acme"], port=refusing.port, organization=demo["acme-prod"], failover=True
+    )
+    # when: an alert to 40 people (tasks of up to SMTP_BATCH_SIZE ids)
+    emails = send_system_emails(
+        [
+            SystemEmail(
+                EmailKind.ALERT,
+                f"oncall{number}@acme.example",
+                {"title": "Cluster degraded", "message": "m"},
+                organization=demo["acme-prod"],
+            )
+            for number in range(40)
+        ]
+    )
+    wait_until(
+        lambda: Email.objects.filter(status=EmailStatus.SENT).count() == 40,
+        timeout=90,
+    )
+    # then: every one through the partner's, marked as failed over
+    assert sorted(m.message_id for m in partner_sink.messages) == sorted(
+        e.message_id for e in emails
+    )
+    assert set(
+        Email.objects.values_list("level_used", "fallback_from", "attempts")
+    ) == {("partner", "organization", 1)}
+    # the refusing server was asked once per batch, not once per email
+    assert 1 <= refusing.connections <= 10
+    assert partner_sink.handler.sessions <= 10
+    assert (
+        EmailAttempt.objects.filter(ok=True, fallback_from="organization").count() == 40
+    )
+
+
 def test_an_ehlo_refusal_does_not_fail_over(worker, demo, sink, hostile):
     def refuse_ehlo(connection: socket.socket) -> None:
         connection.sendall(b"220 smtp.test ESMTP\r\n")
@@ -430,3 +472,41 @@ def test_failover_chain_organization_partner_controller(
         configuration.refresh_from_db()
         assert configuration.health_status == HealthStatus.FAILING
         assert f"fail over to the {to}" in configuration.health_detail
+
+
+@pytest.mark.django_db
+def test_an_email_that_failed_over_and_whose_worker_stopped_keeps_its_fallback(demo):
+    from smtp.outbox import outbox_sweep
+
+    # given: the partner's server accepted it after the organization's failed
+    # over, the attempt was written, and the worker stopped before the rest
+    email = alert(demo["acme-prod"])
+    Email.objects.filter(pk=email.pk).update(
+        status=EmailStatus.SENDING,
+        claim_token=uuid.uuid4(),
+        lease_until=timezone.now() - timedelta(seconds=1),
+    )
+    EmailAttempt.objects.create(
+        email=email,
+        number=1,
+        started_at=timezone.now(),
+        duration_ms=10,
+        ok=True,
+        level="partner",
+        fallback_from="organization",
+        server="smtp.acme.example:587",
+        steps=[
+            {"name": "connect", "status": "failed", "detail": "refused"},
+            {"name": "failover", "status": "ok", "detail": "to the partner"},
+            {"name": "data", "status": "ok", "reply": "2.0.0 queued"},
+        ],
+    )
+    # when: the sweeper records it
+    outbox_sweep()
+    # then: sent, failed over, as the attempt says
+    email.refresh_from_db()
+    assert email.status == EmailStatus.SENT
+    assert (email.level_used, email.fallback_from) == ("partner", "organization")
+    assert email.failed_step == ""
+    event = sent_event(email)
+    assert event.detail["fallback_from"] == "organization"
