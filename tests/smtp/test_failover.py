@@ -510,3 +510,40 @@ def test_an_email_that_failed_over_and_whose_worker_stopped_keeps_its_fallback(d
     assert email.failed_step == ""
     event = sent_event(email)
     assert event.detail["fallback_from"] == "organization"
+
+
+@pytest.mark.django_db
+def test_the_health_check_after_a_failover_records_no_second_failing_event(demo, sink):
+    from smtp.outbox.recording import record_failover
+    from smtp.selectors import smtp_delivery_route
+    from smtp.services import smtp_config_health_check
+
+    # given: the organization's configuration failed over to the partner's
+    partner_sink = sink()
+    configure(demo["acme"], port=partner_sink.port)
+    organization = configure(
+        demo["acme"], port=free_port(), organization=demo["acme-prod"], failover=True
+    )
+    failing, fallback = smtp_delivery_route(
+        partner=demo["acme"], organization=demo["acme-prod"]
+    )
+    failed = {"name": "connect", "detail": "Connection refused.", "reply_code": None}
+    record_failover(server=failing, failed=failed, fallback=fallback)
+    record_failover(server=failing, failed=failed, fallback=fallback)
+    organization.refresh_from_db()
+    assert organization.failed_over
+    events = AuditEvent.objects.filter(type__startswith="smtp_config.health.")
+    assert list(events.values_list("type", flat=True)) == ["smtp_config.health.failing"]
+    # when: the periodic check finds it still down: the same news, not recorded
+    assert smtp_config_health_check(configuration_id=organization.pk) == "failing"
+    organization.refresh_from_db()
+    assert not organization.failed_over  # the check's own finding now
+    assert events.count() == 1
+    # when: it is back (same address, a server listening again)
+    back = sink(port=organization.port)
+    assert back.port == organization.port
+    assert smtp_config_health_check(configuration_id=organization.pk) == "ok"
+    assert list(events.order_by("id").values_list("type", flat=True)) == [
+        "smtp_config.health.failing",
+        "smtp_config.health.recovered",
+    ]
