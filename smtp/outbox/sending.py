@@ -109,6 +109,10 @@ class _Route:
     before: list[dict] = field(default_factory=list)
     # The level in effect, once it failed over ("" until then).
     fallback_from: str = ""
+    # No failover after this (monotonic clock): the batch's time to give back
+    # untried emails, so that the next session still ends inside the task's
+    # time limit.
+    until: float = float("inf")
 
     @property
     def server(self) -> SmtpServer | None:
@@ -140,6 +144,7 @@ class _Route:
             or failed is None
             or failed["name"] not in FAILOVER_STEPS
             or self.index + 1 >= len(self.servers)
+            or time.monotonic() > self.until
         ):
             return False
         failing, fallback = self.servers[self.index], self.servers[self.index + 1]
@@ -310,6 +315,7 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
         # Those attempts do not wait for the disk flush; see recording.
         with commits_not_waiting_for_disk():
             route = _route_for(batch[0])
+            route.until = give_back_at
             server = route.server
             if server is None:
                 pending = [_no_configuration(email) for email in batch]

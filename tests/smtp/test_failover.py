@@ -547,3 +547,36 @@ def test_the_health_check_after_a_failover_records_no_second_failing_event(demo,
         "smtp_config.health.failing",
         "smtp_config.health.recovered",
     ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("batch_seconds", "fails_over"), [(60.0, True), (0.5, False)])
+def test_no_failover_is_started_past_the_batch_time(
+    demo, sink, silent_listener, settings, batch_seconds, fails_over
+):
+    # Run in this process (no worker): the point is the batch's clock, not the
+    # queue. The organization's server accepts the connection and never greets,
+    # so its session fails at the greeting after SMTP_TIMEOUT.
+    from smtp.outbox import outbox_deliver
+
+    settings.SMTP_BATCH_SECONDS = batch_seconds
+    partner_sink = sink()
+    configure(demo["acme"], port=partner_sink.port)
+    configure(
+        demo["acme"],
+        port=silent_listener.port,
+        organization=demo["acme-prod"],
+        failover=True,
+    )
+    email = alert(demo["acme-prod"])
+    outbox_deliver(email_id=email.pk)
+    email.refresh_from_db()
+    if fails_over:
+        assert (email.status, email.level_used) == (EmailStatus.SENT, "partner")
+        assert email.fallback_from == "organization"
+    else:
+        # past the batch's time, the session that failed is the last one tried:
+        # deferred, as without failover, within the task's time limit
+        assert (email.status, email.failed_step) == (EmailStatus.QUEUED, "greeting")
+        assert (email.level_used, email.fallback_from) == ("organization", "")
+        assert partner_sink.messages == []
