@@ -186,7 +186,7 @@ def smtp_config_save(
         detail={"level": scope.level, "changes": changes},
     )
     notes = valid.notes
-    if valid.failover and smtp_failover_target_of(scope) is None:
+    if valid.failover and _failover_level(scope) is None:
         notes += (
             "Failover is on, but no level below this one is configured: until "
             "one is, emails are deferred when this server cannot be reached.",
@@ -194,7 +194,7 @@ def smtp_config_save(
     return SaveResult(configuration=configuration, created=created, notes=notes)
 
 
-def smtp_failover_target_of(scope: TenantScope) -> Level | None:
+def _failover_level(scope: TenantScope) -> Level | None:
     """The level the configuration at the scope's level fails over to now."""
     effective = smtp_config_effective(
         partner=scope.partner, organization=scope.organization, with_password=False
