@@ -440,6 +440,8 @@ def record_failover(*, server: SmtpServer, failed: dict, fallback: SmtpServer) -
         )
         if row is None or (row.is_failing and row.health_detail == detail):
             return
+        if server.updated_at is not None and row.updated_at != server.updated_at:
+            return  # changed since these settings were read: news about old ones
         SmtpConfiguration.objects.filter(pk=row.pk).update(
             health_status=HealthStatus.FAILING,
             health_checked_at=timezone.now(),

@@ -580,3 +580,30 @@ def test_no_failover_is_started_past_the_batch_time(
         assert (email.status, email.failed_step) == (EmailStatus.QUEUED, "greeting")
         assert (email.level_used, email.fallback_from) == ("organization", "")
         assert partner_sink.messages == []
+
+
+@pytest.mark.django_db
+def test_a_failover_with_settings_changed_since_marks_nothing(demo, sink):
+    from smtp.outbox.recording import record_failover
+    from smtp.selectors import smtp_delivery_route
+
+    # given: the route was read, then the organization saved new settings
+    configure(demo["acme"], port=sink().port)
+    organization = configure(
+        demo["acme"], port=free_port(), organization=demo["acme-prod"], failover=True
+    )
+    failing, fallback = smtp_delivery_route(
+        partner=demo["acme"], organization=demo["acme-prod"]
+    )
+    organization.port = free_port()
+    organization.save()
+    # when: the failover of the old settings is recorded
+    record_failover(
+        server=failing,
+        failed={"name": "connect", "detail": "Connection refused."},
+        fallback=fallback,
+    )
+    # then: the new settings are not marked failing
+    organization.refresh_from_db()
+    assert organization.health_status == HealthStatus.UNKNOWN
+    assert not AuditEvent.objects.filter(type="smtp_config.health.failing").exists()
