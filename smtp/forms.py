@@ -364,7 +364,8 @@ class SmtpConfigForm(forms.Form):
             bounce_address=data.get("bounce_address") or "",
             messages_per_minute=data.get("messages_per_minute"),
             max_connections=data.get("max_connections"),
-            failover=bool(data.get("failover")),
+            # Not offered (no level below): the stored choice stays.
+            failover=bool(data["failover"]) if "failover" in self.fields else None,
         )
 
     def rule_fields(self, errors: dict[str, list[str]]) -> dict[str, list[str]]:

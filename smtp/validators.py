@@ -110,8 +110,9 @@ class SmtpInput:
     messages_per_minute: int | None = None
     max_connections: int | None = None
     # A stored configuration's only (not a draft's): hand its emails to the next
-    # level's when its server cannot be reached.
-    failover: bool = False
+    # level's when its server cannot be reached. ``None``: keep the stored choice
+    # (a page that does not offer it: no level below).
+    failover: bool | None = False
 
 
 @dataclass(frozen=True)
@@ -393,7 +394,10 @@ def smtp_input_validate(
             or not 0 <= value <= most
         ):
             error(name, message)
-    if not isinstance(data.failover, bool):
+    failover = data.failover
+    if failover is None:
+        failover = bool(getattr(current, "failover", False))
+    elif not isinstance(failover, bool):
         error("failover", FAILOVER_MESSAGE)
 
     security: Security | None = None
@@ -528,7 +532,7 @@ def smtp_input_validate(
         bounce_address=bounce_address,
         messages_per_minute=data.messages_per_minute,
         max_connections=data.max_connections,
-        failover=data.failover,
+        failover=bool(failover),
         **oauth2,
     )
 

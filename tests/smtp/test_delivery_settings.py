@@ -213,6 +213,23 @@ def test_a_partner_without_controller_defaults_has_no_failover_choice(demo, logi
     assert 'name="messages_per_minute"' in html
 
 
+def test_a_page_without_the_failover_choice_keeps_the_stored_one(demo, login):
+    # given: failover turned on over the API while no level below exists
+    assert post(cookie_client(demo["acme_admin"]), failover=True).status_code == 201
+    # when: the partner admin saves the page, which does not offer the choice
+    client = login(demo["acme_admin"])
+    response = client.post(OPS_URL, form(host="smtp.other.example"))
+    assert response.status_code == 302
+    # then: the stored choice stays (the page changed only what it shows)
+    stored_now = SmtpConfiguration.objects.get()
+    assert (stored_now.host, stored_now.failover) == ("smtp.other.example", True)
+    assert "smtp_config.updated" in list(
+        AuditEvent.objects.values_list("type", flat=True)
+    )
+    updated = AuditEvent.objects.filter(type="smtp_config.updated").get()
+    assert "failover" not in updated.detail["changes"]
+
+
 def test_the_page_saves_limits_and_failover_and_shows_them_in_effect(demo, login):
     partner_configuration(demo, messages_per_minute=600)
     client = login(demo["prod_admin"])
@@ -242,6 +259,14 @@ def test_the_page_saves_limits_and_failover_and_shows_them_in_effect(demo, login
     assert re.findall(r"<td[^>]*>\s*([^<]*?)\s*</td>", row[1])[:2] == ["30", "600"]
     connections = re.search(r"Max concurrent connections</th>(.*?)</tr>", panel, re.S)
     assert "no limit" in connections[1]
+    # when: saved again with the box unticked (and the limits emptied)
+    assert client.post(WEB_URL, form(host="smtp.prod.example")).status_code == 302
+    own.refresh_from_db()
+    assert (own.messages_per_minute, own.max_connections, own.failover) == (
+        None,
+        None,
+        False,
+    )
 
 
 @pytest.mark.parametrize(
