@@ -142,6 +142,18 @@ def test_the_route_skips_a_level_that_is_not_configured(demo, controller_smtp):
 
 
 @pytest.mark.django_db
+def test_an_organization_behind_its_disabled_feature_is_not_in_the_route(demo):
+    configure(demo["acme"], port=2525, failover=True)
+    configure(demo["acme"], port=2526, organization=demo["acme-dev"], failover=True)
+    assert not demo["acme-dev"].smtp_configuration_enabled
+    effective = smtp_config_effective(
+        partner=demo["acme"], organization=demo["acme-dev"]
+    )
+    route = smtp_failover_route(effective)
+    assert [(s.level, s.port) for s in route] == [(Level.PARTNER, 2525)]
+
+
+@pytest.mark.django_db
 def test_a_partner_without_a_next_level_has_no_failover_route(demo):
     configure(demo["acme"], port=2525, failover=True)
     effective = smtp_config_effective(partner=demo["acme"])
@@ -302,6 +314,62 @@ def test_a_refused_login_fails_over_and_the_password_stays_out(worker, demo, sin
     dumped = json.dumps([e.detail for e in AuditEvent.objects.all()])
     assert CANARY not in dumped
     assert CANARY not in json.dumps(attempt.steps)
+
+
+def test_a_server_without_starttls_fails_over_at_tls(worker, demo, sink):
+    # given: the organization requires STARTTLS of a server that does not offer it
+    partner_sink = sink()
+    plain = sink()
+    configure(demo["acme"], port=partner_sink.port)
+    configure(
+        demo["acme"],
+        port=plain.port,
+        organization=demo["acme-prod"],
+        security=Security.STARTTLS,
+        failover=True,
+    )
+    email = final(alert(demo["acme-prod"]))
+    # then: nothing went in plain text to the organization's server
+    assert email.status == EmailStatus.SENT
+    assert (email.level_used, email.fallback_from) == ("partner", "organization")
+    assert plain.messages == []
+    (attempt,) = EmailAttempt.objects.filter(email=email)
+    failed = next(s for s in attempt.steps if s["status"] == "failed")
+    assert failed["name"] == "tls"
+
+
+def test_a_refused_oauth2_token_fails_over_before_any_connection(
+    worker, demo, sink, token_server
+):
+    from smtp.models import AuthMethod, OAuth2Provider
+
+    # given: the organization's OAuth2 client is unknown to the token endpoint
+    partner_sink = sink()
+    never = sink()
+    configure(demo["acme"], port=partner_sink.port)
+    configure(
+        demo["acme"],
+        port=never.port,
+        organization=demo["acme-prod"],
+        security=Security.STARTTLS,
+        use_insecure=True,
+        auth_method=AuthMethod.OAUTH2,
+        username="alerts@acme.example",
+        oauth2_provider=OAuth2Provider.MICROSOFT,
+        oauth2_tenant_id="contoso.onmicrosoft.com",
+        oauth2_client_id=str(uuid.uuid4()),
+        oauth2_client_secret=CANARY,
+        failover=True,
+    )
+    email = final(alert(demo["acme-prod"]))
+    # then: sent by the partner's; the organization's server was never contacted
+    assert email.status == EmailStatus.SENT
+    assert (email.level_used, email.fallback_from) == ("partner", "organization")
+    assert never.connections == 0
+    (attempt,) = EmailAttempt.objects.filter(email=email)
+    assert step_names(attempt.steps)[:2] == ["token", "failover"]
+    assert CANARY not in json.dumps(attempt.steps)
+    assert CANARY not in json.dumps([e.detail for e in AuditEvent.objects.all()])
 
 
 def refuse_service(connection: socket.socket) -> None:
