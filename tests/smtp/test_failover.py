@@ -219,6 +219,16 @@ def test_a_closed_organization_port_fails_over_to_the_partner_sink(
     assert 'id="failed-over">failed over from organization<' in html
     assert "<td>Failover</td>" in html
     assert "(failed over from organization)" in html
+    # and the status API says so too, with no failed step's hint on a sent email
+    answer = (
+        login(demo["acme_admin"])
+        .get(f"/event/v1/email/config/verification/{emails[0].pk}")
+        .json()
+    )
+    assert (answer["status"], answer["level"]) == ("sent", "partner")
+    assert answer["fallback_from"] == "organization"
+    assert "failover" in step_names(answer["steps"])
+    assert (answer["failed_step"], answer["hint_code"]) == (None, None)
 
 
 def test_the_failing_organization_shows_the_health_banner(worker, demo, sink, login):
