@@ -20,14 +20,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.models import Category
-from audit.services import (
-    EventData,
-    audit_event_record,
-    audit_events_record_bulk,
-    event_scope,
-)
+from audit.services import EventData, audit_events_record_bulk, event_scope
 from smtp.delivery import Step
-from smtp.delivery.hints import FAILED_OVER
 from smtp.delivery.server import SmtpServer
 from smtp.delivery.steps import step_label
 from smtp.models import (
@@ -35,9 +29,7 @@ from smtp.models import (
     EmailAttempt,
     EmailKind,
     EmailStatus,
-    HealthStatus,
     Level,
-    SmtpConfiguration,
     SmtpDraft,
 )
 from smtp.outbox.publish import email_publish
@@ -417,53 +409,4 @@ def _store_rows(emails: list[Email], now: datetime) -> None:
             **{name: getattr(group[0], name) for name in GROUPED_FIELDS},
             attempts=F("attempts") + 1,
             steps=[],
-        )
-
-
-def record_failover(*, server: SmtpServer, failed: dict, fallback: SmtpServer) -> None:
-    """Mark the configuration whose session could not be opened as failing, with
-    the level its emails fail over to (the SMTP page's health banner shows it);
-    one SYSTEMAUDIT event when it turns failing, none while it stays so."""
-    if server.configuration_id is None:
-        return  # the controller defaults have no row (nor a failover of their own)
-    to = Level(fallback.level).label.lower()
-    detail = (
-        f"{failed.get('name', '')}: {failed.get('detail', '')} Emails fail over to "
-        f"the {to} configuration until this server can be reached again."
-    )[:500]
-    with transaction.atomic():
-        row = (
-            SmtpConfiguration.objects.select_for_update(of=("self",))
-            .select_related("partner", "organization")
-            .filter(pk=server.configuration_id)
-            .first()
-        )
-        if row is None or (row.is_failing and row.health_detail == detail):
-            return
-        if server.updated_at is not None and row.updated_at != server.updated_at:
-            return  # changed since these settings were read: news about old ones
-        SmtpConfiguration.objects.filter(pk=row.pk).update(
-            health_status=HealthStatus.FAILING,
-            health_checked_at=timezone.now(),
-            health_detail=detail,
-            health_hint_code=FAILED_OVER,
-        )
-        if row.is_failing:
-            return
-        owner = row.organization or row.partner
-        audit_event_record(
-            category=Category.SYSTEMAUDIT,
-            type="smtp_config.health.failing",
-            summary=f"SMTP server of {row.level.label.lower()} {owner.name} cannot "
-            f"be reached: emails fail over to the {to} configuration",
-            **event_scope(row),
-            detail={
-                "level": row.level,
-                "server": f"{server.host}:{server.port}",
-                "step": failed.get("name", ""),
-                "reply_code": failed.get("reply_code"),
-                "reason": detail,
-                "hint_code": FAILED_OVER,
-                "fallback_to": fallback.level,
-            },
         )

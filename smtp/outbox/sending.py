@@ -6,7 +6,6 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -15,27 +14,21 @@ from django.utils import timezone
 
 from smtp.delivery import Step, StepFailed, build_message, deliver
 from smtp.delivery.server import SmtpServer
-from smtp.delivery.steps import step_label
-from smtp.enums import Level
 from smtp.models import (
     Email,
     EmailKind,
     EmailStatus,
 )
 from smtp.outbox.claims import claim_ids, claim_more, claim_one
+from smtp.outbox.failover import Route, route_for
 from smtp.outbox.pool import pool
 from smtp.outbox.recording import (
     Result,
     commits_not_waiting_for_disk,
     record_accepted,
-    record_failover,
     record_results,
 )
-from smtp.selectors import (
-    smtp_config_effective,
-    smtp_delivery_route,
-    smtp_server_of_draft,
-)
+from smtp.selectors import smtp_config_effective, smtp_server_of_draft
 
 logger = logging.getLogger(__name__)
 
@@ -89,98 +82,7 @@ def _server_for(email: Email) -> SmtpServer | None:
     return effective.settings
 
 
-# Steps after which a configuration with failover on hands its emails to the
-# next level's: its server cannot be reached, or will not serve this console (no
-# session at all; a 421 greeting is a server refusing service). Never a refusal
-# of the sender, a recipient or the message, and not EHLO (a reachable server's
-# policy about this console's name).
-FAILOVER_STEPS = frozenset({"token", "resolve", "connect", "tls", "greeting", "auth"})
-
-
-@dataclass
-class _Route:
-    """The configurations a batch may use, in order (``smtp_delivery_route``),
-    and the one in use now."""
-
-    servers: tuple[SmtpServer, ...]
-    index: int = 0
-    # The steps of the sessions that could not be opened, each followed by a
-    # "failover" step: shown before every later email's own steps.
-    before: list[dict] = field(default_factory=list)
-    # The level in effect, once it failed over ("" until then).
-    fallback_from: str = ""
-    # No failover after this (monotonic clock): the batch's time to give back
-    # untried emails, so that the next session still ends inside the task's
-    # time limit.
-    until: float = float("inf")
-
-    @property
-    def server(self) -> SmtpServer | None:
-        return self.servers[self.index] if self.servers else None
-
-    def mark(self, result: Result) -> Result:
-        """``result`` with the failed sessions before it, once failed over."""
-        if self.fallback_from:
-            result.steps = [*self.before, *result.steps]
-            result.fallback_from = self.fallback_from
-        return result
-
-    def alike(self, email: Email, result: Result) -> Result:
-        """The same failure as ``result`` for ``email``, not tried: the session
-        cannot be opened."""
-        other = Result.failure(
-            email, result.steps, self.server, transient=result.transient
-        )
-        other.fallback_from = result.fallback_from
-        return other
-
-    def fail_over(self, result: Result) -> bool:
-        """Move on to the next configuration if ``result`` (its own steps) ended
-        at session setup and there is one; whether it did."""
-        failed = result.failed
-        if (
-            result.ok
-            or result.interrupted
-            or failed is None
-            or failed["name"] not in FAILOVER_STEPS
-            or self.index + 1 >= len(self.servers)
-            or time.monotonic() > self.until
-        ):
-            return False
-        failing, fallback = self.servers[self.index], self.servers[self.index + 1]
-        record_failover(server=failing, failed=failed, fallback=fallback)
-        self.before += [*result.steps, _failover_step(failing, fallback, failed)]
-        self.fallback_from = self.fallback_from or failing.level
-        self.index += 1
-        return True
-
-
-def _failover_step(failing: SmtpServer, fallback: SmtpServer, failed: dict) -> dict:
-    return Step(
-        name="failover",
-        status="ok",
-        detail=f"The {Level(failing.level).label.lower()} configuration "
-        f"({failing.host}:{failing.port}) failed at {step_label(failed['name'])}; "
-        f"it fails over to the {Level(fallback.level).label.lower()} "
-        f"configuration ({fallback.host}:{fallback.port}).",
-        hint="Fix the failing configuration: until then its emails go through "
-        "the next level's.",
-    ).as_dict()
-
-
-def _route_for(email: Email) -> _Route:
-    if email.draft_id is not None or email.is_test:
-        # A test tries one configuration: never another.
-        server = _server_for(email)
-        return _Route(servers=(server,) if server is not None else ())
-    return _Route(
-        servers=smtp_delivery_route(
-            partner=email.partner, organization=email.organization
-        )
-    )
-
-
-def _send_routed(email: Email, route: _Route) -> Result:
+def _send_routed(email: Email, route: Route) -> Result:
     """Send one email with the route's configuration, failing over to the next
     one (for it and the rest of the batch) while a session cannot be opened."""
     while True:
@@ -314,8 +216,7 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
     try:
         # Those attempts do not wait for the disk flush; see recording.
         with commits_not_waiting_for_disk():
-            route = _route_for(batch[0])
-            route.until = give_back_at
+            route = route_for(batch[0], until=give_back_at)
             server = route.server
             if server is None:
                 pending = [_no_configuration(email) for email in batch]

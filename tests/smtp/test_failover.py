@@ -592,7 +592,7 @@ def test_an_email_that_failed_over_and_whose_worker_stopped_keeps_its_fallback(d
 
 @pytest.mark.django_db
 def test_the_health_check_after_a_failover_records_no_second_failing_event(demo, sink):
-    from smtp.outbox.recording import record_failover
+    from smtp.outbox.failover import record_failover
     from smtp.selectors import smtp_delivery_route
     from smtp.services import smtp_config_health_check
 
@@ -662,7 +662,7 @@ def test_no_failover_is_started_past_the_batch_time(
 
 @pytest.mark.django_db
 def test_a_failover_with_settings_changed_since_marks_nothing(demo, sink):
-    from smtp.outbox.recording import record_failover
+    from smtp.outbox.failover import record_failover
     from smtp.selectors import smtp_delivery_route
 
     # given: the route was read, then the organization saved new settings
