@@ -301,6 +301,26 @@ def test_a_refused_recipient_fails_once_without_failover(worker, demo, sink):
     assert [m.message_id for m in org_sink.messages] == [other.message_id]
 
 
+def test_a_recipient_the_fallback_refuses_fails_there(worker, demo, sink):
+    # given: the organization's server is down; the partner's refuses the recipient
+    partner_sink = sink(behaviour=Behaviour(refuse_recipients={"gone@acme.example"}))
+    configure(demo["acme"], port=partner_sink.port)
+    configure(
+        demo["acme"], port=free_port(), organization=demo["acme-prod"], failover=True
+    )
+    email = final(alert(demo["acme-prod"], to="gone@acme.example"))
+    # then: it failed at the partner's RCPT TO (not at the organization's connect)
+    assert email.status == EmailStatus.FAILED
+    assert (email.failed_step, email.reply_code) == ("rcpt_to", 550)
+    assert (email.level_used, email.fallback_from) == ("partner", "organization")
+    assert email.attempts == 1
+    failed = AuditEvent.objects.get(type="email.failed", detail__email_id=email.pk)
+    assert (failed.detail["step"], failed.detail["fallback_from"]) == (
+        "rcpt_to",
+        "organization",
+    )
+
+
 def test_a_refused_login_fails_over_and_the_password_stays_out(worker, demo, sink):
     partner_sink = sink()
     org_sink = sink(users={"u@acme.example": "right-" + CANARY})
