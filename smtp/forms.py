@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 from smtp.enums import (
     BRANDED_KINDS,
@@ -14,7 +15,15 @@ from smtp.enums import (
 )
 from smtp.identity import LOGO_MAX_BYTES
 from smtp.models import SmtpConfiguration
-from smtp.validators import PORT_MESSAGE, RETRIES_MESSAGE, SmtpInput
+from smtp.validators import (
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_MESSAGE,
+    MAX_MESSAGES_PER_MINUTE,
+    MESSAGES_PER_MINUTE_MESSAGE,
+    PORT_MESSAGE,
+    RETRIES_MESSAGE,
+    SmtpInput,
+)
 
 # One choice for how the connection is protected (the page picks it from the
 # port until the admin does); the API keeps use_tls and security.
@@ -233,8 +242,55 @@ class SmtpConfigForm(forms.Form):
         "else the sender address.",
     )
 
+    messages_per_minute = forms.IntegerField(
+        required=False,
+        label="Messages per minute",
+        error_messages={"invalid": MESSAGES_PER_MINUTE_MESSAGE},
+        widget=forms.NumberInput(
+            attrs={"min": 0, "max": MAX_MESSAGES_PER_MINUTE, "inputmode": "numeric"}
+        ),
+    )
+    max_connections = forms.IntegerField(
+        required=False,
+        label="Max concurrent connections",
+        error_messages={"invalid": MAX_CONNECTIONS_MESSAGE},
+        widget=forms.NumberInput(
+            attrs={"min": 0, "max": MAX_CONNECTIONS, "inputmode": "numeric"}
+        ),
+    )
+    failover = forms.BooleanField(required=False)
+
     # The validators' field names, mapped to this form's fields.
     FIELD_FOR_RULE = {"use_tls": "security"}
+
+    def __init__(self, *args, failover_to: str | None = None, **kwargs):
+        """``failover_to``: the label of the level this configuration would fail
+        over to; without one, there is no Failover choice."""
+        super().__init__(*args, **kwargs)
+        per_minute = settings.SMTP_DEFAULT_MESSAGES_PER_MINUTE
+        connections = settings.SMTP_DEFAULT_MAX_CONNECTIONS
+        self.fields["messages_per_minute"].help_text = (
+            f"Default: {per_minute or 'no limit'} "
+            "(SMTP_DEFAULT_MESSAGES_PER_MINUTE), used when empty. 0: no limit. "
+            "Emails over the limit wait; they keep their retries."
+        )
+        self.fields["max_connections"].help_text = (
+            f"Default: {connections or 'no limit'} (SMTP_DEFAULT_MAX_CONNECTIONS), "
+            "used when empty. 0: no limit."
+        )
+        if failover_to is None:
+            del self.fields["failover"]
+        else:
+            self.fields["failover"].label = (
+                f"Fail over to the {failover_to} configuration when this server "
+                "cannot be reached"
+            )
+            self.fields["failover"].help_text = (
+                "When the connection, TLS or authentication fails, emails go "
+                f"through the {failover_to} configuration instead of waiting for "
+                "a retry. Never for a refused recipient or message; test emails "
+                "always use this server."
+            )
 
     @classmethod
     def initial_for(cls, configuration: SmtpConfiguration | None) -> dict:
@@ -266,6 +322,9 @@ class SmtpConfigForm(forms.Form):
             "sender_name": configuration.sender_name,
             "reply_to": configuration.reply_to,
             "bounce_address": configuration.bounce_address,
+            "messages_per_minute": configuration.messages_per_minute,
+            "max_connections": configuration.max_connections,
+            "failover": configuration.failover,
         }
 
     def to_input(self) -> SmtpInput:
@@ -304,6 +363,10 @@ class SmtpConfigForm(forms.Form):
             sender_name=data.get("sender_name") or "",
             reply_to=data.get("reply_to") or "",
             bounce_address=data.get("bounce_address") or "",
+            messages_per_minute=data.get("messages_per_minute"),
+            max_connections=data.get("max_connections"),
+            # Not offered (no level below): the stored choice stays.
+            failover=bool(data["failover"]) if "failover" in self.fields else None,
         )
 
     def rule_fields(self, errors: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from smtp.delivery.certificates import CertificateInfo, certificate_info_or_none
-from smtp.delivery.hints import BASIC_AUTH_DISABLED
+from smtp.delivery.hints import BASIC_AUTH_DISABLED, FAILED_OVER
 from smtp.enums import (
     FINAL_STATUSES,
     IMPLICIT_TLS_PORT,
@@ -123,6 +123,8 @@ class SmtpSettingsFields(models.Model):
         "sender_name",
         "reply_to",
         "bounce_address",
+        "messages_per_minute",
+        "max_connections",
     )
     SECRET_FIELDS = ("password", "oauth2_client_secret", "oauth2_service_account_key")
 
@@ -246,6 +248,12 @@ class SmtpConfiguration(SmtpSettingsFields):
             return None
         days = (expires_on - timezone.now().date()).days
         return days if days <= SECRET_EXPIRY_WARNING_DAYS else None
+
+    @property
+    def failed_over(self) -> bool:
+        """Its server could not be reached while sending: its emails went
+        through the next level's (failover), until the next health check."""
+        return self.is_failing and self.health_hint_code == FAILED_OVER
 
     @property
     def basic_auth_disabled(self) -> bool:

@@ -198,6 +198,11 @@ def _limits(messages_per_minute: int | None, max_connections: int | None) -> dic
     }
 
 
+def smtp_limits_in_effect(row: SmtpConfiguration | SmtpDraft) -> dict[str, int]:
+    """The delivery limits a stored row sends with (0: none), defaults applied."""
+    return _limits(row.messages_per_minute, row.max_connections)
+
+
 def _layers_below(row: SmtpConfiguration | SmtpDraft) -> list[Layer]:
     """The levels under a stored row's: the partner's (for an organization's),
     then the controller's."""
@@ -496,6 +501,54 @@ def _effective(
     )
 
 
+def smtp_failover_route(effective: EffectiveSmtp) -> tuple[SmtpServer, ...]:
+    """The configurations an email is sent with, in order: the one in effect,
+    then, while the last one has ``failover`` on, the next usable level's (each
+    with the sender identity it inherits from the levels below it)."""
+    if effective.settings is None:
+        return ()
+    route = [effective.settings]
+    index = next(
+        i for i, ly in enumerate(effective.layers) if ly.level == effective.source
+    )
+    while route[-1].failover:
+        index = next(
+            (
+                i
+                for i in range(index + 1, len(effective.layers))
+                if effective.layers[i].usable
+            ),
+            None,
+        )
+        if index is None:
+            break
+        server, _ = _with_inherited_identity(
+            effective.layers[index].settings, list(effective.layers[index + 1 :])
+        )
+        route.append(server)
+    return tuple(route)
+
+
+def smtp_delivery_route(
+    *, partner: Partner | None, organization: Organization | None
+) -> tuple[SmtpServer, ...]:
+    """The configurations a system email of this tenant is sent with, in order
+    (``smtp_failover_route``); empty when none is in effect."""
+    return smtp_failover_route(
+        smtp_config_effective(partner=partner, organization=organization)
+    )
+
+
+def smtp_failover_target(effective: EffectiveSmtp, level: Level) -> Level | None:
+    """The level a configuration at ``level`` would fail over to now: the next
+    usable one below it; ``None`` if there is none."""
+    levels = [layer.level for layer in effective.layers]
+    if level not in levels:
+        return None
+    below = effective.layers[levels.index(level) + 1 :]
+    return next((layer.level for layer in below if layer.usable), None)
+
+
 def smtp_config_is_own(*, effective: EffectiveSmtp, level: str) -> bool:
     """Whether the configuration in effect is the caller's level's own."""
     return effective.source.value == level
@@ -564,7 +617,9 @@ def email_attempts(*, email) -> list:
 
 
 def email_counters(*, now=None) -> dict:
-    """Emails sent and failed per configuration level, last 24 hours and 7 days."""
+    """Emails sent and failed per configuration level, last 24 hours and 7 days;
+    and, last 7 days, those delayed by a limit (put back without using a retry)
+    and those that failed over to this level."""
     now = now or timezone.now()
     windows = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
     rows: dict[str, dict] = {}
@@ -580,6 +635,9 @@ def email_counters(*, now=None) -> dict:
     aggregates["waiting"] = Count(
         "id", filter=Q(status__in=[EmailStatus.QUEUED, EmailStatus.SENDING])
     )
+    week = Q(created_at__gte=now - windows["7d"])
+    aggregates["delayed"] = Count("id", filter=week & Q(deferrals__gt=0))
+    aggregates["failed_over"] = Count("id", filter=week & ~Q(fallback_from=""))
     recent = Email.objects.filter(
         Q(created_at__gte=now - windows["7d"])
         | Q(status__in=[EmailStatus.QUEUED, EmailStatus.SENDING])
@@ -597,6 +655,8 @@ def email_counters(*, now=None) -> dict:
                 for name in windows
             ],
             "waiting": entry["waiting"],
+            "delayed": entry["delayed"],
+            "failed_over": entry["failed_over"],
         }
     return {"windows": list(windows), "rows": list(rows.values())}
 

@@ -34,6 +34,17 @@ PORT_MESSAGE = (
     "implicit TLS)."
 )
 RETRIES_MESSAGE = "Retries must be a whole number from 0 to 10."
+MAX_MESSAGES_PER_MINUTE = 1_000_000
+MAX_CONNECTIONS = 1000
+MESSAGES_PER_MINUTE_MESSAGE = (
+    "Messages per minute must be a whole number from 0 (no limit) to 1,000,000, "
+    "or empty for the default."
+)
+MAX_CONNECTIONS_MESSAGE = (
+    "Max concurrent connections must be a whole number from 0 (no limit) to "
+    "1000, or empty for the default."
+)
+FAILOVER_MESSAGE = "Failover must be on or off (true or false)."
 AUTH_WITHOUT_TLS_MESSAGE = (
     "Without TLS enabled, authentication will not work: turn TLS on, or clear "
     "Username and Password to send without authentication."
@@ -95,6 +106,13 @@ class SmtpInput:
     sender_name: str = ""
     reply_to: str = ""
     bounce_address: str = ""
+    # Delivery limits; ``None``: the deployment's default; 0: no limit.
+    messages_per_minute: int | None = None
+    max_connections: int | None = None
+    # A stored configuration's only (not a draft's): hand its emails to the next
+    # level's when its server cannot be reached. ``None``: keep the stored choice
+    # (a page that does not offer it: no level below).
+    failover: bool | None = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +149,9 @@ class ValidatedSmtp:
     sender_name: str = ""
     reply_to: str = ""
     bounce_address: str = ""
+    messages_per_minute: int | None = None
+    max_connections: int | None = None
+    failover: bool = False
 
 
 def validate_host(value: str) -> str:
@@ -361,6 +382,23 @@ def smtp_input_validate(
     retries = data.retries
     if retries is None or not 0 <= retries <= MAX_RETRIES:
         error("retries", RETRIES_MESSAGE)
+    limits = (
+        ("messages_per_minute", MAX_MESSAGES_PER_MINUTE, MESSAGES_PER_MINUTE_MESSAGE),
+        ("max_connections", MAX_CONNECTIONS, MAX_CONNECTIONS_MESSAGE),
+    )
+    for name, most, message in limits:
+        value = getattr(data, name)
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 0 <= value <= most
+        ):
+            error(name, message)
+    failover = data.failover
+    if failover is None:
+        failover = bool(getattr(current, "failover", False))
+    elif not isinstance(failover, bool):
+        error("failover", FAILOVER_MESSAGE)
 
     security: Security | None = None
     if data.security not in (None, ""):
@@ -492,6 +530,9 @@ def smtp_input_validate(
         sender_name=sender_name,
         reply_to=reply_to,
         bounce_address=bounce_address,
+        messages_per_minute=data.messages_per_minute,
+        max_connections=data.max_connections,
+        failover=bool(failover),
         **oauth2,
     )
 

@@ -14,7 +14,14 @@ from django.views.decorators.http import require_GET, require_POST
 from smtp.apis.refusals import refusal_answer
 from smtp.delivery.certificates import certificate_info_or_none
 from smtp.delivery.server import SmtpServer
-from smtp.enums import BRANDED_KINDS, AuthMethod, EmailKind, OAuth2Provider, Security
+from smtp.enums import (
+    BRANDED_KINDS,
+    AuthMethod,
+    EmailKind,
+    Level,
+    OAuth2Provider,
+    Security,
+)
 from smtp.forms import BrandingForm, EmailTextsForm, SenderDomainsForm, SmtpConfigForm
 from smtp.identity import PLACEHOLDERS
 from smtp.selectors import (
@@ -27,6 +34,7 @@ from smtp.selectors import (
     smtp_config_effective,
     smtp_config_get,
     smtp_config_notices,
+    smtp_failover_target,
 )
 from smtp.services import (
     BrandingInput,
@@ -71,6 +79,14 @@ def _client_certificate(settings: SmtpServer) -> str:
     return f"{info.subject}, expires {info.not_after:%Y-%m-%d}"
 
 
+def _limit(value: int) -> str:
+    return str(value) if value else "no limit"
+
+
+def _on(value: bool) -> str:
+    return "on" if value else "off"
+
+
 # (label, value of one level's settings), one row of the effective panel each.
 PANEL_FIELDS: list[tuple[str, Callable[[SmtpServer], str]]] = [
     ("Host", lambda s: s.host),
@@ -93,6 +109,12 @@ PANEL_FIELDS: list[tuple[str, Callable[[SmtpServer], str]]] = [
     ("Sender", _sender),
     ("Retries", lambda s: str(s.retries)),
     ("Client certificate", lambda s: _client_certificate(s)),
+    ("Messages per minute", lambda s: _limit(s.messages_per_minute)),
+    ("Max concurrent connections", lambda s: _limit(s.max_connections)),
+    (
+        "Failover",
+        lambda s: "—" if s.level == Level.CONTROLLER else _on(s.failover),
+    ),
 ]
 # The identity rows: the column in effect shows what it inherits, and from where.
 IDENTITY_PANEL_FIELDS = [
@@ -171,6 +193,11 @@ def _smtp_page(
     request: HttpRequest, *, scope: TenantScope, template: str, nav: str
 ) -> HttpResponse:
     form = None
+    effective = smtp_config_effective(
+        partner=scope.partner, organization=scope.organization
+    )
+    target = smtp_failover_target(effective, Level(scope.level))
+    failover_to = target.label.lower() if target is not None else None
     if request.method == "POST":
         action = request.POST.get("action", "save")
         if action == "delete":
@@ -189,7 +216,7 @@ def _smtp_page(
             if smtp_config_remove_client_certificate(scope=scope, actor=request.user):
                 messages.success(request, "Client certificate and key removed.")
             return redirect(request.path)
-        form = SmtpConfigForm(request.POST)
+        form = SmtpConfigForm(request.POST, failover_to=failover_to)
         if form.is_valid():
             try:
                 result = smtp_config_save(
@@ -205,10 +232,9 @@ def _smtp_page(
         # The form is shown again with its errors (200, as browsers expect).
     current = smtp_config_get(partner=scope.partner, organization=scope.organization)
     if form is None:
-        form = SmtpConfigForm(initial=SmtpConfigForm.initial_for(current))
-    effective = smtp_config_effective(
-        partner=scope.partner, organization=scope.organization
-    )
+        form = SmtpConfigForm(
+            initial=SmtpConfigForm.initial_for(current), failover_to=failover_to
+        )
     context = {
         "nav": nav,
         "form": form,
@@ -217,6 +243,7 @@ def _smtp_page(
         "panel": effective_panel(effective),
         "notices": smtp_config_notices(effective=effective, configuration=current),
         "level": scope.level,
+        "failover_to": failover_to,
         "can_edit": request.user.is_tenant_admin,
     }
     return render(request, template, context)

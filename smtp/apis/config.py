@@ -28,9 +28,14 @@ from smtp.selectors import (
     smtp_config_effective,
     smtp_config_get_and_effective,
     smtp_config_notices,
+    smtp_failover_route,
+    smtp_limits_in_effect,
 )
 from smtp.services import smtp_config_delete, smtp_config_save
 from smtp.validators import (
+    FAILOVER_MESSAGE,
+    MAX_CONNECTIONS_MESSAGE,
+    MESSAGES_PER_MINUTE_MESSAGE,
     PORT_MESSAGE,
     RETRIES_MESSAGE,
     SmtpInput,
@@ -174,6 +179,30 @@ class SmtpConfigInputSerializer(StrictSerializer):
         max_length=1024,
         help_text="Envelope sender (MAIL FROM). Omit: inherited, else sender_email.",
     )
+    messages_per_minute = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        error_messages={"invalid": MESSAGES_PER_MINUTE_MESSAGE},
+        help_text="0 to 1000000; 0: no limit. Omit or null: the deployment's "
+        "default (SMTP_DEFAULT_MESSAGES_PER_MINUTE).",
+    )
+    max_connections = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        error_messages={"invalid": MAX_CONNECTIONS_MESSAGE},
+        help_text="Concurrent connections at most, 0 to 1000; 0: no limit. Omit or "
+        "null: the deployment's default (SMTP_DEFAULT_MAX_CONNECTIONS).",
+    )
+    failover = StrictBooleanField(
+        required=False,
+        default=False,
+        error_messages={"invalid": FAILOVER_MESSAGE},
+        help_text="When this server cannot be reached (resolve, connect, TLS, "
+        "authentication), send through the next level's configuration. Omit: "
+        "false.",
+    )
 
 
 class EmailConfigInputSerializer(StrictSerializer):
@@ -211,6 +240,9 @@ def smtp_input_from(data: dict[str, Any]) -> SmtpInput:
         sender_name=data.get("sender_name", ""),
         reply_to=data.get("reply_to", ""),
         bounce_address=data.get("bounce_address", ""),
+        messages_per_minute=data.get("messages_per_minute"),
+        max_connections=data.get("max_connections"),
+        failover=data.get("failover", False),
     )
 
 
@@ -278,8 +310,24 @@ class SmtpConfigOutputSerializer(serializers.Serializer):
     sender_name = serializers.CharField()
     reply_to = serializers.CharField()
     bounce_address = serializers.CharField()
+    messages_per_minute = serializers.IntegerField(
+        allow_null=True, help_text="null: the default (effective_messages_per_minute)."
+    )
+    effective_messages_per_minute = serializers.SerializerMethodField()
+    max_connections = serializers.IntegerField(
+        allow_null=True, help_text="null: the default (effective_max_connections)."
+    )
+    effective_max_connections = serializers.SerializerMethodField()
+    failover = serializers.BooleanField()
     updated_at = serializers.DateTimeField()
     updated_by = serializers.CharField(source="updated_by.email", allow_null=True)
+
+    def get_effective_messages_per_minute(self, configuration) -> int:
+        """The limit this configuration sends with (0: none)."""
+        return smtp_limits_in_effect(configuration)["messages_per_minute"]
+
+    def get_effective_max_connections(self, configuration) -> int:
+        return smtp_limits_in_effect(configuration)["max_connections"]
 
     @extend_schema_field(OAuth2OutputSerializer(allow_null=True))
     def get_oauth2(self, configuration) -> dict[str, Any] | None:
@@ -320,7 +368,25 @@ class EffectiveOutputSerializer(serializers.Serializer):
     bounce_address = serializers.CharField(
         source="settings.bounce_address", required=False
     )
+    # The delivery limits in effect (0: none) and the failover choice.
+    messages_per_minute = serializers.IntegerField(
+        source="settings.messages_per_minute", required=False
+    )
+    max_connections = serializers.IntegerField(
+        source="settings.max_connections", required=False
+    )
+    failover = serializers.BooleanField(source="settings.failover", required=False)
+    failover_to = serializers.SerializerMethodField()
     levels = serializers.SerializerMethodField()
+
+    @extend_schema_field(
+        serializers.ChoiceField(choices=Level.choices, allow_null=True)
+    )
+    def get_failover_to(self, effective: EffectiveSmtp) -> str | None:
+        """The level emails go to when the server in effect cannot be reached
+        (null: failover off, or no level below)."""
+        route = smtp_failover_route(effective)
+        return route[1].level if len(route) > 1 else None
 
     @extend_schema_field(LayerOutputSerializer(many=True))
     def get_levels(self, effective: EffectiveSmtp) -> list[dict[str, Any]]:

@@ -74,6 +74,9 @@ class EmailStatusOutputSerializer(serializers.Serializer):
     progress = serializers.CharField()
     recipient = serializers.EmailField()
     level = BlankAsNullField(source="level_used", allow_null=True)
+    # The level in effect, whose server could not be reached (failover); null:
+    # none.
+    fallback_from = BlankAsNullField(allow_null=True)
     server = BlankAsNullField(allow_null=True)
     attempts = serializers.IntegerField()
     steps = serializers.SerializerMethodField()
@@ -95,10 +98,14 @@ class EmailStatusOutputSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_hint_code(self, email: Email) -> str | None:
-        """The failed step's hint code (e.g. basic_auth_disabled), or null."""
-        failed = next(
-            (s for s in self.get_steps(email) if s.get("status") == "failed"), None
+        """The failed step's hint code (e.g. basic_auth_disabled), or null; after
+        a failover, of the last session's (the earlier ones failed over)."""
+        steps = self.get_steps(email)
+        last = max(
+            (i + 1 for i, s in enumerate(steps) if s.get("name") == "failover"),
+            default=0,
         )
+        failed = next((s for s in steps[last:] if s.get("status") == "failed"), None)
         return (failed or {}).get("hint_code") or None
 
     @extend_schema_field(serializers.URLField())

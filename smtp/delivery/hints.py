@@ -38,6 +38,9 @@ _ADDRESS = re.compile(r"<([^<>\s]*@[^<>\s]+)>")
 BASIC_AUTH_DISABLED = "basic_auth_disabled"
 CLIENT_CERTIFICATE_REQUIRED = "client_certificate_required"
 CLIENT_CERTIFICATE_REFUSED = "client_certificate_refused"
+# Not a failure of the SMTP client's: emails of a configuration that could not
+# open a session went through the next level's (failover).
+FAILED_OVER = "failed_over"
 
 BASIC_AUTH_DISABLED_HINT = (
     "This provider no longer accepts passwords: switch Authentication to OAuth2."

@@ -40,6 +40,7 @@ STEP_LABELS = {
     "data": "DATA (message)",
     "rset": "RSET (nothing sent)",
     "reconnect": "Reconnect",
+    "failover": "Failover",
     "lease": "Worker lease",
     "internal": "Internal error",
 }

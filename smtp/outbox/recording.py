@@ -51,11 +51,19 @@ class Result:
     interrupted: bool = False
     # Its attempt is written already (``record_accepted``).
     attempt_saved: bool = False
+    # The level whose configuration could not open a session before
+    # ``settings`` (the next level's) took over: failover.
+    fallback_from: str = ""
 
     @property
     def failed(self) -> dict | None:
-        """The failed step, if any."""
-        return next((s for s in self.steps if s["status"] == "failed"), None)
+        """The failed step of the last session tried, if any (after a failover,
+        the steps of the sessions that could not be opened come first)."""
+        start = 0
+        for index, step in enumerate(self.steps):
+            if step["name"] == "failover":
+                start = index + 1
+        return next((s for s in self.steps[start:] if s["status"] == "failed"), None)
 
     @classmethod
     def failure(
@@ -145,6 +153,7 @@ RECORDED_FIELDS = [
     "claim_token",
     "rehands",
     "level_used",
+    "fallback_from",
     "server",
     "failed_step",
     "reply_code",
@@ -167,6 +176,7 @@ def _attempt(result: Result, number: int, level: str, server: str) -> EmailAttem
         ok=result.ok,
         transient=result.transient,
         level=level,
+        fallback_from=result.fallback_from,
         server=server,
         failed_step=failed.get("name", ""),
         reply_code=failed.get("reply_code"),
@@ -195,6 +205,7 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
     # An attempt got recorded: the worker did not stop on this email.
     email.rehands = 0
     email.level_used = level
+    email.fallback_from = result.fallback_from
     email.server = server
     email.failed_step = failed.get("name", "")
     email.reply_code = failed.get("reply_code")
@@ -211,6 +222,10 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
         "server": server,
         "attempt": number,
         "steps": result.steps,
+        # The level that sent it (or tried last), and the one whose server could
+        # not be reached before it ("": no failover).
+        "level_used": level,
+        "fallback_from": result.fallback_from,
     }
     label = email.get_kind_display()
     if result.ok:
@@ -229,6 +244,8 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
         else:
             event_type = "email.sent"
             summary = f"{label} to {email.recipient} sent via {level} SMTP {server}"
+            if result.fallback_from:
+                summary += f" (failover from {result.fallback_from})"
     else:
         problem = {
             "step": failed.get("name", ""),
@@ -354,6 +371,7 @@ def sent_unrecorded(email: Email, attempt: EmailAttempt) -> Result:
     worker stopped."""
     steps = attempt.steps or []
     email.level_used, email.server = attempt.level, attempt.server
+    email.fallback_from = attempt.fallback_from
     email.sent_at = attempt.started_at + timedelta(milliseconds=attempt.duration_ms)
     return Result(
         email=email,
@@ -364,6 +382,7 @@ def sent_unrecorded(email: Email, attempt: EmailAttempt) -> Result:
         settings=None,
         reply=steps[-1].get("reply", "") if steps else "",
         attempt_saved=True,
+        fallback_from=attempt.fallback_from,
     )
 
 
@@ -376,10 +395,11 @@ def _store_rows(emails: list[Email], now: datetime) -> None:
     """Write the recorded fields: one UPDATE for every system email that was sent
     through the same server (their recorded values are the same), one per row
     for the rest (tests, failures)."""
-    sent: dict[tuple[str, str], list[Email]] = {}
+    sent: dict[tuple[str, str, str], list[Email]] = {}
     for email in emails:
         if email.status == EmailStatus.SENT and not email.is_test:
-            sent.setdefault((email.level_used, email.server), []).append(email)
+            key = (email.level_used, email.fallback_from, email.server)
+            sent.setdefault(key, []).append(email)
         else:
             Email.objects.filter(pk=email.pk).update(
                 **{name: getattr(email, name) for name in RECORDED_FIELDS}

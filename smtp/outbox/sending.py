@@ -20,6 +20,7 @@ from smtp.models import (
     EmailStatus,
 )
 from smtp.outbox.claims import claim_ids, claim_more, claim_one, claim_turn
+from smtp.outbox.failover import Route, route_for
 from smtp.outbox.pool import pool
 from smtp.outbox.recording import (
     Result,
@@ -80,6 +81,15 @@ def _server_for(email: Email) -> SmtpServer | None:
         partner=email.partner, organization=email.organization
     )
     return effective.settings
+
+
+def _send_routed(email: Email, route: Route) -> Result:
+    """Send one email with the route's configuration, failing over to the next
+    one (for it and the rest of the batch) while a session cannot be opened."""
+    while True:
+        result = _send_on_pooled(email, route.server)
+        if not route.fail_over(result):
+            return route.mark(result)
 
 
 def _message(email: Email, server: SmtpServer):
@@ -207,14 +217,16 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
     try:
         # Those attempts do not wait for the disk flush; see recording.
         with commits_not_waiting_for_disk():
-            server = _server_for(batch[0])
+            route = route_for(batch[0], until=give_back_at)
+            server = route.server
             if server is None:
                 pending = [_no_configuration(email) for email in batch]
                 done = len(batch)
             for index, email in enumerate(batch[done:], start=done):
                 if time.monotonic() > give_back_at:
                     break
-                result = _send_on_pooled(email, server)
+                result = _send_routed(email, route)
+                server = route.server
                 pending.append(result)
                 done = index + 1
                 if result.ok:
@@ -227,12 +239,7 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
                     and failed["name"] in SESSION_STEPS
                 ):
                     # The session itself cannot be opened: the rest would fail alike.
-                    pending += [
-                        Result.failure(
-                            other, result.steps, server, transient=result.transient
-                        )
-                        for other in batch[done:]
-                    ]
+                    pending += [route.alike(other, result) for other in batch[done:]]
                     done = len(batch)
                 if (
                     not result.ok

@@ -14,14 +14,16 @@ from audit.models import Category
 from audit.services import actor_label, audit_event_record, event_scope
 from smtp.delivery import deliver
 from smtp.delivery.certificates import CertificateInfo
-from smtp.delivery.hints import BASIC_AUTH_DISABLED
-from smtp.enums import HealthStatus
+from smtp.delivery.hints import BASIC_AUTH_DISABLED, FAILED_OVER
+from smtp.enums import HealthStatus, Level
 from smtp.models import SmtpConfiguration, SmtpSettingsFields
 from smtp.selectors import (
     FEATURE_OFF,
     own_level,
     sender_domains_allowed,
+    smtp_config_effective,
     smtp_config_in_use,
+    smtp_failover_target,
     smtp_server_of_configuration,
 )
 from smtp.validators import (
@@ -34,8 +36,8 @@ from tenants.models import User
 from tenants.selectors import TenantScope
 
 # Fields whose old and new values may appear in the audit log: every setting but
-# the secrets.
-AUDITED_FIELDS = SmtpSettingsFields.SETTING_FIELDS
+# the secrets, and the choices only a stored configuration has.
+AUDITED_FIELDS = (*SmtpSettingsFields.SETTING_FIELDS, "failover")
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ def smtp_config_save(
         partner=scope.partner, organization=scope.organization
     )
     apply_validated(configuration, valid)
+    configuration.failover = valid.failover
     configuration.updated_by = actor if actor and actor.is_authenticated else None
     # A changed configuration has not been health-checked yet.
     configuration.health_status = HealthStatus.UNKNOWN
@@ -182,7 +185,21 @@ def smtp_config_save(
         **event_scope(scope),
         detail={"level": scope.level, "changes": changes},
     )
-    return SaveResult(configuration=configuration, created=created, notes=valid.notes)
+    notes = valid.notes
+    if valid.failover and _failover_level(scope) is None:
+        notes += (
+            "Failover is on, but no level below this one is configured: until "
+            "one is, emails are deferred when this server cannot be reached.",
+        )
+    return SaveResult(configuration=configuration, created=created, notes=notes)
+
+
+def _failover_level(scope: TenantScope) -> Level | None:
+    """The level the configuration at the scope's level fails over to now."""
+    effective = smtp_config_effective(
+        partner=scope.partner, organization=scope.organization, with_password=False
+    )
+    return smtp_failover_target(effective, Level(scope.level))
 
 
 @transaction.atomic
@@ -418,6 +435,9 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
         ) or (
             status == previous == HealthStatus.FAILING
             and hint_code != current.health_hint_code
+            # Found failing by a failover first: the same news, unless the
+            # check knows more about why.
+            and (current.health_hint_code != FAILED_OVER or bool(hint_code))
         )
         _warn_of_secret_expiry(configuration)
         if changed:

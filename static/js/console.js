@@ -197,7 +197,10 @@
       hiddenPart = hiddenPart.parentElement.closest("[hidden]");
     }
   }
-  var ADVANCED = ["retries", "sender_email", "client_cert", "client_key"];
+  var ADVANCED = [
+    "retries", "sender_email", "client_cert", "client_key", "messages_per_minute",
+    "max_connections", "failover"
+  ];
 
   function clearTestErrors() {
     document.querySelectorAll(".js-test-error").forEach(function (node) { node.remove(); });

@@ -43,6 +43,49 @@ def test_support_sees_sent_and_failed_counts_per_level(demo, login):
     assert "Not tried yet" in counters
 
 
+def test_counters_show_emails_delayed_by_a_limit_and_failed_over(demo, login):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    # given: partner-level emails held by limits, one of them failed over from
+    # the organization; controller-level ones without either
+    make_email(1, status=EmailStatus.SENT, level_used=Level.PARTNER, deferrals=2)
+    make_email(
+        2,
+        status=EmailStatus.SENT,
+        level_used=Level.PARTNER,
+        deferrals=1,
+        fallback_from=Level.ORGANIZATION,
+    )
+    make_email(3, status=EmailStatus.QUEUED, level_used=Level.PARTNER, deferrals=1)
+    make_email(4, status=EmailStatus.SENT, level_used=Level.CONTROLLER)
+    # older than the 7 days counted
+    make_email(
+        5,
+        status=EmailStatus.SENT,
+        level_used=Level.CONTROLLER,
+        deferrals=4,
+        fallback_from=Level.PARTNER,
+        created_at=timezone.now() - timedelta(days=8),
+    )
+    # when
+    html = login(demo["support"]).get("/admin/smtp/email/").content.decode()
+    counters = html.split('id="email-counters"', 1)[1].split("</table>", 1)[0]
+    counters = counters.replace("\n", "")
+    # then: sent 24h, failed 24h, sent 7d, failed 7d, waiting, delayed, failed over
+    assert ">Delayed by limit (7d)</th>" in counters
+    assert ">Failed over (7d)</th>" in counters
+    assert (
+        '<th scope="row">Partner</th><td>2</td><td>0</td><td>2</td><td>0</td>'
+        "<td>1</td><td>3</td><td>1</td></tr>"
+    ) in counters
+    assert (
+        '<th scope="row">Controller default</th><td>1</td><td>0</td><td>1</td>'
+        "<td>0</td><td>0</td><td>0</td><td>0</td></tr>"
+    ) in counters
+
+
 def test_support_never_sees_an_email_body(demo, login):
     email = make_email(1, status=EmailStatus.SENT, level_used=Level.PARTNER)
     client = login(demo["support"])

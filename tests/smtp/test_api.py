@@ -75,6 +75,12 @@ def test_documented_post_creates_the_partner_configuration(demo):
         "sender_name": "",
         "reply_to": "",
         "bounce_address": "",
+        # Delivery limits and failover: optional too; null is the default.
+        "messages_per_minute": None,
+        "effective_messages_per_minute": 0,
+        "max_connections": None,
+        "effective_max_connections": 4,
+        "failover": False,
         "updated_at": body["email_config"]["smtp_config"]["updated_at"],
         "updated_by": "partner-admin@acme.example",
     }
