@@ -281,3 +281,51 @@ def _password_state_after_a_port_change(page) -> None:
         "aria-describedby"
     )
     assert "id_port_hint" in port_described.split()
+
+
+def test_limits_and_failover_are_set_in_advanced_and_shown_in_effect(
+    open_browser, browser, stack
+):
+    # given: an organization admin whose partner has a configuration (a level
+    # below to fail over to)
+    set_partner_smtp(
+        browser,
+        stack,
+        *GLOBEX,
+        {"host": "127.0.0.1", "port": stack.sink.port, "use_tls": False},
+    )
+    page = open_browser()
+    login(page, *ORG)
+    page.goto("/console/infrastructure/system/settings/smtp/")
+    page.get_by_label("Host").fill("127.0.0.1")
+    page.get_by_role("spinbutton", name="Port").fill(str(stack.sink.port))
+    set_security(page, "none")
+    page.get_by_text("Advanced: retries, sender, client certificate").click()
+    per_minute = page.get_by_role("spinbutton", name="Messages per minute")
+    # when: a bad value is saved, the field says what is wrong
+    per_minute.fill("-5")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#field-messages_per_minute .field-error")).to_be_visible()
+    # when: they set 30 a minute, 2 connections and failover to the partner
+    page.get_by_role("spinbutton", name="Messages per minute").fill("30")
+    page.get_by_role("spinbutton", name="Max concurrent connections").fill("2")
+    page.get_by_label(re.compile("Fail over to the partner configuration")).check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("SMTP configuration saved.")).to_be_visible()
+    # then: the values stay (under Advanced), and the API shows them
+    page.get_by_text("Advanced: retries, sender, client certificate").click()
+    expect(page.get_by_role("spinbutton", name="Messages per minute")).to_have_value(
+        "30"
+    )
+    expect(
+        page.get_by_label(re.compile("Fail over to the partner configuration"))
+    ).to_be_checked()
+    status, body = api_call(browser, stack, *ORG, "GET", "/event/v1/email/config")
+    assert status == 200, body
+    smtp = body["email_config"]["smtp_config"]
+    assert (smtp["messages_per_minute"], smtp["max_connections"], smtp["failover"]) == (
+        30,
+        2,
+        True,
+    )
+    api_call(browser, stack, *ORG, "DELETE", "/event/v1/email/config")
