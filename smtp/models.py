@@ -210,6 +210,9 @@ class SmtpConfiguration(SmtpSettingsFields):
     # The health check found the client certificate expiring within 30 days (or
     # expired): a change either way is recorded once.
     client_cert_expiring = models.BooleanField(default=False)
+    # When a Save & test passed for these settings; None: saved without a
+    # passing test ("untested" on the page).
+    tested_at = models.DateTimeField(null=True, blank=True)
     # Opt-in: when this configuration cannot open a session (resolve, connect,
     # TLS, authentication), emails go through the next level's instead.
     failover = models.BooleanField(default=False)

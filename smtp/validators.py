@@ -46,7 +46,8 @@ MAX_CONNECTIONS_MESSAGE = (
 )
 FAILOVER_MESSAGE = "Failover must be on or off (true or false)."
 AUTH_WITHOUT_TLS_MESSAGE = (
-    "Without TLS enabled, authentication will not work: turn TLS on, or clear "
+    "Without TLS enabled, authentication will not work: choose STARTTLS or "
+    "Implicit TLS under Security (use_tls), or clear "
     "Username and Password to send without authentication."
 )
 
@@ -454,8 +455,8 @@ def smtp_input_validate(
     if data.use_insecure and security == Security.NONE:
         error(
             "use_insecure",
-            "Insecure (skip certificate verification) only applies with TLS: turn "
-            "TLS on, or untick Insecure.",
+            "Skipping certificate verification (use_insecure) only applies with TLS: "
+            "choose STARTTLS or Implicit TLS under Security, or untick it.",
         )
 
     auth_method = _auth_method(data.auth_method, errors)
@@ -626,8 +627,8 @@ def _password_action(
 # -- OAuth2 ------------------------------------------------------------------------
 
 OAUTH2_WITHOUT_TLS_MESSAGE = (
-    "OAuth2 (XOAUTH2) sends a bearer token, which needs TLS: turn TLS on (port 587 "
-    "with STARTTLS for Microsoft 365 and Google)."
+    "OAuth2 (XOAUTH2) sends a bearer token, which needs TLS: choose STARTTLS "
+    "under Security (port 587 with STARTTLS for Microsoft 365 and Google)."
 )
 _TENANT_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 SECRET_MAX_LENGTH = 1024
@@ -1041,8 +1042,8 @@ def _client_certificate(
         if security == Security.NONE:
             error(
                 "client_cert",
-                f"A {CLIENT_CERT.lower()} is presented only over TLS: turn TLS on, "
-                "or remove the client certificate.",
+                f"A {CLIENT_CERT.lower()} is presented only over TLS: choose TLS "
+                "under Security, or remove the client certificate.",
             )
         elif current is not None and stored_key:
             changes = [
@@ -1076,8 +1077,8 @@ def _client_certificate(
     if security == Security.NONE:
         error(
             "client_cert",
-            f"A {CLIENT_CERT.lower()} is presented only over TLS: turn TLS on, or "
-            f"leave {CLIENT_CERT} empty.",
+            f"A {CLIENT_CERT.lower()} is presented only over TLS: choose TLS under "
+            f"Security, or leave {CLIENT_CERT} empty.",
         )
     if key is None:
         if cert_text != stored_cert or not stored_key:

@@ -48,6 +48,7 @@ from smtp.services import (
     smtp_config_remove_client_certificate,
     smtp_config_remove_password,
     smtp_config_save,
+    smtp_config_save_tested,
     smtp_test_email_request,
 )
 from smtp.validators import SmtpValidationError
@@ -193,6 +194,8 @@ def _smtp_page(
     request: HttpRequest, *, scope: TenantScope, template: str, nav: str
 ) -> HttpResponse:
     form = None
+    # A Save & test whose verification did not pass (nothing was saved).
+    failed_test = None
     effective = smtp_config_effective(
         partner=scope.partner, organization=scope.organization
     )
@@ -219,17 +222,39 @@ def _smtp_page(
         form = SmtpConfigForm(request.POST, failover_to=failover_to)
         if form.is_valid():
             try:
-                result = smtp_config_save(
-                    scope=scope, data=form.to_input(), actor=request.user
-                )
+                if action == "save_and_test":
+                    tested = smtp_config_save_tested(
+                        scope=scope,
+                        data=form.to_input(),
+                        actor=request.user,
+                        recipient=request.POST.get("recipient", ""),
+                        verified_email_id=_whole_number(
+                            request.POST.get("verified_email", "")
+                        ),
+                    )
+                    result, failed_test = tested.saved, tested.verification
+                else:
+                    result = smtp_config_save(
+                        scope=scope, data=form.to_input(), actor=request.user
+                    )
             except SmtpValidationError as error:
                 form.add_rule_errors(error.errors)
+            except TestEmailRefused as refused:
+                form.add_error(None, f"The test could not run: {refused.message}")
             else:
-                messages.success(request, "SMTP configuration saved.")
-                for note in result.notes:
-                    messages.info(request, note)
-                return redirect(request.path)
-        # The form is shown again with its errors (200, as browsers expect).
+                if result is not None:
+                    messages.success(
+                        request,
+                        "SMTP configuration saved and tested: every step up to "
+                        "RCPT TO worked."
+                        if action == "save_and_test"
+                        else "SMTP configuration saved.",
+                    )
+                    for note in result.notes:
+                        messages.info(request, note)
+                    return redirect(request.path)
+        # The form is shown again with its errors, or the failed test and Save
+        # anyway (200, as browsers expect).
     current = smtp_config_get(partner=scope.partner, organization=scope.organization)
     if form is None:
         form = SmtpConfigForm(
@@ -238,6 +263,7 @@ def _smtp_page(
     context = {
         "nav": nav,
         "form": form,
+        "failed_test": failed_test,
         "configuration": current,
         "effective": effective,
         "panel": effective_panel(effective),
@@ -247,6 +273,10 @@ def _smtp_page(
         "can_edit": request.user.is_tenant_admin,
     }
     return render(request, template, context)
+
+
+def _whole_number(text: str) -> int | None:
+    return int(text) if text.isdigit() and len(text) < 19 else None
 
 
 def _deleted_message(scope: TenantScope) -> str:

@@ -24,10 +24,10 @@ from smtp.delivery.providers import basic_auth_retirement, uses_password
 from smtp.delivery.server import SmtpServer
 from smtp.enums import IMPLICIT_TLS_PORT, Security
 
-# How the hints name the TLS settings: the form's TLS switch and TLS mode (the
-# API's use_tls and security).
-STARTTLS_MODE = "TLS mode STARTTLS (security: starttls)"
-IMPLICIT_TLS_MODE = "TLS mode Implicit TLS / SMTPS (security: ssl)"
+# How the hints name the TLS settings: the form's Security choice (the API's
+# use_tls and security).
+STARTTLS_MODE = "Security: STARTTLS (security: starttls)"
+IMPLICIT_TLS_MODE = "Security: Implicit TLS / SMTPS (security: ssl)"
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
 _ADDRESS = re.compile(r"<([^<>\s]*@[^<>\s]+)>")
@@ -445,9 +445,8 @@ def explain_silence(server: SmtpServer, *, what: str) -> tuple[str, Diagnosis]:
     return detail, Diagnosis(
         hint=(
             "The server accepted the connection but never greeted: it may expect "
-            f"implicit TLS on this port (then choose {IMPLICIT_TLS_MODE}"
-            + ("" if tls_on else ", with TLS on")
-            + "), or be overloaded."
+            f"implicit TLS on this port (then choose {IMPLICIT_TLS_MODE}), or be "
+            "overloaded."
         ),
         field="security" if tls_on else "port",
         transient=True,
@@ -473,7 +472,7 @@ def explain_tls_error(error: Exception, *, server: SmtpServer) -> Explanation | 
         if code == _SELF_SIGNED_LEAF:
             hint = (
                 "The server's certificate is self-signed: install a certificate "
-                "from a trusted CA on the server, or tick Insecure to skip "
+                "from a trusted CA on the server, or tick Skip certificate "
                 "verification (the connection is then open to impersonation)."
             )
         elif code == _EXPIRED:
@@ -488,12 +487,14 @@ def explain_tls_error(error: Exception, *, server: SmtpServer) -> Explanation | 
                 "The certificate is signed by a CA this console does not trust. "
                 "If the server uses a private (company) CA, the operator adds that "
                 "CA's certificate to the CA bundle (SMTP_CA_BUNDLE); otherwise "
-                "install the full certificate chain on the server. Ticking "
-                "Insecure skips verification (the connection is then open to "
-                "impersonation)."
+                "install the full certificate chain on the server. Skip "
+                "certificate verification skips the check (the connection is then "
+                "open to impersonation)."
             )
         else:
-            hint = "Fix the server's certificate, or tick Insecure to skip checks."
+            hint = (
+                "Fix the server's certificate, or tick Skip certificate verification."
+            )
         trust = (_SELF_SIGNED_LEAF, _SELF_SIGNED_IN_CHAIN, *_UNTRUSTED_ISSUER)
         return Explanation(
             detail=f"Certificate verification failed: {message}.",

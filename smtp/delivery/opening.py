@@ -393,8 +393,8 @@ class SessionOpener(StepRecorder):
                 hint=(
                     "STARTTLS is required when TLS is on (there is no fall-back to "
                     f"plain text). Use the server's implicit-TLS port (465) with "
-                    f"{IMPLICIT_TLS_MODE}, or turn TLS off only for a trusted relay "
-                    "without authentication."
+                    f"{IMPLICIT_TLS_MODE}, or choose Security None only for a "
+                    "trusted relay without authentication."
                 ),
                 field="use_tls",
             )
@@ -553,7 +553,7 @@ class SessionOpener(StepRecorder):
                 # Postfix's smtpd_tls_auth_only, and most providers: AUTH is
                 # offered only once the session is encrypted.
                 hint = (
-                    "The server offers AUTH only after STARTTLS: turn TLS on with "
+                    "The server offers AUTH only after STARTTLS: choose "
                     f"{STARTTLS_MODE}."
                 )
                 field = "use_tls"

@@ -12,12 +12,14 @@ from smtp.services.config import (
 from smtp.services.emails import (
     TEST_SUBJECT,
     SystemEmail,
+    TestedSave,
     TestEmailBusy,
     TestEmailConflict,
     TestEmailRefused,
     email_preview_send,
     send_system_email,
     send_system_emails,
+    smtp_config_save_tested,
     smtp_test_email_request,
 )
 from smtp.services.identity import (
@@ -39,6 +41,7 @@ __all__ = [
     "TestEmailBusy",
     "TestEmailConflict",
     "TestEmailRefused",
+    "TestedSave",
     "email_branding_save",
     "email_preview_render",
     "email_preview_send",
@@ -52,5 +55,6 @@ __all__ = [
     "smtp_config_remove_client_certificate",
     "smtp_config_remove_password",
     "smtp_config_save",
+    "smtp_config_save_tested",
     "smtp_test_email_request",
 ]

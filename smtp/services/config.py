@@ -148,9 +148,10 @@ def snapshot(configuration: SmtpConfiguration) -> dict[str, Any]:
 
 @transaction.atomic
 def smtp_config_save(
-    *, scope: TenantScope, data: SmtpInput, actor: User | None
+    *, scope: TenantScope, data: SmtpInput, actor: User | None, tested: bool = False
 ) -> SaveResult:
-    """Create or replace the configuration at the scope's level.
+    """Create or replace the configuration at the scope's level; ``tested``: a
+    verification of these values passed (``smtp_config_save_tested``).
 
     Raises ``SmtpValidationError`` (nothing changed) when ``data`` breaks a rule,
     an address outside the partner's allowed sender domains included.
@@ -167,6 +168,7 @@ def smtp_config_save(
     )
     apply_validated(configuration, valid)
     configuration.failover = valid.failover
+    configuration.tested_at = timezone.now() if tested else None
     configuration.updated_by = actor if actor and actor.is_authenticated else None
     # A changed configuration has not been health-checked yet.
     configuration.health_status = HealthStatus.UNKNOWN

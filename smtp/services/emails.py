@@ -28,13 +28,19 @@ from smtp.selectors import (
     EmailBranding,
     effective_sender,
     email_branding,
+    email_wait_final,
     sender_domains_allowed,
     smtp_config_effective,
     smtp_config_get,
     smtp_config_is_own,
     smtp_test_recipient_allowed,
 )
-from smtp.services.config import apply_validated, where
+from smtp.services.config import (
+    SaveResult,
+    apply_validated,
+    smtp_config_save,
+    where,
+)
 from smtp.services.rendering import email_preview_render, email_render
 from smtp.validators import (
     PasswordAction,
@@ -373,6 +379,74 @@ def smtp_test_email_request(
             message_domain=message_domain(from_address),
         )
     )
+
+
+# How recent a verification of the same server must be for Save & test to take
+# it instead of verifying again.
+VERIFIED_WITHIN = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class TestedSave:
+    """What Save & test did: saved (``saved``) only if ``verification`` passed."""
+
+    saved: SaveResult | None
+    verification: Email
+
+
+def smtp_config_save_tested(
+    *,
+    scope: TenantScope,
+    data: SmtpInput,
+    actor: User,
+    recipient: str,
+    verified_email_id: int | None = None,
+) -> TestedSave:
+    """Save & test: verify ``data`` (every step up to RCPT TO, nothing sent) and
+    save it only if that passed, marked as tested.
+
+    ``verified_email_id``: a verification the page already ran on these values
+    (the admin watched its steps); it is taken when it is this admin's, of this
+    tenant, passed within ``VERIFIED_WITHIN`` and went to the same server.
+    Otherwise the values are verified now, waiting for the worker up to the
+    session deadline. Raises ``SmtpValidationError`` and ``TestEmailRefused``
+    like ``smtp_test_email_request``.
+    """
+    verification = _recent_verification(
+        scope=scope, actor=actor, data=data, email_id=verified_email_id
+    )
+    if verification is None:
+        verification = smtp_test_email_request(
+            scope=scope,
+            actor=actor,
+            recipient=recipient or actor.email,
+            verify_only=True,
+            form=data,
+        )
+        verification = email_wait_final(
+            email=verification, seconds=settings.SMTP_SESSION_DEADLINE + 5
+        )
+    if verification.status != EmailStatus.SENT:
+        return TestedSave(saved=None, verification=verification)
+    saved = smtp_config_save(scope=scope, data=data, actor=actor, tested=True)
+    return TestedSave(saved=saved, verification=verification)
+
+
+def _recent_verification(
+    *, scope: TenantScope, actor: User, data: SmtpInput, email_id: int | None
+) -> Email | None:
+    if email_id is None:
+        return None
+    return Email.objects.filter(
+        pk=email_id,
+        kind=EmailKind.VERIFY,
+        status=EmailStatus.SENT,
+        requested_by=actor,
+        partner=scope.partner,
+        organization=scope.organization,
+        created_at__gte=timezone.now() - VERIFIED_WITHIN,
+        server__iexact=f"{data.host.strip()}:{data.port}",
+    ).first()
 
 
 @transaction.atomic

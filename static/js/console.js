@@ -177,6 +177,7 @@
   var testButtons = form.querySelectorAll("[data-test-mode]");
   var STEP_LABELS = {
     configuration: "Configuration",
+    claimed: "picked up by a worker",
     token: "OAuth2 token",
     resolve: "Resolve host name (DNS)",
     connect: "Connect (TCP)",
@@ -304,8 +305,16 @@
     });
   }
 
+  // Called once with the final email of the test running (Save & test).
+  var afterTest = null;
+
   function finish(email) {
     renderSteps(email.steps || []);
+    if (afterTest) {
+      var then = afterTest;
+      afterTest = null;
+      window.setTimeout(function () { then(email); }, 0);
+    }
     // Which configuration was tested, when it was not the form's values.
     var which = inEffect ? " (the " + inEffect + " configuration in effect)" : "";
     if (email.status === "sent") {
@@ -352,38 +361,70 @@
 
   testButtons.forEach(function (button) {
     button.addEventListener("click", function () {
-      clearTestErrors();
-      stepsList.textContent = "";
-      activeButton = button;
-      inEffect = "";
-      progress = { name: "", since: Date.now() };
-      say("Queued…", "busy");
-      setBusy(true);
-      var data = new FormData(form);
-      data.set("mode", button.getAttribute("data-test-mode"));
-      fetch(testUrl, { method: "POST", body: data, credentials: "same-origin" })
-        .then(function (response) {
-          return response.json().then(function (body) { return { status: response.status, body: body }; });
-        })
-        .then(function (answer) {
-          if (answer.status === 202) {
-            inEffect = answer.body.in_effect || "";
-            if (inEffect) {
-              say("Queued: testing the " + inEffect + " configuration in effect (Host is empty and this level has none of its own)…", "busy");
-            }
-            poll(answer.body.status_url, Date.now() + 60000);
-            return;
-          }
-          setBusy(false);
-          say(answer.body.error || "The test could not start.", "bad");
-          Object.keys(answer.body.fields || {}).forEach(function (name) {
-            flagField(name, answer.body.fields[name].join(" "));
-          });
-        })
-        .catch(function () {
-          setBusy(false);
-          say("The console did not answer; check your connection and try again.", "bad");
-        });
+      afterTest = null;
+      startTest(button, button.getAttribute("data-test-mode"));
     });
   });
+
+  // Save & test: Verify the form's values with the live steps, then save them
+  // (the server takes the passed verification's id); a failure is shown, and
+  // Save becomes Save anyway. Without JavaScript the server verifies itself.
+  var saveTest = form.querySelector("[data-save-test]");
+  var savePlain = document.getElementById("save-plain");
+  var verified = document.getElementById("verified-email");
+  var verifiedSubmit = false;
+  if (saveTest) {
+    saveTest.addEventListener("click", function (event) {
+      if (verifiedSubmit) {
+        return;
+      }
+      event.preventDefault();
+      afterTest = function (email) {
+        if (email.status === "sent") {
+          verified.value = email.id;
+          verifiedSubmit = true;
+          form.requestSubmit(saveTest);
+          return;
+        }
+        savePlain.textContent = "Save anyway";
+        statusLine.textContent += " Not saved: fix the settings and Save & test again, or Save anyway (it is then marked untested).";
+      };
+      startTest(saveTest, "verify");
+    });
+  }
+
+  function startTest(button, mode) {
+    clearTestErrors();
+    stepsList.textContent = "";
+    activeButton = button;
+    inEffect = "";
+    progress = { name: "", since: Date.now() };
+    say("Queued…", "busy");
+    setBusy(true);
+    var data = new FormData(form);
+    data.set("mode", mode);
+    fetch(testUrl, { method: "POST", body: data, credentials: "same-origin" })
+      .then(function (response) {
+        return response.json().then(function (body) { return { status: response.status, body: body }; });
+      })
+      .then(function (answer) {
+        if (answer.status === 202) {
+          inEffect = answer.body.in_effect || "";
+          if (inEffect) {
+            say("Queued: testing the " + inEffect + " configuration in effect (Host is empty and this level has none of its own)…", "busy");
+          }
+          poll(answer.body.status_url, Date.now() + 60000);
+          return;
+        }
+        setBusy(false);
+        say(answer.body.error || "The test could not start.", "bad");
+        Object.keys(answer.body.fields || {}).forEach(function (name) {
+          flagField(name, answer.body.fields[name].join(" "));
+        });
+      })
+      .catch(function () {
+        setBusy(false);
+        say("The console did not answer; check your connection and try again.", "bad");
+      });
+  }
 })();

@@ -76,7 +76,7 @@ def test_partner_admin_tests_and_saves_the_smtp_configuration(open_browser, stac
     assert len(stack.auth_server.messages) == received_before + 1
     screenshot(page, "ops-smtp-test-sent")
     # when: they save
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("SMTP configuration saved.")).to_be_visible()
     # then: after a reload the fields are kept, the password field is empty
     page.reload()
@@ -143,7 +143,7 @@ def test_org_admin_inherits_the_partner_then_saves_its_own(
         "Sent (the partner configuration in effect)", timeout=20_000
     )
     fill_smtp_form(page, host="127.0.0.1", port=stack.sink.port, tls=False)
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("SMTP configuration saved.")).to_be_visible()
     expect(page.locator("[data-effective-source]")).to_have_text("Organization")
     expect(page.locator("#inherit-notice")).to_have_count(0)

@@ -64,7 +64,7 @@ def test_partner_admin_configures_microsoft_oauth2_and_verifies(open_browser, st
     screenshot(page, "ops-smtp-oauth2-verified")
 
     # when: they save
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("SMTP configuration saved.")).to_be_visible()
 
     # then: OAuth2 is kept, the secret is stored and its field is empty

@@ -15,7 +15,7 @@ from tests.e2e.conftest import (
     set_partner_smtp,
     set_security,
 )
-from tests.support.smtp_servers import SilentListener
+from tests.support.smtp_servers import SilentListener, free_port
 
 GLOBEX = ("partner-admin@globex.example", "Globex-Partner-Pass-1")
 ORG = ("org-admin@globex-main.example", "Globex-Main-Pass-1")
@@ -92,7 +92,7 @@ def test_errors_stand_next_to_fields_and_in_a_focused_summary(open_browser):
     page.goto("/ops/smtp/")
     page.get_by_label("Host").fill("smtp://mail.example.com")
     page.get_by_role("spinbutton", name="Port").fill("70000")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     summary = page.locator("#error-summary")
     expect(summary).to_be_visible()
     expect(summary).to_be_focused()
@@ -263,7 +263,7 @@ def _password_state_after_a_port_change(page) -> None:
     expect(page.locator("#password-set")).to_be_visible()
     # when: the port changes and the password is left empty
     page.get_by_role("spinbutton", name="Port").fill("2526")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     # then: one message says what happened: no "leave empty to keep"
     help_text = page.locator("#id_password_helptext")
     expect(page.locator("#password-needed")).to_be_visible()
@@ -304,13 +304,13 @@ def test_limits_and_failover_are_set_in_advanced_and_shown_in_effect(
     per_minute = page.get_by_role("spinbutton", name="Messages per minute")
     # when: a bad value is saved, the field says what is wrong
     per_minute.fill("-5")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator("#field-messages_per_minute .field-error")).to_be_visible()
     # when: they set 30 a minute, 2 connections and failover to the partner
     page.get_by_role("spinbutton", name="Messages per minute").fill("30")
     page.get_by_role("spinbutton", name="Max concurrent connections").fill("2")
     page.get_by_label(re.compile("Fail over to the partner configuration")).check()
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("SMTP configuration saved.")).to_be_visible()
     # then: the values stay (under Advanced), and the API shows them
     page.get_by_text("Advanced: retries, sender, client certificate").click()
@@ -329,3 +329,36 @@ def test_limits_and_failover_are_set_in_advanced_and_shown_in_effect(
         True,
     )
     api_call(browser, stack, *ORG, "DELETE", "/event/v1/email/config")
+
+
+def test_save_and_test_saves_only_what_passes(open_browser, browser, stack):
+    api_call(browser, stack, *GLOBEX, "DELETE", "/event/v1/email/config")
+    page = open_browser()
+    login(page, *GLOBEX)
+    page.goto("/ops/smtp/")
+    page.get_by_label("Host").fill("127.0.0.1")
+    page.get_by_role("spinbutton", name="Port").fill(str(stack.sink.port))
+    set_security(page, "none")
+    # when: Save & test with a server that works
+    page.get_by_role("button", name="Save & test").click()
+    # then: the live steps end in a pass, and the configuration is saved, tested
+    expect(page.get_by_text("SMTP configuration saved and tested")).to_be_visible(
+        timeout=20_000
+    )
+    expect(page.locator("#config-tested")).to_be_visible()
+    # when: the port changes to one where nothing listens
+    page.get_by_role("spinbutton", name="Port").fill(str(free_port()))
+    page.get_by_role("button", name="Save & test").click()
+    # then: the failure is shown, nothing is saved, and Save offers to save anyway
+    status = page.locator("#test-status")
+    expect(status).to_contain_text("Failed at Connect", timeout=20_000)
+    expect(status).to_contain_text("Not saved")
+    save_anyway = page.get_by_role("button", name="Save anyway")
+    expect(save_anyway).to_be_visible()
+    _, body = api_call(browser, stack, *GLOBEX, "GET", "/event/v1/email/config")
+    assert body["email_config"]["smtp_config"]["port"] == stack.sink.port
+    # when: they save anyway, it is saved and marked untested
+    save_anyway.click()
+    expect(page.get_by_text("SMTP configuration saved.")).to_be_visible()
+    expect(page.locator("#config-untested")).to_be_visible()
+    api_call(browser, stack, *GLOBEX, "DELETE", "/event/v1/email/config")

@@ -98,7 +98,7 @@ def test_starttls_with_a_self_signed_certificate_fails_unless_insecure(
     step = failed(outcome)
     assert step.name == "tls"
     assert "self-signed" in step.detail
-    assert "tick Insecure" in step.hint
+    assert "tick Skip certificate verification" in step.hint
     assert step.field == "use_insecure"
     assert not outcome.transient
     assert server.messages == []
@@ -192,7 +192,7 @@ def test_implicit_tls_against_a_plain_port_says_choose_starttls(smtp_server):
     assert (step.name, step.field) == ("tls", "security")
     assert "wrong version number" in step.detail
     assert "speaks plain SMTP first" in step.hint
-    assert "choose TLS mode STARTTLS" in step.hint
+    assert "choose Security: STARTTLS" in step.hint
 
 
 def test_plain_client_against_implicit_tls_port_hints_at_implicit_tls(

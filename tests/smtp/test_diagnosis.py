@@ -190,7 +190,7 @@ def test_starttls_required_at_mail_from_says_turn_on_starttls_not_sender(
     step = failed(outcome)
     assert (step.name, step.reply_code, step.field) == ("mail_from", 530, "use_tls")
     assert step.reply == "5.7.0 Must issue a STARTTLS command first"
-    assert "TLS mode STARTTLS" in step.hint
+    assert "Security: STARTTLS" in step.hint
     assert "Sender" not in step.hint
     assert not outcome.transient
 
@@ -213,7 +213,7 @@ def test_starttls_required_at_auth_says_turn_on_starttls_not_password(
     # then
     step = failed(outcome)
     assert (step.name, step.reply_code, step.field) == ("auth", 530, "use_tls")
-    assert "TLS mode STARTTLS" in step.hint
+    assert "Security: STARTTLS" in step.hint
     assert "password" not in step.hint.lower()
     assert server.auth_attempts == 0  # the credentials never reached the server
 
@@ -241,7 +241,7 @@ def test_starttls_against_port_465_names_implicit_tls(well_known_port, certs, se
     # then: TLS is on already; the mode is what is wrong, and waiting won't help
     step = failed(outcome)
     assert (step.name, step.field) == ("greeting", "security")
-    assert "Choose TLS mode Implicit TLS / SMTPS (security: ssl)" in step.hint
+    assert "Choose Security: Implicit TLS / SMTPS (security: ssl)" in step.hint
     assert "turn on TLS" not in step.hint and "turn TLS on" not in step.hint
     assert not outcome.transient
 
@@ -254,7 +254,7 @@ def test_starttls_against_an_implicit_tls_port_suggests_implicit_tls(
     outcome = send(smtp_settings(server.port, security=Security.STARTTLS))
     step = failed(outcome)
     assert (step.name, step.field) == ("greeting", "security")
-    assert "choose TLS mode Implicit TLS / SMTPS" in step.hint
+    assert "choose Security: Implicit TLS / SMTPS" in step.hint
     assert "turn TLS on" not in step.hint
     assert outcome.transient  # on another port, it may also be an overloaded server
 
@@ -268,7 +268,7 @@ def test_implicit_tls_against_port_587_says_choose_starttls(well_known_port):
     step = failed(outcome)
     assert (step.name, step.field) == ("tls", "security")
     assert "The server on port 587 speaks plain SMTP first" in step.hint
-    assert "choose TLS mode STARTTLS (security: starttls)" in step.hint
+    assert "choose Security: STARTTLS (security: starttls)" in step.hint
     assert not outcome.transient
 
 
