@@ -28,6 +28,7 @@ _CONTROL = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0)], " ")
 # (static/js/console.js), the steps tables, the audit log and its summaries.
 STEP_LABELS = {
     "configuration": "Configuration",
+    "claimed": "Picked up by a worker",
     "token": "OAuth2 token",
     "resolve": "Resolve host name (DNS)",
     "connect": "Connect (TCP)",

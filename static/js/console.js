@@ -177,7 +177,7 @@
   var testButtons = form.querySelectorAll("[data-test-mode]");
   var STEP_LABELS = {
     configuration: "Configuration",
-    claimed: "picked up by a worker",
+    claimed: "Picked up by a worker",
     token: "OAuth2 token",
     resolve: "Resolve host name (DNS)",
     connect: "Connect (TCP)",
