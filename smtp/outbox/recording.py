@@ -51,6 +51,10 @@ class Result:
     interrupted: bool = False
     # Its attempt is written already (``record_accepted``).
     attempt_saved: bool = False
+    # The server was throttling: the email waits ``defer_for`` seconds without
+    # using a retry.
+    throttled: bool = False
+    defer_for: float = 0.0
 
     @property
     def failed(self) -> dict | None:
@@ -144,6 +148,7 @@ RECORDED_FIELDS = [
     "lease_until",
     "claim_token",
     "rehands",
+    "deferrals",
     "level_used",
     "server",
     "failed_step",
@@ -155,6 +160,14 @@ RECORDED_FIELDS = [
     "sent_at",
     "finished_at",
 ]
+
+
+def attempt_number(email: Email) -> int:
+    """The number of the email's next attempt row: after every counted attempt
+    and every time it was put back without one (``deferrals``), so that a
+    throttled attempt and a counted one never share a number. The sweeper finds
+    an accepted, unrecorded attempt by it."""
+    return email.attempts + email.deferrals + 1
 
 
 def _attempt(result: Result, number: int, level: str, server: str) -> EmailAttempt:
@@ -171,6 +184,7 @@ def _attempt(result: Result, number: int, level: str, server: str) -> EmailAttem
         failed_step=failed.get("name", ""),
         reply_code=failed.get("reply_code"),
         error=failed.get("detail", ""),
+        throttled=result.throttled,
         steps=result.steps,
     )
 
@@ -178,6 +192,9 @@ def _attempt(result: Result, number: int, level: str, server: str) -> EmailAttem
 def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
     email = result.email
     used = result.settings
+    if result.throttled and not _deferred_too_long(email, now):
+        _apply_throttled(result, now, out)
+        return
     number = email.attempts + 1
     max_attempts = 1 if email.is_test or used is None else used.retries + 1
     failed = result.failed or {}
@@ -186,7 +203,7 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
     level = used.level if used else (email.level_used or Level.NONE)
     server = f"{used.host}:{used.port}" if used else email.server
     if not result.attempt_saved:
-        out.attempts.append(_attempt(result, number, level, server))
+        out.attempts.append(_attempt(result, attempt_number(email), level, server))
     email.attempts = number
     email.steps = result.steps
     email.progress = ""
@@ -238,7 +255,7 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
         }
         if failed.get("hint_code"):
             problem["hint_code"] = failed["hint_code"]
-        if result.transient and number < max_attempts:
+        if result.transient and number < max_attempts and not result.throttled:
             delay = _retry_delay_after(failed, number)
             email.status = EmailStatus.QUEUED
             email.next_attempt_at = now + timedelta(seconds=delay)
@@ -255,6 +272,9 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
                 "next_attempt_at": email.next_attempt_at.isoformat(),
             }
         else:
+            if result.throttled:
+                # Throttled for longer than anyone waits: it fails, saying so.
+                email.last_error = problem["reason"] = _too_long_reason(email, now)
             email.status = EmailStatus.FAILED
             email.finished_at = now
             event_type = "email.failed"
@@ -274,6 +294,145 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
             detail=detail,
         )
     )
+
+
+def _deferred_too_long(email: Email, now: datetime) -> bool:
+    return (now - email.created_at).total_seconds() > settings.SMTP_MAX_DEFER_SECONDS
+
+
+def _too_long_reason(email: Email, now: datetime) -> str:
+    hours = (now - email.created_at).total_seconds() / 3600
+    return (
+        f"Not sent: the server was still throttling {hours:.1f} h after this email "
+        f"was queued (SMTP_MAX_DEFER_SECONDS is {settings.SMTP_MAX_DEFER_SECONDS} "
+        "s); it is not tried again."
+    )
+
+
+def _apply_throttled(result: Result, now: datetime, out: _Recorded) -> None:
+    """A throttled attempt: recorded (``throttled``), and the email back in the
+    queue for ``result.defer_for`` seconds with its retries untouched."""
+    email = result.email
+    used = result.settings
+    failed = result.failed or {}
+    level = used.level if used else (email.level_used or Level.NONE)
+    server = f"{used.host}:{used.port}" if used else email.server
+    out.attempts.append(_attempt(result, attempt_number(email), level, server))
+    delay = result.defer_for
+    email.deferrals += 1
+    email.status = EmailStatus.QUEUED
+    email.next_attempt_at = now + timedelta(seconds=delay)
+    email.steps = result.steps
+    email.progress = ""
+    email.lease_until = None
+    email.claim_token = None
+    email.rehands = 0
+    email.level_used = level
+    email.server = server
+    email.failed_step = failed.get("name", "")
+    email.reply_code = failed.get("reply_code")
+    email.last_error = failed.get("detail", "")
+    email.hint = failed.get("hint", "")
+    email.error_field = failed.get("field", "")
+    out.retries.append((email.pk, email.kind, delay))
+    out.emails.append(email)
+    out.events.append(
+        EventData(
+            category=Category.SYSTEMAUDIT,
+            type="email.deferred",
+            summary=f"{email.get_kind_display()} to {email.recipient} deferred at "
+            f"{step_label(failed.get('name', ''))}: the server is throttling; "
+            f"tried again in {delay:.0f} s without using a retry",
+            **event_scope(email),
+            detail={
+                "email_id": email.pk,
+                "kind": email.kind,
+                "recipient": email.recipient,
+                "subject": email.subject,
+                "message_id": email.message_id,
+                "level": level,
+                "server": server,
+                "attempt": email.attempts,
+                "deferrals": email.deferrals,
+                "reason": "throttled",
+                "step": failed.get("name", ""),
+                "reply_code": failed.get("reply_code"),
+                "reply": failed.get("reply", ""),
+                "hint": failed.get("hint", ""),
+                "steps": result.steps,
+                "next_attempt_at": email.next_attempt_at.isoformat(),
+            },
+        )
+    )
+
+
+def record_delayed(
+    emails: list[Email],
+    delays: list[float],
+    *,
+    token: uuid.UUID,
+    reason: str,
+    server: SmtpServer | None,
+) -> None:
+    """Put claimed, untried emails back in the queue for later, held by their
+    configuration's limits (``reason``: rate, connections, paused): no attempt,
+    no retry used, ``deferrals`` + 1, an ``email.delayed`` event; each published
+    again with its delay."""
+    if not emails:
+        return
+    now = timezone.now()
+    words = {
+        "rate": "its configuration's Messages per minute",
+        "connections": "its configuration's Max connections",
+        "paused": "a pause after the server throttled",
+    }
+    published: list[tuple[int, str, float]] = []
+    events: list[EventData] = []
+    with transaction.atomic():
+        owned = set(
+            Email.objects.select_for_update()
+            .filter(pk__in=[e.pk for e in emails], claim_token=token)
+            .values_list("pk", flat=True)
+        )
+        for email, delay in zip(emails, delays, strict=True):
+            if email.pk not in owned:
+                continue
+            at = now + timedelta(seconds=delay)
+            Email.objects.filter(pk=email.pk).update(
+                status=EmailStatus.QUEUED,
+                claim_token=None,
+                lease_until=None,
+                progress="",
+                next_attempt_at=at,
+                deferrals=F("deferrals") + 1,
+            )
+            published.append((email.pk, email.kind, delay))
+            events.append(
+                EventData(
+                    category=Category.SYSTEMAUDIT,
+                    type="email.delayed",
+                    summary=f"{email.get_kind_display()} to {email.recipient} "
+                    f"delayed {delay:.0f} s by {words.get(reason, reason)}",
+                    **event_scope(email),
+                    detail={
+                        "email_id": email.pk,
+                        "kind": email.kind,
+                        "recipient": email.recipient,
+                        "subject": email.subject,
+                        "message_id": email.message_id,
+                        "level": server.level if server else "",
+                        "reason": "limit",
+                        "limit": reason,
+                        "deferrals": email.deferrals + 1,
+                        "next_attempt_at": at.isoformat(),
+                    },
+                )
+            )
+        audit_events_record_bulk(events)
+        for email_id, kind, delay in published:
+            transaction.on_commit(
+                partial(email_publish, email_id, kind=kind, countdown=delay)
+            )
 
 
 def record_results(results: list[Result], *, token: uuid.UUID) -> None:
@@ -342,7 +501,7 @@ def record_accepted(result: Result) -> None:
     used = result.settings
     _attempt(
         result,
-        result.email.attempts + 1,
+        attempt_number(result.email),
         used.level,
         f"{used.host}:{used.port}",
     ).save(force_insert=True)
@@ -369,7 +528,10 @@ def sent_unrecorded(email: Email, attempt: EmailAttempt) -> Result:
 
 # A sent system email keeps its steps in its attempt, not on its row; its
 # attempt count goes up by one in the database.
-GROUPED_FIELDS = [name for name in RECORDED_FIELDS if name not in ("attempts", "steps")]
+# Nor its deferrals, which differ from one email to the next and do not change.
+GROUPED_FIELDS = [
+    name for name in RECORDED_FIELDS if name not in ("attempts", "steps", "deferrals")
+]
 
 
 def _store_rows(emails: list[Email], now: datetime) -> None:
