@@ -114,12 +114,17 @@ def main() -> None:
                         log_path=ROOT / "var" / f"bench-rate-worker-{number}.log",
                     ).start()
                 )
-            wait_for_worker()
-            started = queue(args.emails, partner, organizations)
-            least = max(0, (args.emails - 1) // args.rate) * WINDOW
-            sink.wait_for(args.emails, timeout=least + 300)
-            # Anything sent twice would show here.
-            time.sleep(2)
+            try:
+                wait_for_worker()
+                started = queue(args.emails, partner, organizations)
+                least = max(0, (args.emails - 1) // args.rate) * WINDOW
+                sink.wait_for(args.emails, timeout=least + 300)
+                # Anything sent twice would show here.
+                time.sleep(2)
+            finally:
+                # Before the database is dropped: they hold connections to it.
+                for worker in workers:
+                    worker.stop()
             arrivals = list(sink.accepted.values())
             elapsed = max(arrivals) - started
             most = most_in_window(arrivals, WINDOW)

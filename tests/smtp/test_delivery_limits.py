@@ -236,7 +236,7 @@ def test_redis_down_lets_the_database_decide(settings, transactional_db, caplog)
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     settings.SMTP_RATE_WINDOW_SECONDS = 5.0
     server = configuration(messages_per_minute=1, max_connections=1)
-    limits._redis._logged_at = -1e9
+    limits.in_redis.client._logged_at = -1e9
     with caplog.at_level(logging.WARNING, logger="smtp.outbox.limits"):
         started = time.monotonic()
         assert limits.message_admit(server).admitted
