@@ -208,7 +208,21 @@ def _spread(delay: float) -> float:
     return delay * secrets.SystemRandom().uniform(1.0, 1.1) + 0.05
 
 
+def _send_within_limits(email: Email, server: SmtpServer) -> Result:
+    """``_send_on_pooled`` once the configuration's limits, shared by every
+    worker, give this email its turn; raises ``limits.LimitReached`` if they
+    hold it for longer than a worker waits."""
+    turn = limits.message_turn(server)
+    if not turn.admitted:
+        raise limits.LimitReached(turn.wait, reason=turn.reason)
+    try:
+        return _send_on_pooled(email, server)
+    finally:
+        limits.message_sent(server, turn.token)
+
+
 def _hold(
+    pending: list[Result],
     emails: list[Email],
     first_wait: float,
     *,
@@ -216,8 +230,10 @@ def _hold(
     server: SmtpServer,
     token: uuid.UUID,
 ) -> None:
-    """Put these untried emails back for later: the configuration's limits hold
-    them, not a failure (no attempt, no retry used)."""
+    """Record the batch's results so far, and put these untried emails back for
+    later: the configuration's limits hold them, not a failure (no attempt, no
+    retry used)."""
+    record_results(pending, token=token)
     per_window = server.messages_per_minute if reason == "rate" else 0
     delays = limits.turns(first_wait, len(emails), per_window=per_window)
     record_delayed(
@@ -263,37 +279,20 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
             for index, email in enumerate(batch[done:], start=done):
                 if time.monotonic() > give_back_at:
                     break
-                # The configuration's limits, shared by every worker: over one,
-                # the rest of the batch goes back to the queue, kept whole.
-                turn = limits.message_turn(server)
-                if not turn.admitted:
-                    record_results(pending, token=token)
-                    pending = []
-                    _hold(
-                        batch[index:],
-                        turn.wait,
-                        reason=turn.reason,
-                        server=server,
-                        token=token,
-                    )
-                    done = len(batch)
-                    break
                 try:
-                    result = _send_on_pooled(email, server)
+                    result = _send_within_limits(email, server)
                 except limits.LimitReached as held:
-                    record_results(pending, token=token)
-                    pending = []
+                    # Over a limit: the rest of the batch goes back, kept whole.
                     _hold(
+                        pending,
                         batch[index:],
                         held.wait,
                         reason=held.reason,
                         server=server,
                         token=token,
                     )
-                    done = len(batch)
+                    pending, done = [], len(batch)
                     break
-                finally:
-                    limits.message_sent(server, turn.token)
                 pending.append(result)
                 done = index + 1
                 if result.ok:
@@ -301,16 +300,15 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
                 if _throttled(result, server):
                     # The server asks to slow down: this email waits without
                     # using a retry, the rest of the batch with it.
-                    record_results(pending, token=token)
-                    pending = []
                     _hold(
+                        pending,
                         batch[done:],
                         result.defer_for,
                         reason="paused",
                         server=server,
                         token=token,
                     )
-                    done = len(batch)
+                    pending, done = [], len(batch)
                     break
                 failed = result.failed
                 if (

@@ -281,3 +281,44 @@ def test_never_more_connections_than_max_connections(own_worker, limited_server,
     assert_each_received_once(server, emails)
     assert 1 <= watch.most <= 2
     assert not EmailAttempt.objects.filter(ok=False).exists()
+
+
+def test_a_test_email_is_not_held_by_the_limit_that_holds_alerts(
+    worker, limited_server, demo
+):
+    from smtp.services import smtp_test_email_request
+    from tenants.selectors import tenant_scope_for_user
+
+    # given: one message per minute, already used by an alert
+    watch = Watch()
+    server = limited_server(watch)
+    configure(demo["acme"], server, messages_per_minute=1)
+    first = all_final(alerts(demo["acme"], 1), timeout=60)[0]
+    assert first.status == EmailStatus.SENT
+
+    # when: another alert, and an admin's test email
+    held = alerts(demo["acme"], 1)[0]
+    wait_until(
+        lambda: Email.objects.filter(pk=held.pk, deferrals__gte=1).exists(),
+        timeout=60,
+    )
+    admin = demo["acme_admin"]
+    test = smtp_test_email_request(
+        scope=tenant_scope_for_user(user=admin),
+        actor=admin,
+        recipient="partner-admin@acme.example",
+    )
+
+    # then: the test email goes at once; the alert waits for its minute
+    (test,) = all_final([test], timeout=60)
+    assert test.status == EmailStatus.SENT
+    held.refresh_from_db()
+    assert (held.status, held.attempts) == (EmailStatus.QUEUED, 0)
+    assert held.next_attempt_at > test.finished_at
+    assert AuditEvent.objects.filter(
+        type="email.delayed", detail__email_id=held.pk
+    ).exists()
+    assert {m.message_id for m in server.messages} == {
+        first.message_id,
+        test.message_id,
+    }
