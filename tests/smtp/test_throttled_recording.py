@@ -177,3 +177,15 @@ def test_a_delay_does_not_touch_an_email_another_worker_owns(demo):
     email.refresh_from_db()
     assert (email.status, email.deferrals) == (EmailStatus.SENDING, 0)
     assert not AuditEvent.objects.filter(type="email.delayed").exists()
+
+
+def test_the_email_page_shows_delays_and_throttled_attempts(demo, login):
+    email, token = claimed(alert(demo))
+    record_results([throttled_result(email, defer_for=30)], token=token)
+
+    html = login(demo["acme_admin"]).get(f"/ops/emails/{email.pk}/").content.decode()
+
+    assert "1 time by delivery limits or a throttling server (no retry used)" in html
+    assert "Attempt 1: failed at DATA (message) (421), the server is throttling" in html
+    assert "sent later without using a retry" in html
+    assert THROTTLING_HINT in html
