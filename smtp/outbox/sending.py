@@ -402,8 +402,11 @@ def _deliver_test_session(email: Email, *, token: uuid.UUID) -> None:
     clock = time.monotonic()
     verify_only = email.kind == EmailKind.VERIFY
     # A person waits for it: never held, but a saved configuration's limits
-    # count it (an unsaved draft's count against nothing).
-    with limits.counted(server if email.draft_id is None else None):
+    # count it (an unsaved draft's count against nothing; a verification sends
+    # no message).
+    with limits.counted(
+        server if email.draft_id is None else None, message=not verify_only
+    ):
         outcome = deliver(
             server,
             None if verify_only else _message(email, server),

@@ -146,6 +146,22 @@ def test_emails_a_person_waits_for_count_but_are_not_held(backend, settings):
     limits.connection_release(server, slot)
 
 
+def test_a_verification_takes_a_connection_but_no_message_turn(backend):
+    server = configuration(messages_per_minute=1, max_connections=1)
+    with limits.counted(server, message=False):
+        assert limits.connection_take(server) is None
+    assert limits.message_admit(server).admitted
+    assert limits.connection_take(server)
+
+
+def test_an_unsaved_drafts_session_counts_against_nothing(backend):
+    server = configuration(messages_per_minute=1, max_connections=1)
+    with limits.counted(None):
+        pass
+    assert limits.message_admit(server).admitted
+    assert limits.connection_take(server)
+
+
 def test_no_limit_admits_everything(backend):
     server = configuration(messages_per_minute=0, max_connections=0)
     for _ in range(50):

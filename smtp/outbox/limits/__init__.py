@@ -234,14 +234,15 @@ def throttle_pause(server: SmtpServer) -> float:
 
 
 @contextmanager
-def counted(server: SmtpServer | None) -> Iterator[None]:
-    """Around a session that is never held (a test email, a verification): it
-    counts against the configuration's limits, so that bulk emails make room for
-    it. ``None`` (an unsaved draft's session) counts against nothing."""
+def counted(server: SmtpServer | None, *, message: bool = True) -> Iterator[None]:
+    """Around a session that is never held (a test email, a verification, a
+    health check): its connection, and its message if it sends one, count
+    against the configuration's limits, so that bulk emails make room for them.
+    ``None`` (an unsaved draft's session) counts against nothing."""
     if server is None:
         yield
         return
-    admission = message_admit(server, hold=False)
+    admission = message_admit(server, hold=False) if message else Admission(0.0)
     slot = connection_take(server, hold=False)
     try:
         yield
