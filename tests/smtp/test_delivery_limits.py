@@ -270,6 +270,34 @@ def test_redis_down_lets_the_database_decide(settings, transactional_db, caplog)
         ).count()
         == 1
     )
+    assert not DeliveryLimitEntry.objects.filter(
+        limit_id=server.limit_key, kind="connection"
+    ).exists()
+
+
+def test_redis_going_away_after_a_decision_costs_nothing_but_a_log_line(
+    settings, transactional_db, caplog
+):
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        pytest.skip("needs REDIS_URL")
+    settings.REDIS_URL = url
+    server = configuration(messages_per_minute=5, max_connections=1)
+    admission = limits.message_admit(server)
+    slot = limits.connection_take(server)
+    assert admission.token and slot
+    assert not admission.token.startswith(limits.IN_DATABASE)
+    # Redis is away when the message is done and the session closes
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    limits.in_redis.client._logged_at = -1e9
+    with caplog.at_level(logging.WARNING, logger="smtp.outbox.limits"):
+        limits.message_sent(server, admission.token)
+        limits.connection_renew(server, slot)
+        limits.connection_release(server, slot)
+    assert "Redis is unreachable for delivery limits" in caplog.text
+    # back: the slot is still counted until its lease runs out, never lost
+    settings.REDIS_URL = url
+    assert limits.connection_take(server) is None
 
 
 def test_held_emails_come_back_a_window_apart(settings):

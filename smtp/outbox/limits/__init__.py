@@ -34,7 +34,7 @@ from django.conf import settings
 
 from smtp.delivery.server import SmtpServer
 from smtp.outbox.limits import in_database, in_redis
-from smtp.outbox.limits.in_redis import decide, key
+from smtp.outbox.limits.in_redis import decide, key, quietly
 from smtp.outbox.limits.periods import lease_seconds, provisional, window
 
 __all__ = [
@@ -57,6 +57,9 @@ __all__ = [
 # The longest a worker waits for a limit in place; beyond it the email goes back
 # to the queue, so that no worker slot is held waiting.
 LONGEST_WAIT = 1.0
+# Tokens of entries the database decided (Redis was away) start with this: an
+# entry is stamped, renewed and removed where it was made.
+IN_DATABASE = "db:"
 
 
 class LimitReached(Exception):
@@ -99,9 +102,12 @@ def message_admit(server: SmtpServer, *, hold: bool = True) -> Admission:
         )
         return bool(admitted), float(wait), (reason or b"").decode()
 
-    admitted, wait, reason = decide(
-        redis_call, lambda: in_database.admit(server, token, hold=hold)
-    )
+    def database_call() -> tuple[bool, float, str]:
+        nonlocal token
+        token = IN_DATABASE + token
+        return in_database.admit(server, token, hold=hold)
+
+    admitted, wait, reason = decide(redis_call, database_call)
     if admitted:
         return Admission(wait=0.0, token=token if limit else "")
     return Admission(wait=max(wait, 0.001), reason=reason)
@@ -112,12 +118,15 @@ def message_sent(server: SmtpServer, token: str) -> None:
     if not token:
         return
 
-    def redis_call() -> None:
-        in_redis.client.script("sent", in_redis.SENT)(
+    if token.startswith(IN_DATABASE):
+        in_database.sent(token)
+        return
+    # Redis away: the entry keeps its provisional stamp, and expires later.
+    quietly(
+        lambda: in_redis.client.script("sent", in_redis.SENT)(
             keys=[key(server, "sent")], args=[token]
         )
-
-    decide(redis_call, lambda: in_database.sent(token))
+    )
 
 
 def message_turn(server: SmtpServer) -> Admission:
@@ -160,7 +169,12 @@ def connection_take(server: SmtpServer, *, hold: bool = True) -> str | None:
             )
         )
 
-    taken = decide(redis_call, lambda: in_database.take(server, token, hold=hold))
+    def database_call() -> bool:
+        nonlocal token
+        token = IN_DATABASE + token
+        return in_database.take(server, token, hold=hold)
+
+    taken = decide(redis_call, database_call)
     return token if taken else None
 
 
@@ -185,12 +199,14 @@ def connection_renew(server: SmtpServer, token: str) -> None:
     if not token:
         return
 
-    def redis_call() -> None:
-        in_redis.client.script("renew", in_redis.RENEW)(
+    if token.startswith(IN_DATABASE):
+        in_database.renew(token)
+        return
+    quietly(
+        lambda: in_redis.client.script("renew", in_redis.RENEW)(
             keys=[key(server, "connections")], args=[lease_seconds(), token]
         )
-
-    decide(redis_call, lambda: in_database.renew(token))
+    )
 
 
 def connection_release(server: SmtpServer, token: str) -> None:
@@ -198,15 +214,11 @@ def connection_release(server: SmtpServer, token: str) -> None:
     if not token:
         return
 
-    def redis_call() -> None:
-        in_redis.client.client().zrem(key(server, "connections"), token)
-
-    # Given back in both: a slot taken while Redis was away lives in the database.
-    try:
-        decide(redis_call, lambda: in_database.release(token))
-    finally:
-        if settings.REDIS_URL:
-            in_database.release(token)
+    if token.startswith(IN_DATABASE):
+        in_database.release(token)
+        return
+    # Redis away: the slot is free again when its lease runs out.
+    quietly(lambda: in_redis.client.client().zrem(key(server, "connections"), token))
 
 
 # -- throttling ----------------------------------------------------------------

@@ -175,3 +175,13 @@ def decide(redis_call: Callable[[], T], database_call: Callable[[], T]) -> T:
         except (redis.RedisError, OSError) as error:
             client.failed(error)
     return database_call()
+
+
+def quietly(redis_call: Callable[[], object]) -> None:
+    """Do this in Redis if it answers; if not, log it and go on."""
+    import redis
+
+    try:
+        redis_call()
+    except (redis.RedisError, OSError) as error:
+        client.failed(error)
