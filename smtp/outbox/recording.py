@@ -430,8 +430,12 @@ def record_delayed(
             )
         audit_events_record_bulk(events)
         for email_id, kind, delay in published:
+            # A broker holds a delayed message for a while only (Redis: below
+            # its visibility timeout); one that comes before the email is due
+            # does nothing, and the sweeper hands the email out once it is.
+            countdown = min(delay, MAX_RETRY_DELAY)
             transaction.on_commit(
-                partial(email_publish, email_id, kind=kind, countdown=delay)
+                partial(email_publish, email_id, kind=kind, countdown=countdown)
             )
 
 

@@ -19,6 +19,7 @@ from smtp.models import Email, EmailAttempt, EmailKind, EmailStatus
 from smtp.outbox import outbox_sweep
 from smtp.outbox.claims import claim_one
 from smtp.outbox.recording import (
+    MAX_RETRY_DELAY,
     Result,
     record_accepted,
     record_delayed,
@@ -189,3 +190,19 @@ def test_the_email_page_shows_delays_and_throttled_attempts(demo, login):
     assert "Attempt 1: failed at DATA (message) (421), the server is throttling" in html
     assert "sent later without using a retry" in html
     assert THROTTLING_HINT in html
+
+
+def test_a_long_delay_is_published_within_what_the_broker_holds(
+    demo, django_capture_on_commit_callbacks
+):
+    email, token = claimed(alert(demo))
+    with django_capture_on_commit_callbacks() as callbacks:
+        record_delayed(
+            [email], [3 * 3600.0], token=token, reason="rate", server=smtp_settings(25)
+        )
+    (publish,) = callbacks
+    assert publish.args == (email.pk,)
+    assert publish.keywords["countdown"] == MAX_RETRY_DELAY
+    # the row keeps the real time: the sweeper hands it out when it is due
+    email.refresh_from_db()
+    assert email.next_attempt_at > timezone.now() + timedelta(hours=2.9)
