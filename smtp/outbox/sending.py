@@ -215,10 +215,18 @@ def _send_within_limits(email: Email, server: SmtpServer) -> Result:
     turn = limits.message_turn(server)
     if not turn.admitted:
         raise limits.LimitReached(turn.wait, reason=turn.reason)
+    reached = True
     try:
         return _send_on_pooled(email, server)
+    except limits.LimitReached:
+        # No session to send it on: its turn goes to another email.
+        reached = False
+        raise
     finally:
-        limits.message_sent(server, turn.token)
+        if reached:
+            limits.message_sent(server, turn.token)
+        else:
+            limits.message_unused(server, turn.token)
 
 
 def _hold(

@@ -118,6 +118,16 @@ def test_an_admission_over_the_rate_says_when_the_next_turn_comes(backend, setti
     assert limits.message_admit(server).admitted
 
 
+def test_a_turn_not_used_is_free_again(backend, settings):
+    settings.SMTP_RATE_WINDOW_SECONDS = 30.0
+    server = configuration(messages_per_minute=1)
+    turn = limits.message_admit(server)
+    assert turn.admitted
+    assert not limits.message_admit(server).admitted
+    limits.message_unused(server, turn.token)
+    assert limits.message_admit(server).admitted
+
+
 def test_a_message_being_sent_counts_until_it_is_done(backend, settings):
     # An entry not yet stamped as sent holds its place for the longest a
     # session may take: a slow message cannot let a window overfill.

@@ -50,6 +50,7 @@ __all__ = [
     "message_admit",
     "message_sent",
     "message_turn",
+    "message_unused",
     "throttle_pause",
     "turns",
 ]
@@ -127,6 +128,17 @@ def message_sent(server: SmtpServer, token: str) -> None:
             keys=[key(server, "sent")], args=[token]
         )
     )
+
+
+def message_unused(server: SmtpServer, token: str) -> None:
+    """The admitted message ``token`` was not sent after all (no connection
+    slot): its turn is free again."""
+    if not token:
+        return
+    if token.startswith(IN_DATABASE):
+        in_database.release(token)
+        return
+    quietly(lambda: in_redis.client.client().zrem(key(server, "sent"), token))
 
 
 def message_turn(server: SmtpServer) -> Admission:
