@@ -189,22 +189,9 @@ def _attempt(result: Result, number: int, level: str, server: str) -> EmailAttem
     )
 
 
-def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
-    email = result.email
-    used = result.settings
-    if result.throttled and not _deferred_too_long(email, now):
-        _apply_throttled(result, now, out)
-        return
-    number = email.attempts + 1
-    max_attempts = 1 if email.is_test or used is None else used.retries + 1
+def _note_attempt(email: Email, result: Result, level: str, server: str) -> None:
+    """What the row shows of its last attempt, whatever comes of it."""
     failed = result.failed or {}
-    # Without settings (no configuration, or recovered by the sweeper): what the
-    # row says.
-    level = used.level if used else (email.level_used or Level.NONE)
-    server = f"{used.host}:{used.port}" if used else email.server
-    if not result.attempt_saved:
-        out.attempts.append(_attempt(result, attempt_number(email), level, server))
-    email.attempts = number
     email.steps = result.steps
     email.progress = ""
     email.lease_until = None
@@ -218,6 +205,25 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
     email.last_error = failed.get("detail", "")
     email.hint = failed.get("hint", "")
     email.error_field = failed.get("field", "")
+
+
+def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
+    email = result.email
+    used = result.settings
+    failed = result.failed or {}
+    # Without settings (no configuration, or recovered by the sweeper): what the
+    # row says.
+    level = used.level if used else (email.level_used or Level.NONE)
+    server = f"{used.host}:{used.port}" if used else email.server
+    if not result.attempt_saved:
+        out.attempts.append(_attempt(result, attempt_number(email), level, server))
+    _note_attempt(email, result, level, server)
+    if result.throttled and not _deferred_too_long(email, now):
+        _defer_throttled(result, now, out, level=level, server=server)
+        return
+    number = email.attempts + 1
+    max_attempts = 1 if email.is_test or used is None else used.retries + 1
+    email.attempts = number
     base = {
         "email_id": email.pk,
         "kind": email.kind,
@@ -309,31 +315,17 @@ def _too_long_reason(email: Email, now: datetime) -> str:
     )
 
 
-def _apply_throttled(result: Result, now: datetime, out: _Recorded) -> None:
-    """A throttled attempt: recorded (``throttled``), and the email back in the
-    queue for ``result.defer_for`` seconds with its retries untouched."""
+def _defer_throttled(
+    result: Result, now: datetime, out: _Recorded, *, level: str, server: str
+) -> None:
+    """After a throttled attempt (recorded, ``throttled``): the email back in the
+    queue for ``result.defer_for`` seconds, its retries untouched."""
     email = result.email
-    used = result.settings
     failed = result.failed or {}
-    level = used.level if used else (email.level_used or Level.NONE)
-    server = f"{used.host}:{used.port}" if used else email.server
-    out.attempts.append(_attempt(result, attempt_number(email), level, server))
     delay = result.defer_for
     email.deferrals += 1
     email.status = EmailStatus.QUEUED
     email.next_attempt_at = now + timedelta(seconds=delay)
-    email.steps = result.steps
-    email.progress = ""
-    email.lease_until = None
-    email.claim_token = None
-    email.rehands = 0
-    email.level_used = level
-    email.server = server
-    email.failed_step = failed.get("name", "")
-    email.reply_code = failed.get("reply_code")
-    email.last_error = failed.get("detail", "")
-    email.hint = failed.get("hint", "")
-    email.error_field = failed.get("field", "")
     out.retries.append((email.pk, email.kind, delay))
     out.emails.append(email)
     out.events.append(
@@ -364,79 +356,6 @@ def _apply_throttled(result: Result, now: datetime, out: _Recorded) -> None:
             },
         )
     )
-
-
-def record_delayed(
-    emails: list[Email],
-    delays: list[float],
-    *,
-    token: uuid.UUID,
-    reason: str,
-    server: SmtpServer | None,
-) -> None:
-    """Put claimed, untried emails back in the queue for later, held by their
-    configuration's limits (``reason``: rate, connections, paused): no attempt,
-    no retry used, ``deferrals`` + 1, an ``email.delayed`` event; each published
-    again with its delay."""
-    if not emails:
-        return
-    now = timezone.now()
-    words = {
-        "rate": "its configuration's Messages per minute",
-        "connections": "its configuration's Max connections",
-        "paused": "a pause after the server throttled",
-    }
-    published: list[tuple[int, str, float]] = []
-    events: list[EventData] = []
-    with transaction.atomic():
-        owned = set(
-            Email.objects.select_for_update()
-            .filter(pk__in=[e.pk for e in emails], claim_token=token)
-            .values_list("pk", flat=True)
-        )
-        for email, delay in zip(emails, delays, strict=True):
-            if email.pk not in owned:
-                continue
-            at = now + timedelta(seconds=delay)
-            Email.objects.filter(pk=email.pk).update(
-                status=EmailStatus.QUEUED,
-                claim_token=None,
-                lease_until=None,
-                progress="",
-                next_attempt_at=at,
-                deferrals=F("deferrals") + 1,
-            )
-            published.append((email.pk, email.kind, delay))
-            events.append(
-                EventData(
-                    category=Category.SYSTEMAUDIT,
-                    type="email.delayed",
-                    summary=f"{email.get_kind_display()} to {email.recipient} "
-                    f"delayed {delay:.0f} s by {words.get(reason, reason)}",
-                    **event_scope(email),
-                    detail={
-                        "email_id": email.pk,
-                        "kind": email.kind,
-                        "recipient": email.recipient,
-                        "subject": email.subject,
-                        "message_id": email.message_id,
-                        "level": server.level if server else "",
-                        "reason": "limit",
-                        "limit": reason,
-                        "deferrals": email.deferrals + 1,
-                        "next_attempt_at": at.isoformat(),
-                    },
-                )
-            )
-        audit_events_record_bulk(events)
-        for email_id, kind, delay in published:
-            # A broker holds a delayed message for a while only (Redis: below
-            # its visibility timeout); one that comes before the email is due
-            # does nothing, and the sweeper hands the email out once it is.
-            countdown = min(delay, MAX_RETRY_DELAY)
-            transaction.on_commit(
-                partial(email_publish, email_id, kind=kind, countdown=countdown)
-            )
 
 
 def record_results(results: list[Result], *, token: uuid.UUID) -> None:

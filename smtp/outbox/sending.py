@@ -23,12 +23,12 @@ from smtp.models import (
 )
 from smtp.outbox import limits
 from smtp.outbox.claims import claim_ids, claim_more, claim_one
+from smtp.outbox.delays import record_delayed
 from smtp.outbox.pool import pool
 from smtp.outbox.recording import (
     Result,
     commits_not_waiting_for_disk,
     record_accepted,
-    record_delayed,
     record_results,
 )
 from smtp.selectors import smtp_config_effective, smtp_server_of_draft

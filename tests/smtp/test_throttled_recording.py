@@ -18,11 +18,11 @@ from smtp.delivery.hints import THROTTLING_HINT
 from smtp.models import Email, EmailAttempt, EmailKind, EmailStatus
 from smtp.outbox import outbox_sweep
 from smtp.outbox.claims import claim_one
+from smtp.outbox.delays import record_delayed
 from smtp.outbox.recording import (
     MAX_RETRY_DELAY,
     Result,
     record_accepted,
-    record_delayed,
     record_results,
 )
 from smtp.services import send_system_email
