@@ -19,6 +19,7 @@ import os
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -131,6 +132,11 @@ def main() -> None:
             emails = Email.objects.all()
             deferrals = sum(emails.values_list("deferrals", flat=True))
             delayed = AuditEvent.objects.filter(type="email.delayed").count()
+            by_limit = Counter(
+                AuditEvent.objects.filter(type="email.delayed").values_list(
+                    "detail__limit", flat=True
+                )
+            )
             failed_attempts = EmailAttempt.objects.filter(ok=False).count()
             sent = emails.filter(status="sent").count()
     finally:
@@ -147,6 +153,11 @@ def main() -> None:
                 ("emails sent (rows)", str(sent), f"= {args.emails}"),
                 ("failed attempts", str(failed_attempts), "0"),
                 ("delays (deferrals / email.delayed)", f"{deferrals} / {delayed}", ""),
+                (
+                    "delays by limit",
+                    ", ".join(f"{k} {n}" for k, n in sorted(by_limit.items())) or "-",
+                    "",
+                ),
                 ("seconds, first queued to last arrived", f"{elapsed:.0f}", ""),
                 ("least the rate allows (s)", f"{least:.0f}", ""),
             ],

@@ -154,12 +154,14 @@ def message_turn(server: SmtpServer) -> Admission:
 
 
 def turns(first_wait: float, count: int, *, per_window: int) -> list[float]:
-    """Delays for ``count`` emails held together: the first ``per_window`` at
-    ``first_wait``, the next ones a window later each, so that they do not all
-    come back at once (0 per window: all at ``first_wait``)."""
+    """Delays for ``count`` emails held together: the first at ``first_wait``,
+    each next one a message's share of the window later (the rate's pace), so
+    that they come back one by one as the window makes room instead of all at
+    once to be held again (0 per window: all at ``first_wait``)."""
     if per_window <= 0:
         return [first_wait] * count
-    return [first_wait + (n // per_window) * window() for n in range(count)]
+    pace = window() / per_window
+    return [first_wait + n * pace for n in range(count)]
 
 
 # -- concurrent connections ------------------------------------------------------
