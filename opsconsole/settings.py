@@ -319,6 +319,48 @@ SMTP_DEFAULT_MESSAGES_PER_MINUTE = env.int(
     "SMTP_DEFAULT_MESSAGES_PER_MINUTE", default=0
 )
 SMTP_DEFAULT_MAX_CONNECTIONS = env.int("SMTP_DEFAULT_MAX_CONNECTIONS", default=4)
+# Messages per minute count the messages a server received in any window of this
+# many seconds (60: per minute; tests shorten it).
+SMTP_RATE_WINDOW_SECONDS = env.float("SMTP_RATE_WINDOW_SECONDS", default=60.0)
+# A connection slot of a worker that died is free again after this long (a
+# worker renews its slots while it uses them).
+SMTP_CONNECTION_LEASE_SECONDS = env.float(
+    "SMTP_CONNECTION_LEASE_SECONDS", default=2 * SMTP_SESSION_DEADLINE + 10
+)
+# A throttling reply (421, 432 4.3.2, "rate limit"...) pauses its configuration
+# for every worker this long, doubled for each further throttling reply right
+# after a pause, up to SMTP_THROTTLE_MAX_PAUSE_SECONDS; the email waits without
+# using a retry.
+SMTP_THROTTLE_PAUSE_SECONDS = env.float("SMTP_THROTTLE_PAUSE_SECONDS", default=60.0)
+SMTP_THROTTLE_MAX_PAUSE_SECONDS = env.float(
+    "SMTP_THROTTLE_MAX_PAUSE_SECONDS", default=900.0
+)
+# An email still refused by a throttling server this long after it was queued
+# fails instead of waiting again.
+SMTP_MAX_DEFER_SECONDS = env.int("SMTP_MAX_DEFER_SECONDS", default=86400)
+for _name, _least in (
+    ("SMTP_RATE_WINDOW_SECONDS", 0),
+    ("SMTP_THROTTLE_PAUSE_SECONDS", 0),
+    ("SMTP_MAX_DEFER_SECONDS", 0),
+):
+    if not globals()[_name] > _least:
+        raise ImproperlyConfigured(
+            f"{_name} ({globals()[_name]:g}) must be a positive number of seconds."
+        )
+if SMTP_THROTTLE_MAX_PAUSE_SECONDS < SMTP_THROTTLE_PAUSE_SECONDS:
+    raise ImproperlyConfigured(
+        f"SMTP_THROTTLE_MAX_PAUSE_SECONDS ({SMTP_THROTTLE_MAX_PAUSE_SECONDS:g} s) "
+        f"must be at least SMTP_THROTTLE_PAUSE_SECONDS "
+        f"({SMTP_THROTTLE_PAUSE_SECONDS:g} s)."
+    )
+if SMTP_CONNECTION_LEASE_SECONDS < 2 * SMTP_SESSION_DEADLINE:
+    # A slot is renewed between messages: it must outlast a message on a reused
+    # session and one more on a fresh session.
+    raise ImproperlyConfigured(
+        f"SMTP_CONNECTION_LEASE_SECONDS ({SMTP_CONNECTION_LEASE_SECONDS:g} s) must "
+        f"be at least twice SMTP_SESSION_DEADLINE ({SMTP_SESSION_DEADLINE:g} s), so "
+        "that a session in use never loses its connection slot."
+    )
 # Send Test Email: tests per admin per minute.
 SMTP_TEST_RATE_PER_MINUTE = env.int("SMTP_TEST_RATE_PER_MINUTE", default=10)
 # Tests through a configuration the tenant does not own (an organization using

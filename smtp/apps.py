@@ -19,6 +19,7 @@ class SmtpConfig(AppConfig):
             "email.sent",
             "email.verified",
             "email.deferred",
+            "email.delayed",
             "email.failed",
             "smtp_config.health.failing",
             "smtp_config.health.recovered",

@@ -484,3 +484,45 @@ class EmailAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"Attempt {self.number} of email {self.email_id}"
+
+
+class DeliveryLimit(models.Model):
+    """The shared limits state of one configuration (``SmtpServer.limit_key``)
+    when there is no Redis: workers lock this row while they decide."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    # A throttling server paused this configuration until then (Unix time), and
+    # how many pauses in a row it took (each doubles the next one).
+    paused_until = models.FloatField(default=0)
+    streak = models.PositiveSmallIntegerField(default=0)
+    touched = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"Delivery limits of {self.key}"
+
+
+class DeliveryLimitEntry(models.Model):
+    """A message sent, or a connection open, counted against a configuration's
+    limits (database backend)."""
+
+    class Kind(models.TextChoices):
+        MESSAGE = "message", "Message"
+        CONNECTION = "connection", "Connection"
+
+    limit = models.ForeignKey(
+        DeliveryLimit, on_delete=models.CASCADE, related_name="entries"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    token = models.CharField(max_length=40, unique=True)
+    # Unix time: when a message reached the server (until then, the latest it
+    # could), or when a connection's lease runs out.
+    stamp = models.FloatField()
+
+    class Meta:
+        indexes = [
+            # Counting and expiring one configuration's entries of one kind.
+            models.Index(fields=["limit", "kind", "stamp"], name="limit_entry_stamp")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.limit_id}"

@@ -41,6 +41,7 @@ CLIENT_CERTIFICATE_REFUSED = "client_certificate_refused"
 # Not a failure of the SMTP client's: emails of a configuration that could not
 # open a session went through the next level's (failover).
 FAILED_OVER = "failed_over"
+THROTTLED = "throttled"
 
 BASIC_AUTH_DISABLED_HINT = (
     "This provider no longer accepts passwords: switch Authentication to OAuth2."
@@ -114,6 +115,53 @@ class Refusal:
         except AddressError:
             forms = {address}
         return self.address in {form.lower() for form in forms}
+
+
+THROTTLING_HINT = "The server is throttling: lower Messages per minute."
+
+# Provider texts of a rate or connection limit: Microsoft 365 ("Concurrent
+# connections limit exceeded", "Message submission rate for this client has
+# exceeded the configured limit"), Google ("4.7.28 ... receiving mail at a rate
+# that prevents additional messages"), and the common words.
+_THROTTLING_TEXT = re.compile(
+    r"throttl|rate limit|rate-limit|too many (?:messages|connections|recipients"
+    r"|sessions|concurrent)|concurrent connections? limit|connection limit"
+    r"|receiving mail at a rate|submission rate|exceeded the configured limit"
+    r"|(?<![\d.])4\.7\.28(?![\d.])",
+    re.IGNORECASE,
+)
+
+
+def throttling(code: int | None, text: str) -> bool:
+    """Whether a reply says the server is limiting this client's rate or
+    connections (a temporary refusal: later, and slower, it will be accepted).
+
+    421 (closing: busy or over a limit), 432 4.3.2 and 452 4.5.3 (too many
+    recipients in this session or minute) are; so is any 4xx reply in a
+    provider's words for a rate limit. A 5xx reply never is.
+    """
+    if code is None or not 400 <= code < 500:
+        return False
+    if code in (421, 432):
+        return True
+    match = _ENHANCED.match(text or "")
+    enhanced = ".".join(match.groups()) if match else ""
+    if enhanced in ("4.3.2", "4.5.3"):
+        return True
+    return bool(_THROTTLING_TEXT.search(text or ""))
+
+
+def _throttled(refusal: Refusal) -> bool:
+    return throttling(refusal.code, refusal.text)
+
+
+def _explain_throttled(refusal: Refusal) -> Diagnosis:
+    return Diagnosis(
+        hint=THROTTLING_HINT + " The email waits and is sent later; no retry is used.",
+        field="",
+        transient=True,
+        code=THROTTLED,
+    )
 
 
 def _deferred(hint: str) -> str:
@@ -398,6 +446,7 @@ def _explain_by_step(refusal: Refusal) -> Diagnosis:
 Rule = tuple[Callable[[Refusal], bool], Callable[[Refusal], Diagnosis]]
 
 REPLY_RULES: list[Rule] = [
+    (_throttled, _explain_throttled),
     (_starttls_required, _explain_starttls_required),
     (_login_required, _explain_login_required),
     (_helo_rejected, _explain_helo_rejected),

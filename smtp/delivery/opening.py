@@ -24,11 +24,14 @@ from smtp.delivery.client import BoundedSMTP, DeadlineExceeded, ReplyTooLong
 from smtp.delivery.hints import (
     IMPLICIT_TLS_MODE,
     STARTTLS_MODE,
+    THROTTLED,
+    THROTTLING_HINT,
     Refusal,
     diagnose,
     explain_client_certificate_refusal,
     explain_silence,
     explain_tls_error,
+    throttling,
     xoauth2_refusal_hint,
 )
 from smtp.delivery.network import Resolver, dns_pool, system_resolver, tls_context
@@ -335,14 +338,19 @@ class SessionOpener(StepRecorder):
                 field=diagnosis.field,
             ) from None
         if code != 220:
+            text = reply_text(message)
+            throttled = throttling(code, text)
             raise self._fail(
                 step,
                 started,
                 transient=is_transient_code(code) or code == -1,
                 reply_code=code,
-                reply=reply_text(message),
+                reply=text,
                 detail="The server refused the session in its greeting.",
-                hint="The server is not accepting mail from this console right now.",
+                hint=THROTTLING_HINT
+                if throttled
+                else "The server is not accepting mail from this console right now.",
+                hint_code=THROTTLED if throttled else "",
             )
         self._handshake = None
         self._finish(step, started, reply_code=code, reply=reply_text(message))

@@ -54,6 +54,10 @@ class Result:
     # The level whose configuration could not open a session before
     # ``settings`` (the next level's) took over: failover.
     fallback_from: str = ""
+    # The server was throttling: the email waits ``defer_for`` seconds without
+    # using a retry.
+    throttled: bool = False
+    defer_for: float = 0.0
 
     @property
     def failed(self) -> dict | None:
@@ -152,6 +156,7 @@ RECORDED_FIELDS = [
     "lease_until",
     "claim_token",
     "rehands",
+    "deferrals",
     "level_used",
     "fallback_from",
     "server",
@@ -164,6 +169,14 @@ RECORDED_FIELDS = [
     "sent_at",
     "finished_at",
 ]
+
+
+def attempt_number(email: Email) -> int:
+    """The number of the email's next attempt row: after every counted attempt
+    and every time it was put back without one (``deferrals``), so that a
+    throttled attempt and a counted one never share a number. The sweeper finds
+    an accepted, unrecorded attempt by it."""
+    return email.attempts + email.deferrals + 1
 
 
 def _attempt(result: Result, number: int, level: str, server: str) -> EmailAttempt:
@@ -181,23 +194,14 @@ def _attempt(result: Result, number: int, level: str, server: str) -> EmailAttem
         failed_step=failed.get("name", ""),
         reply_code=failed.get("reply_code"),
         error=failed.get("detail", ""),
+        throttled=result.throttled,
         steps=result.steps,
     )
 
 
-def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
-    email = result.email
-    used = result.settings
-    number = email.attempts + 1
-    max_attempts = 1 if email.is_test or used is None else used.retries + 1
+def _note_attempt(email: Email, result: Result, level: str, server: str) -> None:
+    """What the row shows of its last attempt, whatever comes of it."""
     failed = result.failed or {}
-    # Without settings (no configuration, or recovered by the sweeper): what the
-    # row says.
-    level = used.level if used else (email.level_used or Level.NONE)
-    server = f"{used.host}:{used.port}" if used else email.server
-    if not result.attempt_saved:
-        out.attempts.append(_attempt(result, number, level, server))
-    email.attempts = number
     email.steps = result.steps
     email.progress = ""
     email.lease_until = None
@@ -212,6 +216,25 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
     email.last_error = failed.get("detail", "")
     email.hint = failed.get("hint", "")
     email.error_field = failed.get("field", "")
+
+
+def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
+    email = result.email
+    used = result.settings
+    failed = result.failed or {}
+    # Without settings (no configuration, or recovered by the sweeper): what the
+    # row says.
+    level = used.level if used else (email.level_used or Level.NONE)
+    server = f"{used.host}:{used.port}" if used else email.server
+    if not result.attempt_saved:
+        out.attempts.append(_attempt(result, attempt_number(email), level, server))
+    _note_attempt(email, result, level, server)
+    if result.throttled and not _deferred_too_long(email, now):
+        _defer_throttled(result, now, out, level=level, server=server)
+        return
+    number = email.attempts + 1
+    max_attempts = 1 if email.is_test or used is None else used.retries + 1
+    email.attempts = number
     base = {
         "email_id": email.pk,
         "kind": email.kind,
@@ -255,7 +278,7 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
         }
         if failed.get("hint_code"):
             problem["hint_code"] = failed["hint_code"]
-        if result.transient and number < max_attempts:
+        if result.transient and number < max_attempts and not result.throttled:
             delay = _retry_delay_after(failed, number)
             email.status = EmailStatus.QUEUED
             email.next_attempt_at = now + timedelta(seconds=delay)
@@ -272,6 +295,9 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
                 "next_attempt_at": email.next_attempt_at.isoformat(),
             }
         else:
+            if result.throttled:
+                # Throttled for longer than anyone waits: it fails, saying so.
+                email.last_error = problem["reason"] = _too_long_reason(email, now)
             email.status = EmailStatus.FAILED
             email.finished_at = now
             event_type = "email.failed"
@@ -289,6 +315,62 @@ def _apply_result(result: Result, now: datetime, out: _Recorded) -> None:
             summary=summary,
             **event_scope(email),
             detail=detail,
+        )
+    )
+
+
+def _deferred_too_long(email: Email, now: datetime) -> bool:
+    return (now - email.created_at).total_seconds() > settings.SMTP_MAX_DEFER_SECONDS
+
+
+def _too_long_reason(email: Email, now: datetime) -> str:
+    hours = (now - email.created_at).total_seconds() / 3600
+    return (
+        f"Not sent: the server was still throttling {hours:.1f} h after this email "
+        f"was queued (SMTP_MAX_DEFER_SECONDS is {settings.SMTP_MAX_DEFER_SECONDS} "
+        "s); it is not tried again."
+    )
+
+
+def _defer_throttled(
+    result: Result, now: datetime, out: _Recorded, *, level: str, server: str
+) -> None:
+    """After a throttled attempt (recorded, ``throttled``): the email back in the
+    queue for ``result.defer_for`` seconds, its retries untouched."""
+    email = result.email
+    failed = result.failed or {}
+    delay = result.defer_for
+    email.deferrals += 1
+    email.status = EmailStatus.QUEUED
+    email.next_attempt_at = now + timedelta(seconds=delay)
+    out.retries.append((email.pk, email.kind, delay))
+    out.emails.append(email)
+    out.events.append(
+        EventData(
+            category=Category.SYSTEMAUDIT,
+            type="email.deferred",
+            summary=f"{email.get_kind_display()} to {email.recipient} deferred at "
+            f"{step_label(failed.get('name', ''))}: the server is throttling; "
+            f"tried again in {delay:.0f} s without using a retry",
+            **event_scope(email),
+            detail={
+                "email_id": email.pk,
+                "kind": email.kind,
+                "recipient": email.recipient,
+                "subject": email.subject,
+                "message_id": email.message_id,
+                "level": level,
+                "server": server,
+                "attempt": email.attempts,
+                "deferrals": email.deferrals,
+                "reason": "throttled",
+                "step": failed.get("name", ""),
+                "reply_code": failed.get("reply_code"),
+                "reply": failed.get("reply", ""),
+                "hint": failed.get("hint", ""),
+                "steps": result.steps,
+                "next_attempt_at": email.next_attempt_at.isoformat(),
+            },
         )
     )
 
@@ -359,7 +441,7 @@ def record_accepted(result: Result) -> None:
     used = result.settings
     _attempt(
         result,
-        result.email.attempts + 1,
+        attempt_number(result.email),
         used.level,
         f"{used.host}:{used.port}",
     ).save(force_insert=True)
@@ -388,7 +470,10 @@ def sent_unrecorded(email: Email, attempt: EmailAttempt) -> Result:
 
 # A sent system email keeps its steps in its attempt, not on its row; its
 # attempt count goes up by one in the database.
-GROUPED_FIELDS = [name for name in RECORDED_FIELDS if name not in ("attempts", "steps")]
+# Nor its deferrals, which differ from one email to the next and do not change.
+GROUPED_FIELDS = [
+    name for name in RECORDED_FIELDS if name not in ("attempts", "steps", "deferrals")
+]
 
 
 def _store_rows(emails: list[Email], now: datetime) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import time
 import uuid
 
@@ -13,13 +14,16 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from smtp.delivery import Step, StepFailed, build_message, deliver
+from smtp.delivery.hints import THROTTLED, THROTTLING_HINT, throttling
 from smtp.delivery.server import SmtpServer
 from smtp.models import (
     Email,
     EmailKind,
     EmailStatus,
 )
+from smtp.outbox import limits
 from smtp.outbox.claims import claim_ids, claim_more, claim_one, claim_turn
+from smtp.outbox.delays import record_delayed
 from smtp.outbox.failover import Route, route_for
 from smtp.outbox.pool import pool
 from smtp.outbox.recording import (
@@ -87,7 +91,7 @@ def _send_routed(email: Email, route: Route) -> Result:
     """Send one email with the route's configuration, failing over to the next
     one (for it and the rest of the batch) while a session cannot be opened."""
     while True:
-        result = _send_on_pooled(email, route.server)
+        result = _send_within_limits(email, route.server)
         if not route.fail_over(result):
             return route.mark(result)
 
@@ -190,6 +194,76 @@ def _send_on_pooled(email: Email, server: SmtpServer) -> Result:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _throttled(result: Result, server: SmtpServer) -> bool:
+    """Whether the server refused ``result`` because it is throttling this
+    client; if so, the configuration is paused for every worker and the result
+    says how long its email waits (without using a retry)."""
+    failed = result.failed
+    if result.ok or result.interrupted or failed is None:
+        return False
+    if not throttling(failed.get("reply_code"), failed.get("reply") or ""):
+        return False
+    failed["hint"] = THROTTLING_HINT
+    failed["hint_code"] = THROTTLED
+    result.throttled = True
+    result.transient = True
+    result.defer_for = _spread(limits.throttle_pause(server))
+    # Whatever the reply left of the session, the next try starts afresh.
+    pool.discard(server)
+    return True
+
+
+def _spread(delay: float) -> float:
+    """A delay with a little jitter, so that held emails do not all come back
+    at the same instant."""
+    return delay * secrets.SystemRandom().uniform(1.0, 1.1) + 0.05
+
+
+def _send_within_limits(email: Email, server: SmtpServer) -> Result:
+    """``_send_on_pooled`` once the configuration's limits, shared by every
+    worker, give this email its turn; raises ``limits.LimitReached`` if they
+    hold it for longer than a worker waits."""
+    turn = limits.message_turn(server)
+    if not turn.admitted:
+        raise limits.LimitReached(turn.wait, reason=turn.reason)
+    reached = True
+    try:
+        return _send_on_pooled(email, server)
+    except limits.LimitReached:
+        # No session to send it on: its turn goes to another email.
+        reached = False
+        raise
+    finally:
+        if reached:
+            limits.message_sent(server, turn.token)
+        else:
+            limits.message_unused(server, turn.token)
+
+
+def _hold(
+    pending: list[Result],
+    emails: list[Email],
+    first_wait: float,
+    *,
+    reason: str,
+    server: SmtpServer,
+    token: uuid.UUID,
+) -> None:
+    """Record the batch's results so far, and put these untried emails back for
+    later: the configuration's limits hold them, not a failure (no attempt, no
+    retry used)."""
+    record_results(pending, token=token)
+    per_window = server.messages_per_minute if reason == "rate" else 0
+    delays = limits.turns(first_wait, len(emails), per_window=per_window)
+    record_delayed(
+        emails,
+        [_spread(delay) for delay in delays],
+        token=token,
+        reason=reason,
+        server=server,
+    )
+
+
 def _no_configuration(email: Email) -> Result:
     return Result.failure(
         email, [NO_CONFIGURATION_STEP.as_dict()], None, transient=False
@@ -225,12 +299,38 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
             for index, email in enumerate(batch[done:], start=done):
                 if time.monotonic() > give_back_at:
                     break
-                result = _send_routed(email, route)
+                try:
+                    result = _send_routed(email, route)
+                except limits.LimitReached as held:
+                    # Over a limit: the rest of the batch goes back, kept whole.
+                    _hold(
+                        pending,
+                        batch[index:],
+                        held.wait,
+                        reason=held.reason,
+                        server=route.server,
+                        token=token,
+                    )
+                    pending, done = [], len(batch)
+                    break
                 server = route.server
                 pending.append(result)
                 done = index + 1
                 if result.ok:
                     record_accepted(result)
+                if _throttled(result, server):
+                    # The server asks to slow down: this email waits without
+                    # using a retry, the rest of the batch with it.
+                    _hold(
+                        pending,
+                        batch[done:],
+                        result.defer_for,
+                        reason="paused",
+                        server=server,
+                        token=token,
+                    )
+                    pending, done = [], len(batch)
+                    break
                 failed = result.failed
                 if (
                     not result.ok
@@ -277,6 +377,12 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
             token=token,
         )
         return
+    finally:
+        if server is not None:
+            # An idle session of a configuration with a connection limit would
+            # hold a slot that other workers could use.
+            with contextlib.suppress(Exception):
+                pool.release(server)
     _give_back(batch[done:], token=token)
 
 
@@ -311,14 +417,20 @@ def _deliver_test_session(email: Email, *, token: uuid.UUID) -> None:
     started_at = timezone.now()
     clock = time.monotonic()
     verify_only = email.kind == EmailKind.VERIFY
-    outcome = deliver(
-        server,
-        None if verify_only else _message(email, server),
-        sender=server.envelope_sender(email.sender),
-        recipients=[email.recipient],
-        verify_only=verify_only,
-        on_step=on_step,
-    )
+    # A person waits for it: never held, but a saved configuration's limits
+    # count it (an unsaved draft's count against nothing; a verification sends
+    # no message).
+    with limits.counted(
+        server if email.draft_id is None else None, message=not verify_only
+    ):
+        outcome = deliver(
+            server,
+            None if verify_only else _message(email, server),
+            sender=server.envelope_sender(email.sender),
+            recipients=[email.recipient],
+            verify_only=verify_only,
+            on_step=on_step,
+        )
     record_results(
         [
             Result.timed(

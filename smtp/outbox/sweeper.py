@@ -86,17 +86,18 @@ def leases_recover(*, now: datetime, limit: int = 500) -> None:
             Email.objects.filter(status=EmailStatus.SENDING, lease_until__lt=now)
             .order_by("lease_until", "pk")
             .select_for_update(skip_locked=True)
-            .values_list("pk", "attempts", "rehands")[:limit]
+            .values_list("pk", "attempts", "deferrals", "rehands")[:limit]
         )
-        # Accepted by the server, attempt written, row not recorded yet.
+        # Accepted by the server, attempt written, row not recorded yet: its
+        # number follows every attempt and deferral recorded (attempt_number).
         accepted = set(
             EmailAttempt.objects.filter(
-                email_id__in=[pk for pk, _, _ in expired], ok=True
+                email_id__in=[pk for pk, _, _, _ in expired], ok=True
             ).values_list("email_id", "number")
         )
-        sent = [pk for pk, n, _ in expired if (pk, n + 1) in accepted]
-        stopped = [pk for pk, _, _ in expired if pk not in sent]
-        exhausted = [pk for pk, _, n in expired if pk in stopped and n >= most]
+        sent = [pk for pk, n, d, _ in expired if (pk, n + d + 1) in accepted]
+        stopped = [pk for pk, _, _, _ in expired if pk not in sent]
+        exhausted = [pk for pk, _, _, n in expired if pk in stopped and n >= most]
         Email.objects.filter(pk__in=set(stopped) - set(exhausted)).update(
             **BACK_IN_THE_QUEUE, rehands=F("rehands") + 1
         )

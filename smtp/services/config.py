@@ -17,6 +17,7 @@ from smtp.delivery.certificates import CertificateInfo
 from smtp.delivery.hints import BASIC_AUTH_DISABLED, FAILED_OVER
 from smtp.enums import HealthStatus, Level
 from smtp.models import SmtpConfiguration, SmtpSettingsFields
+from smtp.outbox import limits
 from smtp.selectors import (
     FEATURE_OFF,
     own_level,
@@ -382,13 +383,15 @@ def smtp_config_health_check(*, configuration_id: int) -> HealthStatus | None:
         _mark_not_in_use(not_in_use)
         return None
     server = smtp_server_of_configuration(configuration)
-    outcome = deliver(
-        server,
-        None,
-        sender=server.envelope_sender(),
-        recipients=[server.sender_email],
-        verify_only=True,
-    )
+    # Its session takes one of the configuration's connections; it sends nothing.
+    with limits.counted(server, message=False):
+        outcome = deliver(
+            server,
+            None,
+            sender=server.envelope_sender(),
+            recipients=[server.sender_email],
+            verify_only=True,
+        )
     step = outcome.failed_step
     hint_code = step.hint_code if step is not None else ""
     if step is not None:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('smtp', '0012_delivery_limits_and_failover'),
+        ('smtp', '0013_delivery_limiter'),
     ]
 
     operations = [
