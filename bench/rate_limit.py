@@ -26,7 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, setup_django, table, throwaway_database
 from bench.pipeline import TimedSink, wait_for_worker
-from tests.support.worker import WorkerProcess, database_url_for_test_db
+from tests.support.worker import (
+    WorkerProcess,
+    database_url_for_test_db,
+    deployed_pool,
+)
 
 WINDOW = 60.0
 
@@ -109,8 +113,7 @@ def main() -> None:
                         queue=os.environ["CELERY_QUEUE"],
                         env={**os.environ, "DATABASE_URL": database_url_for_test_db()},
                         # As deployed (Procfile, deploy/kubernetes).
-                        pool="prefork",
-                        concurrency=4,
+                        **deployed_pool(),
                         loglevel="WARNING",
                         log_path=ROOT / "var" / f"bench-rate-worker-{number}.log",
                     ).start()
