@@ -335,6 +335,9 @@ def main() -> None:
         "--alone", type=int, default=1000, help="calls timed for enqueue alone"
     )
     parser.add_argument("--tests", type=int, default=30)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes (replicas)"
+    )
     args = parser.parse_args()
     sink_env = {
         "SMTP_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
@@ -374,14 +377,19 @@ def main() -> None:
                 if os.environ.get("REDIS_URL")
                 else None
             )
-            worker = WorkerProcess(
-                queue=os.environ["CELERY_QUEUE"],
-                env={**os.environ, "DATABASE_URL": database_url_for_test_db()},
-                # As deployed (Procfile, deploy/kubernetes/worker-deployment.yaml).
-                **deployed_pool(),
-                loglevel="WARNING",
-                log_path=ROOT / "var" / "bench-worker.log",
-            ).start()
+            # As deployed (Procfile, deploy/kubernetes/worker-deployment.yaml):
+            # the pool of the Procfile's worker, and the least number of
+            # replicas docs/operations.md asks for.
+            workers = [
+                WorkerProcess(
+                    queue=os.environ["CELERY_QUEUE"],
+                    env={**os.environ, "DATABASE_URL": database_url_for_test_db()},
+                    **deployed_pool(),
+                    loglevel="WARNING",
+                    log_path=ROOT / "var" / f"bench-worker-{number}.log",
+                ).start()
+                for number in range(args.workers)
+            ]
             try:
                 wait_for_worker()
                 base = baseline(sink, args.emails)
@@ -390,7 +398,8 @@ def main() -> None:
                 lone = one_at_a_time(sink, organization, 50)
                 tests = test_email_latency(sink, admin, args.tests)
             finally:
-                worker.stop()
+                for worker in workers:
+                    worker.stop()
     finally:
         sink.stop()
     print()
