@@ -30,7 +30,9 @@ def tab_to(page, selector: str, limit: int = 60) -> None:
     raise AssertionError(f"Tab never reached {selector}")
 
 
-def test_the_smtp_form_works_with_the_keyboard_alone(open_browser, stack):
+def test_the_smtp_form_works_with_the_keyboard_alone(open_browser, browser, stack):
+    # given: a partner without a configuration (a new form: STARTTLS)
+    api_call(browser, stack, *GLOBEX, "DELETE", "/event/v1/email/config")
     page = open_browser()
     login(page, *GLOBEX)
     page.goto("/ops/smtp/")

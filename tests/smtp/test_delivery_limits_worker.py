@@ -131,15 +131,16 @@ def assert_each_received_once(server: LimitedServer, emails: list[Email]) -> Non
 
 
 def test_a_server_refusing_a_fourth_connection_delays_without_using_retries(
-    own_worker, limited_server, demo
+    own_worker, limited_server, demo, settings
 ):
     # given: a server that answers 432 4.3.2 to a 4th concurrent connection, a
     # configuration without a connection limit of its own, and six worker
-    # threads that each take one email at a time
+    # threads that each take one email at a time, up to six turns of the tenant
     watch = Watch(max_connections=3, data_delay=0.2)
     server = limited_server(watch)
     configure(demo["acme"], server, max_connections=0, retries=1)
-    own_worker(concurrency=6, SMTP_BATCH_SIZE=1)
+    settings.SMTP_TURNS_PER_TENANT = 6
+    own_worker(concurrency=6, SMTP_BATCH_SIZE=1, SMTP_TURNS_PER_TENANT=6)
 
     # when
     emails = all_final(alerts(demo["acme"], 12), timeout=120)
@@ -265,12 +266,16 @@ def test_no_window_at_the_server_holds_more_than_messages_per_minute(
     assert sum(e.deferrals for e in emails) == delayed.count()
 
 
-def test_never_more_connections_than_max_connections(own_worker, limited_server, demo):
-    # given: a limit of 2 connections, six threads that each take one email
+def test_never_more_connections_than_max_connections(
+    own_worker, limited_server, demo, settings
+):
+    # given: a limit of 2 connections, six threads that each take one email,
+    # up to six turns of the tenant at once
     watch = Watch(data_delay=0.15)
     server = limited_server(watch)
     configure(demo["acme"], server, max_connections=2)
-    own_worker(concurrency=6, SMTP_BATCH_SIZE=1)
+    settings.SMTP_TURNS_PER_TENANT = 6
+    own_worker(concurrency=6, SMTP_BATCH_SIZE=1, SMTP_TURNS_PER_TENANT=6)
 
     # when
     emails = all_final(alerts(demo["acme"], 12), timeout=120)
