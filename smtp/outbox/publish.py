@@ -90,7 +90,7 @@ class _Handover:
     EXIT_WAIT = 10.0
 
     def __init__(self) -> None:
-        self._ids: queue.SimpleQueue[Email | None] = queue.SimpleQueue()
+        self._emails: queue.SimpleQueue[Email | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -99,17 +99,17 @@ class _Handover:
         with self._lock:
             # A forked process (gunicorn's workers) starts its own thread.
             if self._thread is None or self._pid != os.getpid():
-                self._ids = queue.SimpleQueue()
+                self._emails = queue.SimpleQueue()
                 self._pid = os.getpid()
                 self._thread = threading.Thread(
                     target=self._run, name="outbox-handover", daemon=True
                 )
                 self._thread.start()
                 atexit.register(self.flush)
-        self._ids.put(email)
+        self._emails.put(email)
 
     def _run(self) -> None:
-        emails = self._ids
+        emails = self._emails
         while (email := emails.get()) is not None:
             try:
                 email_hand_over(email)
@@ -126,7 +126,7 @@ class _Handover:
             thread, self._thread = self._thread, None
             if thread is None or self._pid != os.getpid():
                 return
-            self._ids.put(None)
+            self._emails.put(None)
         thread.join(self.EXIT_WAIT if timeout is None else timeout)
 
 
