@@ -66,10 +66,14 @@ _shared_workers: list[WorkerProcess] = []
 
 
 @pytest.fixture
-def no_shared_worker():
+def no_shared_worker(transactional_db):
     """The suite's shared worker (when an earlier test started it) paused for a
     test that runs workers of its own: its sweeper shares the test database and
-    would rightly hand out that test's emails through its own broker."""
+    would rightly hand out that test's emails through its own broker.
+
+    It resumes before the test's tables are emptied (this fixture stands on the
+    database's): paused inside a transaction, it would hold a lock the emptying
+    waits for."""
     paused = list(_shared_workers)
     for worker in paused:
         worker.pause()
