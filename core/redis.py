@@ -16,22 +16,25 @@ from django.conf import settings
 TIMEOUT = 2.0
 
 _lock = threading.Lock()
-_client: tuple[int, str, redis.Redis] | None = None
+# By timeout: this process's client for REDIS_URL, and the process and URL it
+# was made for.
+_clients: dict[float, tuple[int, str, redis.Redis]] = {}
 
 
-def shared_redis() -> redis.Redis | None:
-    """This process's client for ``REDIS_URL`` (a new one after a fork)."""
-    global _client
+def shared_redis(timeout: float = TIMEOUT) -> redis.Redis | None:
+    """This process's client for ``REDIS_URL`` whose commands wait at most
+    ``timeout`` seconds (a new one after a fork, or a changed URL)."""
     url = settings.REDIS_URL
     if not url:
         return None
     with _lock:
-        if _client is None or _client[:2] != (os.getpid(), url):
+        made = _clients.get(timeout)
+        if made is None or made[:2] != (os.getpid(), url):
             client = redis.Redis.from_url(
                 url,
-                socket_timeout=TIMEOUT,
-                socket_connect_timeout=TIMEOUT,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
                 health_check_interval=30,
             )
-            _client = (os.getpid(), url, client)
-        return _client[2]
+            made = _clients[timeout] = (os.getpid(), url, client)
+        return made[2]

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
 
+from core.redis import shared_redis
 from smtp.delivery.server import SmtpServer
 
 logger = logging.getLogger("smtp.outbox.limits")
@@ -115,30 +114,16 @@ class Client:
     """One client per process (a forked worker makes its own), with timeouts."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pid = 0
-        self._url = ""
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._logged_at = -math.inf
 
     def client(self) -> Any | None:
-        url = settings.REDIS_URL
-        if not url:
-            return None
-        with self._lock:
-            if self._client is None or self._pid != os.getpid() or self._url != url:
-                import redis
-
-                self._client = redis.Redis.from_url(
-                    url,
-                    socket_timeout=REDIS_TIMEOUT,
-                    socket_connect_timeout=REDIS_TIMEOUT,
-                    health_check_interval=30,
-                )
-                self._scripts = {}
-                self._pid, self._url = os.getpid(), url
-            return self._client
+        client = shared_redis(REDIS_TIMEOUT)
+        if client is not self._client:
+            # Scripts are registered on a client: a new one (a fork) needs its own.
+            self._client, self._scripts = client, {}
+        return client
 
     def script(self, name: str, source: str) -> Any:
         client = self.client()
