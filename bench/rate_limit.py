@@ -35,17 +35,6 @@ from tests.support.worker import (
 WINDOW = 60.0
 
 
-def most_in_window(times: list[float], seconds: float) -> int:
-    """The most arrivals within any ``seconds`` (a window starting anywhere)."""
-    times = sorted(times)
-    most, start = 0, 0
-    for end, at in enumerate(times):
-        while at - times[start] >= seconds:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
-
-
 def queue(count: int, partner, organizations: list) -> float:
     """Queue ``count`` alerts over the partner and its organizations; returns
     when the first was queued (Unix time)."""
@@ -82,6 +71,7 @@ def main() -> None:
     from audit.models import AuditEvent
     from smtp.models import Email, EmailAttempt, Security, SmtpConfiguration
     from tenants.models import Organization, Partner
+    from tests.support.limited_servers import most_in_window
 
     sink = TimedSink()
     workers: list[WorkerProcess] = []

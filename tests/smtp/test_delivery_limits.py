@@ -16,6 +16,7 @@ from django.db import connection
 
 from smtp.models import DeliveryLimit, DeliveryLimitEntry
 from smtp.outbox import limits
+from tests.support.limited_servers import most_in_window
 from tests.support.smtp_servers import free_port, smtp_settings
 
 _ids = itertools.count(random.randrange(10**6, 10**9))
@@ -56,16 +57,6 @@ def in_threads(count: int, work) -> None:
     for thread in threads:
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads)
-
-
-def most_in_window(times: list[float], seconds: float) -> int:
-    times = sorted(times)
-    most, start = 0, 0
-    for end, at in enumerate(times):
-        while at - times[start] >= seconds:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 def test_no_window_holds_more_than_the_rate_across_threads(backend, settings):

@@ -43,13 +43,7 @@ class Watch:
 
     def most_in_window(self, seconds: float) -> int:
         """The most messages that arrived within any ``seconds`` (sliding)."""
-        times = sorted(at for at, _ in self.arrivals)
-        most, start = 0, 0
-        for end, at in enumerate(times):
-            while at - times[start] >= seconds:
-                start += 1
-            most = max(most, end - start + 1)
-        return most
+        return most_in_window([at for at, _ in self.arrivals], seconds)
 
 
 class WatchedSMTP(SMTP):
@@ -152,3 +146,14 @@ class LimitedServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+def most_in_window(times: list[float], seconds: float) -> int:
+    """The most times within any ``seconds`` (a window starting anywhere)."""
+    times = sorted(times)
+    most, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= seconds:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
