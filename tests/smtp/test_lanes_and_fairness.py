@@ -58,6 +58,18 @@ def flood(organization, count: int) -> None:
     )
 
 
+def flooding(demo, sinks, count: int) -> tuple[SmtpTestServer, SmtpTestServer]:
+    """Tenant A (acme-prod) with ``count`` alerts queued and being sent to a
+    sink that takes a few milliseconds a message; tenant B (globex) with a sink
+    of its own. Returns both sinks."""
+    slow, fast = sinks(data_delay=0.004), sinks()
+    configure(demo["acme"], slow)
+    configure(demo["globex"], fast)
+    flood(demo["acme-prod"], count)
+    wait_until(lambda: len(slow.messages) >= 20, timeout=60)
+    return slow, fast
+
+
 def unfinished(organization) -> int:
     return Email.objects.filter(
         organization=organization,
@@ -87,11 +99,7 @@ def test_a_password_reset_is_not_behind_another_tenants_5000_alerts(
 ):
     # given: tenant A (acme-prod) with 5,000 alerts queued to a sink that takes
     # a few milliseconds a message, and tenant B (globex) with a sink of its own
-    slow, fast = sinks(data_delay=0.004), sinks()
-    configure(demo["acme"], slow)
-    configure(demo["globex"], fast)
-    flood(demo["acme-prod"], 5000)
-    wait_until(lambda: len(slow.messages) >= 20, timeout=60)
+    _slow, fast = flooding(demo, sinks, 5000)
     # when: a person of tenant B asks for a password reset
     reset = send_system_email(
         kind=EmailKind.PASSWORD_RESET,
@@ -113,11 +121,7 @@ def test_a_password_reset_is_not_behind_another_tenants_5000_alerts(
 
 def test_one_tenants_backlog_of_alerts_does_not_hold_back_anothers(worker, demo, sinks):
     # given: tenant A (acme-prod) with 2,000 alerts queued, being sent
-    slow, fast = sinks(data_delay=0.004), sinks()
-    configure(demo["acme"], slow)
-    configure(demo["globex"], fast)
-    flood(demo["acme-prod"], 2000)
-    wait_until(lambda: len(slow.messages) >= 20, timeout=60)
+    slow, _fast = flooding(demo, sinks, 2000)
     # when: tenant B queues one alert, in the same (bulk) lane
     other = send_system_email(
         kind=EmailKind.ALERT,
