@@ -33,6 +33,7 @@ from smtp.selectors import (
     email_logo_get,
     smtp_config_effective,
     smtp_config_get,
+    smtp_config_get_and_effective,
     smtp_config_notices,
     smtp_failover_target,
 )
@@ -196,7 +197,8 @@ def _smtp_page(
     form = None
     # A Save & test whose verification did not pass (nothing was saved).
     failed_test = None
-    effective = smtp_config_effective(
+    # The level's own configuration and the one in effect, from one query.
+    current, effective = smtp_config_get_and_effective(
         partner=scope.partner, organization=scope.organization
     )
     target = smtp_failover_target(effective, Level(scope.level))
@@ -255,7 +257,6 @@ def _smtp_page(
                     return redirect(request.path)
         # The form is shown again with its errors, or the failed test and Save
         # anyway (200, as browsers expect).
-    current = smtp_config_get(partner=scope.partner, organization=scope.organization)
     if form is None:
         form = SmtpConfigForm(
             initial=SmtpConfigForm.initial_for(current), failover_to=failover_to
