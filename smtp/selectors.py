@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.env import controller_smtp
+from core.stamps import partner_stamp, stamped_copy
 from smtp.delivery.certificates import CertificateInfo
 from smtp.delivery.providers import basic_auth_retirement, uses_password
 from smtp.delivery.server import ClientCertificate, OAuth2Client, Secret, SmtpServer
@@ -799,6 +800,40 @@ def email_branding(*, partner: Partner | None) -> EmailBranding:
         ),
         texts=texts,
     )
+
+
+@dataclass(frozen=True)
+class SystemEmailSetup:
+    """What rendering a tenant's system emails needs: its branding and the sender
+    address in effect (whose domain its Message-IDs carry)."""
+
+    branding: EmailBranding
+    sender_email: str
+
+
+def system_email_setup(
+    *, partner: Partner | None, organization: Organization | None = None
+) -> SystemEmailSetup:
+    """The branding and the sender in effect for a tenant's system emails.
+
+    Each process keeps a copy per tenant while the partner's stamp is unchanged
+    (``core.stamps``; the services that change a partner's or its organizations'
+    settings renew it): queueing an email then reads no configuration at all.
+    """
+
+    def read() -> SystemEmailSetup:
+        effective = smtp_config_effective(
+            partner=partner, organization=organization, with_password=False
+        )
+        return SystemEmailSetup(
+            branding=email_branding(partner=partner),
+            sender_email=effective.settings.sender_email if effective.settings else "",
+        )
+
+    if partner is None:
+        return read()  # the controller's: no query
+    key = ("system-email-setup", partner.pk, organization.pk if organization else None)
+    return stamped_copy(partner_stamp(partner.pk), key, read)
 
 
 def email_identity_get(*, partner: Partner) -> PartnerEmailIdentity | None:

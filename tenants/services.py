@@ -25,6 +25,7 @@ from audit.models import Category
 from audit.services import actor_label, audit_event_record
 from core.addresses import AddressError, check_address
 from core.env import account_creation_strategy
+from core.stamps import partner_stamp, stamp_renew_on_commit
 from tenants.models import Organization, Partner, Role, User
 
 
@@ -40,6 +41,8 @@ def organization_smtp_feature_set(
     locked.smtp_configuration_enabled = enabled
     locked.save(update_fields=["smtp_configuration_enabled"])
     organization.smtp_configuration_enabled = enabled
+    # The organization's own SMTP configuration is in effect, or no longer.
+    stamp_renew_on_commit(partner_stamp(organization.partner_id))
     state = "enabled" if enabled else "disabled"
     audit_event_record(
         category=Category.AUDIT,

@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from core.env import CONTROLLER_SMTP_VARIABLES
+from core.stamps import stamped_copies_clear
 from smtp.delivery import oauth2
 from tenants.models import Organization, Partner, User
 from tests.support.hostile import HostileServer
@@ -115,6 +116,13 @@ def hostile():
 
 
 CONTROLLER_VARIABLES = CONTROLLER_SMTP_VARIABLES
+
+
+@pytest.fixture(autouse=True)
+def no_stamped_copies():
+    """Tests start without this process's copies of other tests' settings (ids of
+    rows are reused between tests on SQLite)."""
+    stamped_copies_clear()
 
 
 @pytest.fixture(autouse=True)

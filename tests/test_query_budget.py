@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent, Category
+from core.stamps import stamped_copies_clear
 from smtp.models import Security, SmtpConfiguration
 from tenants.models import Organization
 
@@ -149,6 +151,8 @@ def test_a_system_email_costs_the_same_queries_however_many_configurations(demo)
         partner=demo["acme"], organization=organization, host="smtp.prod.example"
     )
     add_organizations(demo, 20)
+    # (written here, not through the services, which renew the partner's stamp)
+    stamped_copies_clear()
     configured = enqueue_queries(organization, 2)
     # then: the same cost: the sender identity in effect (one query, the
     # partner's allowed domains with it), the partner's branding (two), one
@@ -156,6 +160,13 @@ def test_a_system_email_costs_the_same_queries_however_many_configurations(demo)
     assert bare == configured
     if connection.vendor == "postgresql":
         assert configured == (4, 1)
+    # and: the tenant's next email reads none of them again while its partner's
+    # stamp is unchanged (with Redis: without it, every email reads them)
+    again = enqueue_queries(organization, 3)
+    if settings.REDIS_URL:
+        assert again == (configured[0] - 3, 1)
+    else:
+        assert again == configured
     # and: the event was written with the email, in the same transaction
     from smtp.models import Email
 

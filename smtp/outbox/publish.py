@@ -88,6 +88,7 @@ class _Handover:
     """
 
     EXIT_WAIT = 10.0
+    BATCH = 500
 
     def __init__(self) -> None:
         self._emails: queue.SimpleQueue[Email | None] = queue.SimpleQueue()
@@ -110,11 +111,22 @@ class _Handover:
 
     def _run(self) -> None:
         emails = self._emails
-        while (email := emails.get()) is not None:
+        ending = False
+        while not ending:
+            # What arrived meanwhile goes together: one turn request per tenant
+            # for a burst of alerts, not one each.
+            batch = [emails.get()]
+            while not emails.empty() and len(batch) < self.BATCH:
+                batch.append(emails.get())
+            if None in batch:
+                ending = True
+                batch = [email for email in batch if email is not None]
             try:
-                email_hand_over(email)
+                emails_hand_over(batch, one_task_each=True)
             except Exception:
-                logger.exception("Email %s not handed to the broker.", email.pk)
+                logger.exception(
+                    "Emails %s not handed to the broker.", [e.pk for e in batch]
+                )
             finally:
                 close_old_connections()
         # This thread's database connection ends with it.
@@ -133,17 +145,10 @@ class _Handover:
 _handover = _Handover()
 
 
-def email_hand_over(email: Email) -> bool:
-    """Hand a new email to its lane: its id to the interactive queue, or a turn
-    of its tenant in the bulk lane (``smtp.outbox.turns``)."""
-    if email.kind in INTERACTIVE_KINDS:
-        return email_publish(email.pk, kind=email.kind, first=True)
-    return turn_request(email.partner_id, email.organization_id, email_ids=[email.pk])
-
-
-def emails_hand_over(emails: list[Email]) -> None:
+def emails_hand_over(emails: list[Email], *, one_task_each: bool = False) -> None:
     """Hand new emails to their lanes: the interactive ones in tasks of up to
-    ``SMTP_BATCH_SIZE`` ids, the bulk ones as one turn request per tenant."""
+    ``SMTP_BATCH_SIZE`` ids (``one_task_each``: a task each, for emails queued
+    by separate requests), the bulk ones as one turn request per tenant."""
     interactive: dict[str, list[int]] = {}
     tenants: dict[tuple[int | None, int | None], list[int]] = {}
     for email in emails:
@@ -152,10 +157,13 @@ def emails_hand_over(emails: list[Email]) -> None:
         else:
             tenant = (email.partner_id, email.organization_id)
             tenants.setdefault(tenant, []).append(email.pk)
-    size = settings.SMTP_BATCH_SIZE
+    size = 1 if one_task_each else settings.SMTP_BATCH_SIZE
     for kind, ids in interactive.items():
         for start in range(0, len(ids), size):
-            emails_publish(ids[start : start + size], kind=kind)
+            if size == 1:
+                email_publish(ids[start], kind=kind, first=True)
+            else:
+                emails_publish(ids[start : start + size], kind=kind)
     for (partner_id, organization_id), ids in tenants.items():
         turn_request(partner_id, organization_id, email_ids=ids)
 

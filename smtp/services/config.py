@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from audit.models import Category
 from audit.services import actor_label, audit_event_record, event_scope
+from core.stamps import partner_stamp, stamp_renew_on_commit
 from smtp.delivery import deliver
 from smtp.delivery.certificates import CertificateInfo
 from smtp.delivery.hints import BASIC_AUTH_DISABLED, FAILED_OVER
@@ -177,6 +178,7 @@ def smtp_config_save(
     configuration.health_hint_code = ""
     configuration.full_clean()
     configuration.save()
+    stamp_renew_on_commit(partner_stamp(scope.partner.pk))
     changes = diff(before, configuration, valid)
     created = current is None
     verb = "created" if created else "updated"
@@ -213,6 +215,7 @@ def smtp_config_delete(*, scope: TenantScope, actor: User | None) -> bool:
         return False
     before = snapshot(current)
     current.delete()
+    stamp_renew_on_commit(partner_stamp(scope.partner.pk))
     audit_event_record(
         category=Category.AUDIT,
         type="smtp_config.deleted",

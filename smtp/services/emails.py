@@ -25,7 +25,7 @@ from smtp.models import Email, SmtpDraft
 from smtp.outbox import NewEmail, email_enqueue, emails_enqueue
 from smtp.selectors import (
     EffectiveSmtp,
-    EmailBranding,
+    SystemEmailSetup,
     effective_sender,
     email_branding,
     email_wait_final,
@@ -34,6 +34,7 @@ from smtp.selectors import (
     smtp_config_get,
     smtp_config_is_own,
     smtp_test_recipient_allowed,
+    system_email_setup,
 )
 from smtp.services.config import (
     SaveResult,
@@ -508,27 +509,20 @@ class _PerTenant:
     partner's) and the sender's domain (for Message-IDs)."""
 
     def __init__(self) -> None:
-        self._branding: dict[int | None, EmailBranding] = {}
-        self._domains: dict[tuple, str] = {}
+        self._setups: dict[tuple, SystemEmailSetup] = {}
 
-    def branding(self, partner: Partner | None) -> EmailBranding:
-        key = partner.pk if partner is not None else None
-        if key not in self._branding:
-            self._branding[key] = email_branding(partner=partner)
-        return self._branding[key]
-
-    def domain(self, partner: Partner | None, organization: Organization | None):
+    def setup(
+        self, partner: Partner | None, organization: Organization | None
+    ) -> SystemEmailSetup:
         key = (
             partner.pk if partner is not None else None,
             organization.pk if organization is not None else None,
         )
-        if key not in self._domains:
-            effective = smtp_config_effective(
-                partner=partner, organization=organization, with_password=False
+        if key not in self._setups:
+            self._setups[key] = system_email_setup(
+                partner=partner, organization=organization
             )
-            sender = effective.settings.sender_email if effective.settings else ""
-            self._domains[key] = message_domain(sender)
-        return self._domains[key]
+        return self._setups[key]
 
 
 def _rendered(message: SystemEmail, tenant: _PerTenant) -> NewEmail:
@@ -539,11 +533,12 @@ def _rendered(message: SystemEmail, tenant: _PerTenant) -> NewEmail:
     organization = message.organization
     partner = organization.partner if organization is not None else message.partner
     context = {**message.context, "organization": organization, "partner": partner}
+    setup = tenant.setup(partner, organization)
     rendered = email_render(
         kind=message.kind,
         context=context,
         recipient=recipient,
-        branding=tenant.branding(partner),
+        branding=setup.branding,
     )
     return NewEmail(
         kind=message.kind,
@@ -553,7 +548,7 @@ def _rendered(message: SystemEmail, tenant: _PerTenant) -> NewEmail:
         html_body=rendered.html,
         partner=partner,
         organization=organization,
-        message_domain=tenant.domain(partner, organization),
+        message_domain=message_domain(setup.sender_email),
     )
 
 

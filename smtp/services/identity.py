@@ -11,6 +11,7 @@ from django.db import transaction
 
 from audit.models import Category
 from audit.services import actor_label, audit_event_record, event_scope
+from core.stamps import partner_stamp, stamp_renew_on_commit
 from smtp.enums import BRANDED_KINDS, EmailKind
 from smtp.identity import (
     FOOTER_MAX,
@@ -74,6 +75,8 @@ def _outside(configuration: SmtpConfiguration, patterns: list[str]) -> str:
 def _record(
     scope: TenantScope, actor: User | None, changes: dict[str, Any], what: str
 ) -> None:
+    # Every process reads the partner's emails' look again.
+    stamp_renew_on_commit(partner_stamp(scope.partner.pk))
     audit_event_record(
         category=Category.AUDIT,
         type="email_identity.updated",
