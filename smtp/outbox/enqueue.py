@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import make_msgid
-from functools import partial
+from functools import cache, lru_cache, partial
 
 from django.db import connections, transaction
-from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from audit.models import AuditEvent, Category
@@ -133,15 +133,40 @@ def _write_in_one_statement(
     one statement (a data-modifying WITH); sets each email's id, returns the
     events' ids.
 
-    The emails' INSERT is Django's own (defaults, encrypted body); the events
-    carry what the ORM path writes (see ``_write_with_orm``).
+    The emails' values are prepared by their fields as Django's INSERT prepares
+    them (defaults, encrypted body); the events carry what the ORM path writes
+    (see ``_write_with_orm``).
     """
-    query = InsertQuery(Email)
-    fields = [f for f in Email._meta.concrete_fields if not f.primary_key]
-    query.insert_values(fields, emails)
-    ((insert_sql, insert_params),) = query.get_compiler(connection=connection).as_sql()
-    quote = connection.ops.quote_name
-    event_table = quote(AuditEvent._meta.db_table)
+    fields = _email_fields()
+    params: list = [
+        field.get_db_prep_save(field.pre_save(email, True), connection)
+        for email in emails
+        for field in fields
+    ]
+    params += [now, Category.SYSTEMAUDIT.value, "email.queued"]
+    for email, actor in zip(emails, actors, strict=True):
+        params += [email.message_id, actor[:254], _queued_summary(email)[:300]]
+    with connection.cursor() as cursor:
+        cursor.execute(_one_statement(connection.ops.quote_name, len(emails)), params)
+        written = {message_id: (pk, event) for message_id, pk, event in cursor}
+    for email in emails:
+        email.pk = written[email.message_id][0]
+        email._state.adding = False
+        email._state.db = connection.alias
+    return [event for _, event in written.values()]
+
+
+@cache
+def _email_fields() -> list:
+    return [f for f in Email._meta.concrete_fields if not f.primary_key]
+
+
+@lru_cache(maxsize=16)
+def _one_statement(quote: Callable[[str], str], rows: int) -> str:
+    """The statement for ``rows`` emails (made once per number of rows: the same
+    text each time, as PostgreSQL's plan cache likes it)."""
+    email_columns = ", ".join(quote(f.column) for f in _email_fields())
+    marks = "(" + ", ".join(["%s"] * len(_email_fields())) + ")"
     event_columns = ", ".join(
         quote(AuditEvent._meta.get_field(name).column)
         for name in (
@@ -155,35 +180,24 @@ def _write_in_one_statement(
             "detail",
         )
     )
-    rows = ", ".join(["(%s, %s, %s)"] * len(emails))
     # Only names from the models' metadata and placeholders are formatted in.
-    sql = f"""
+    return f"""
         WITH email AS (
-            {insert_sql}
+            INSERT INTO {quote(Email._meta.db_table)} ({email_columns})
+            VALUES {", ".join([marks] * rows)}
             RETURNING id, message_id, kind, recipient, subject, partner_id,
                       organization_id
         ), event AS (
-            INSERT INTO {event_table} ({event_columns})
+            INSERT INTO {quote(AuditEvent._meta.db_table)} ({event_columns})
             SELECT %s, %s, %s, v.actor, e.partner_id, e.organization_id, v.summary,
                    jsonb_build_object('email_id', e.id, 'kind', e.kind,
                                       'recipient', e.recipient,
                                       'subject', e.subject,
                                       'message_id', e.message_id)
-            FROM email AS e JOIN (VALUES {rows}) AS v (message_id, actor, summary)
-                 USING (message_id)
+            FROM email AS e JOIN (VALUES {", ".join(["(%s, %s, %s)"] * rows)})
+                 AS v (message_id, actor, summary) USING (message_id)
             RETURNING id, (detail ->> 'email_id')::bigint AS email_id
         )
         SELECT email.message_id, email.id, event.id
         FROM email JOIN event ON event.email_id = email.id
     """  # noqa: S608
-    params = [*insert_params, now, Category.SYSTEMAUDIT.value, "email.queued"]
-    for email, actor in zip(emails, actors, strict=True):
-        params += [email.message_id, actor[:254], _queued_summary(email)[:300]]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        written = {message_id: (pk, event) for message_id, pk, event in cursor}
-    for email in emails:
-        email.pk = written[email.message_id][0]
-        email._state.adding = False
-        email._state.db = connection.alias
-    return [event for _, event in written.values()]
