@@ -42,7 +42,7 @@ def test_a_session_outlives_a_redis_outage(demo, settings):
     settings.SESSION_ENGINE = "core.sessions"
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "core.cache.RedisCache",
             "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
             "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
         }
@@ -150,3 +150,16 @@ def test_the_session_user_comes_with_its_tenant_in_one_query(demo):
     assert len(captured) == 2
     assert EmailBackend().get_user(10**9) is None
     assert EmailBackend().get_user("not a number") is None
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL")
+def test_the_cache_reuses_its_redis_client_and_still_reads_and_writes(settings):
+    from django.core.cache import cache
+
+    assert settings.CACHES["default"]["BACKEND"] == "core.cache.RedisCache"
+    cache.set("reuse-probe", {"n": 1}, 30)
+    client = cache._cache.get_client(write=True)
+    assert cache._cache.get_client() is client
+    assert cache.get("reuse-probe") == {"n": 1}
+    cache.delete("reuse-probe")
+    assert cache.get("reuse-probe") is None
