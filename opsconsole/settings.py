@@ -73,7 +73,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, building the policy once (opsconsole/csp.py).
+    "opsconsole.csp.CSPMiddleware",
     # A view's 404 is the app's page, with DEBUG too.
     "opsconsole.views.NotFoundPageMiddleware",
     # Last: turns a login lockout into the lockout answer.
