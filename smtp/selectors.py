@@ -373,7 +373,7 @@ def _rows_query(*, with_organization: bool, with_password: bool) -> PreparedQuer
             allowed_sender_domains=allowed
         )
 
-    return PreparedQuery(build, arity=2 if with_organization else 1)
+    return PreparedQuery(build, kinds=(int, int) if with_organization else (int,))
 
 
 _ROWS = {
