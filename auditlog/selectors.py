@@ -34,6 +34,7 @@ from audit.query import (
 )
 from audit.timeexpr import TimeExpressionError, parse_time
 from auditlog import search
+from core.prepared import PreparedQuery
 from core.text import is_whole_number
 from tenants.models import Organization
 from tenants.selectors import TenantScope
@@ -187,19 +188,43 @@ def audit_events(*, scope: TenantScope, flt: AuditFilter) -> QuerySet[AuditEvent
     an organization moved to another partner leaves its history with the old
     one, and its own log shows what happened since it belongs to this partner.
     """
-    events = AuditEvent.objects.filter(partner=scope.partner)
-    organization_id = (
+    return _window(
+        partner_id=scope.partner.pk,
+        organization_id=_organization_id(scope, flt),
+        category=flt.category,
+        type_=flt.type,
+        time_from=flt.time_from,
+        time_to=flt.time_to,
+        text=flt.text,
+    )
+
+
+def _organization_id(scope: TenantScope, flt: AuditFilter) -> int | None:
+    return (
         scope.organization.pk if scope.organization is not None else flt.organization_id
     )
+
+
+def _window(
+    *,
+    partner_id: int,
+    organization_id: int | None,
+    category: str | None,
+    type_: str | None,
+    time_from: datetime,
+    time_to: datetime,
+    text: str | None,
+) -> QuerySet[AuditEvent]:
+    events = AuditEvent.objects.filter(partner_id=partner_id)
     if organization_id is not None:
         events = events.filter(organization_id=organization_id)
-    if flt.category:
-        events = events.filter(category=flt.category)
-    events = events.filter(timestamp__gte=flt.time_from, timestamp__lte=flt.time_to)
-    if flt.type:
-        events = events.filter(type=flt.type)
-    if flt.text:
-        events = events.filter(text_search(flt.text))
+    if category:
+        events = events.filter(category=category)
+    events = events.filter(timestamp__gte=time_from, timestamp__lte=time_to)
+    if type_:
+        events = events.filter(type=type_)
+    if text:
+        events = events.filter(text_search(text))
     return events.order_by("-timestamp", "-id")
 
 
@@ -309,23 +334,24 @@ def _capped_count(window: QuerySet[AuditEvent]) -> RawSQL:
     return RawSQL(f"SELECT COUNT(*) FROM ({sql}) AS capped", params)  # noqa: S608, S611
 
 
-def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
-    """One page from the database: ``limit`` events and a capped count, in one
-    query.
-
-    The count comes free when the page holds an event of the window; a window
-    recently found over the cap is not counted again (see ``_over_the_cap``).
-    """
-    window = audit_events(scope=scope, flt=flt)
-    key = _window_key(scope, flt)
-    over_the_cap = _known_over_the_cap(key)
+def _page_rows(
+    window: QuerySet[AuditEvent],
+    *,
+    counted: bool,
+    cursor: tuple[datetime, int] | None,
+    newer: bool,
+    start: int,
+    limit: int,
+) -> QuerySet:
+    """The rows of a page of ``window`` (``limit + 1``, to tell whether more
+    follow), with the window's capped count as a last column when ``counted``."""
     page = window
     fields: tuple[str, ...] = OUTPUT_FIELDS
-    if not over_the_cap:
+    if counted:
         page = page.annotate(window_count=_capped_count(window))
         fields = (*OUTPUT_FIELDS, "window_count")
-    if flt.cursor is not None and flt.newer:
-        stamp, event_id = flt.cursor
+    if cursor is not None and newer:
+        stamp, event_id = cursor
         # The mirror image: the events just newer than the cursor, read
         # oldest first (the same index, backwards), then shown newest first.
         page = (
@@ -333,30 +359,128 @@ def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
             .exclude(timestamp=stamp, id__lte=event_id)
             .order_by("timestamp", "id")
         )
-        rows = list(page.values_list(*fields)[: flt.limit + 1])
-        newer_left = len(rows) > flt.limit
-        rows = rows[: flt.limit][::-1]
-        count, rows = _counted(
-            rows, over_the_cap=over_the_cap, window=window, key=key, none_left=False
-        )
-        return _page(flt, count, rows, older=bool(rows), newer=newer_left)
-    if flt.cursor is not None:
-        stamp, event_id = flt.cursor
+    elif cursor is not None:
+        stamp, event_id = cursor
         # "<= stamp" is an index range; the exclusion only drops equal stamps.
         page = page.filter(timestamp__lte=stamp).exclude(
             timestamp=stamp, id__gte=event_id
         )
-        start = 0
-    else:
-        start = flt.offset
-    rows = list(page.values_list(*fields)[start : start + flt.limit + 1])
+    return page.values_list(*fields)[start : start + limit + 1]
+
+
+# The page queries without free text, compiled once per shape (which filters,
+# cursor direction, counted or not, offset and limit): a page is on the hot
+# path, and compiling its SQL cost more than PostgreSQL running it.
+_prepared_pages: dict[tuple, PreparedQuery] = {}
+_PREPARED_PAGES_MAX = 512
+
+
+def _prepared_page(shape: tuple) -> PreparedQuery:
+    prepared = _prepared_pages.get(shape)
+    if prepared is not None:
+        return prepared
+    with_organization, with_category, with_type, cursor, newer, counted = shape[:6]
+    start, limit = shape[6:]
+    kinds: list[type] = [int]
+    kinds += [int] if with_organization else []
+    kinds += [str] if with_category else []
+    kinds += [str] if with_type else []
+    kinds += [datetime, datetime]
+    kinds += [datetime, int] if cursor else []
+
+    def build(*arguments) -> QuerySet:
+        given = list(arguments)
+        partner_id = given.pop(0)
+        organization_id = given.pop(0) if with_organization else None
+        category = given.pop(0) if with_category else None
+        type_ = given.pop(0) if with_type else None
+        time_from, time_to = given.pop(0), given.pop(0)
+        window = _window(
+            partner_id=partner_id,
+            organization_id=organization_id,
+            category=category,
+            type_=type_,
+            time_from=time_from,
+            time_to=time_to,
+            text=None,
+        )
+        return _page_rows(
+            window,
+            counted=counted,
+            cursor=tuple(given) if cursor else None,
+            newer=newer,
+            start=start,
+            limit=limit,
+        )
+
+    if len(_prepared_pages) >= _PREPARED_PAGES_MAX:
+        _prepared_pages.clear()
+    prepared = _prepared_pages[shape] = PreparedQuery(build, kinds=tuple(kinds))
+    return prepared
+
+
+def _read_page(
+    *, scope: TenantScope, flt: AuditFilter, counted: bool, start: int
+) -> list[tuple]:
+    """The rows of the page ``_page_rows`` describes for this scope and filter."""
+    if flt.text:
+        window = audit_events(scope=scope, flt=flt)
+        return list(
+            _page_rows(
+                window,
+                counted=counted,
+                cursor=flt.cursor,
+                newer=flt.newer,
+                start=start,
+                limit=flt.limit,
+            )
+        )
+    organization_id = _organization_id(scope, flt)
+    shape = (
+        organization_id is not None,
+        bool(flt.category),
+        bool(flt.type),
+        flt.cursor is not None,
+        flt.newer,
+        counted,
+        start,
+        flt.limit,
+    )
+    arguments: list[Any] = [scope.partner.pk]
+    arguments += [organization_id] if organization_id is not None else []
+    arguments += [flt.category] if flt.category else []
+    arguments += [flt.type] if flt.type else []
+    arguments += [flt.time_from, flt.time_to]
+    arguments += list(flt.cursor) if flt.cursor is not None else []
+    return _prepared_page(shape).run(*arguments)
+
+
+def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
+    """One page from the database: ``limit`` events and a capped count, in one
+    query.
+
+    The count comes free when the page holds an event of the window; a window
+    recently found over the cap is not counted again (see ``_over_the_cap``).
+    """
+    key = _window_key(scope, flt)
+    over_the_cap = _known_over_the_cap(key)
+    if flt.cursor is not None and flt.newer:
+        rows = _read_page(scope=scope, flt=flt, counted=not over_the_cap, start=0)
+        newer_left = len(rows) > flt.limit
+        rows = rows[: flt.limit][::-1]
+        count, rows = _counted(
+            rows, over_the_cap=over_the_cap, scope=scope, flt=flt, none_left=False
+        )
+        return _page(flt, count, rows, older=bool(rows), newer=newer_left)
+    start = 0 if flt.cursor is not None else flt.offset
+    rows = _read_page(scope=scope, flt=flt, counted=not over_the_cap, start=start)
     more = len(rows) > flt.limit
     rows = rows[: flt.limit]
     count, rows = _counted(
         rows,
         over_the_cap=over_the_cap,
-        window=window,
-        key=key,
+        scope=scope,
+        flt=flt,
         none_left=flt.cursor is None and start == 0,
     )
     # Past the first page there are newer events: at least those skipped.
@@ -367,8 +491,8 @@ def _counted(
     rows: list[tuple],
     *,
     over_the_cap: bool,
-    window: QuerySet[AuditEvent],
-    key: tuple,
+    scope: TenantScope,
+    flt: AuditFilter,
     none_left: bool,
 ) -> tuple[int, list[tuple]]:
     """The window's capped count, and the rows without it: from the rows' own
@@ -382,9 +506,9 @@ def _counted(
     elif none_left:
         count = 0
     else:
-        count = window[: COUNT_CAP + 1].count()
+        count = audit_events(scope=scope, flt=flt)[: COUNT_CAP + 1].count()
     if count > COUNT_CAP:
-        _remember_over_the_cap(key)
+        _remember_over_the_cap(_window_key(scope, flt))
     return count, rows
 
 

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -258,3 +259,27 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+_bound_serializers = threading.local()
+
+
+def render(
+    serializer_class: type[serializers.BaseSerializer],
+    instance: Any,
+    *,
+    many: bool = False,
+) -> Any:
+    """``serializer_class(instance, many=many).data`` for an output serializer
+    without context, without building its fields again on every call.
+
+    DRF deep-copies a serializer's declared fields (and those of every nested
+    serializer) each time one is made: most of the cost of a small answer. Here
+    each thread makes one serializer of each class, binds its fields once and
+    reuses it; output serializers keep no state between calls.
+    """
+    made = _bound_serializers.__dict__.setdefault("made", {})
+    serializer = made.get((serializer_class, many))
+    if serializer is None:
+        serializer = made[(serializer_class, many)] = serializer_class(many=many)
+    return serializer.to_representation(instance)

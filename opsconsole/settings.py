@@ -73,7 +73,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, building the policy once (opsconsole/csp.py).
+    "opsconsole.csp.CSPMiddleware",
     # A view's 404 is the app's page, with DEBUG too.
     "opsconsole.views.NotFoundPageMiddleware",
     # Last: turns a login lockout into the lockout answer.
@@ -374,7 +375,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "core.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "opsconsole",
             # A Redis that is down or slow costs a request a second at most.

@@ -15,11 +15,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db.models import Count, JSONField, OuterRef, Q, Subquery
+from django.db.models import Count, JSONField, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
 from core.env import controller_smtp
+from core.prepared import PreparedQuery
 from core.stamps import partner_stamp, stamped_copy
 from smtp.delivery.certificates import CertificateInfo
 from smtp.delivery.providers import basic_auth_retirement, uses_password
@@ -351,27 +352,49 @@ def smtp_config_in_use() -> Q:
     )
 
 
+def _rows_query(*, with_organization: bool, with_password: bool) -> PreparedQuery:
+    """The query of ``_stored_rows`` for one shape, compiled once (it runs on
+    every configuration read: pages, APIs, every email queued)."""
+
+    def build(partner_id: int, organization_id: int | None = None) -> QuerySet:
+        scope = Q(organization__isnull=True)
+        if with_organization:
+            scope |= Q(organization_id=organization_id)
+        # The partner's allowed sender domains come along (no query of their own).
+        allowed = Subquery(
+            PartnerEmailIdentity.objects.filter(partner=OuterRef("partner")).values(
+                "allowed_sender_domains"
+            )[:1],
+            output_field=JSONField(),
+        )
+        rows = SmtpConfiguration.objects.filter(scope, partner_id=partner_id)
+        if not with_password:
+            rows = rows.defer(*SECRET_COLUMNS)
+        return rows.select_related("updated_by").annotate(
+            allowed_sender_domains=allowed
+        )
+
+    return PreparedQuery(build, kinds=(int, int) if with_organization else (int,))
+
+
+_ROWS = {
+    (with_organization, with_password): _rows_query(
+        with_organization=with_organization, with_password=with_password
+    )
+    for with_organization in (False, True)
+    for with_password in (False, True)
+}
+
+
 def _stored_rows(
     *, partner: Partner, organization: Organization | None, with_password: bool = True
 ) -> dict[Level, SmtpConfiguration]:
     """The organization's (if asked) and the partner's rows by level, in one query."""
     if organization is not None and organization.partner_id != partner.pk:
         raise ValueError("The organization does not belong to this partner.")
-    scope = Q(organization__isnull=True)
-    if organization is not None:
-        scope |= Q(organization=organization)
-    # The partner's allowed sender domains come along (no query of their own).
-    allowed = Subquery(
-        PartnerEmailIdentity.objects.filter(partner=OuterRef("partner")).values(
-            "allowed_sender_domains"
-        )[:1],
-        output_field=JSONField(),
-    )
-    rows = SmtpConfiguration.objects.filter(scope, partner=partner)
-    if not with_password:
-        rows = rows.defer(*SECRET_COLUMNS)
-    rows = rows.select_related("updated_by").annotate(allowed_sender_domains=allowed)
-    return {row.level: row for row in rows}
+    query = _ROWS[(organization is not None, with_password)]
+    arguments = (partner.pk,) if organization is None else (partner.pk, organization.pk)
+    return {row.level: row for row in query.run(*arguments)}
 
 
 def _stored_layers(

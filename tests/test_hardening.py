@@ -226,6 +226,34 @@ def test_pages_carry_a_csp_without_inline_script(path):
     assert response["X-Content-Type-Options"] == "nosniff"
 
 
+@pytest.mark.django_db
+def test_the_csp_is_django_csps_and_follows_a_settings_change(demo, settings):
+    from csp.utils import build_policy
+
+    client = Client()
+    client.force_login(demo["acme_admin"])
+    # given: the policy django-csp builds from the settings, on a page and the API
+    for path in ("/login/", "/event/v1/email/config", "/api/docs/"):
+        response = client.get(path)
+        assert response["Content-Security-Policy"] == build_policy(), path
+    # when: the settings change (a stricter img-src)
+    changed = {
+        "DIRECTIVES": {
+            **settings.CONTENT_SECURITY_POLICY["DIRECTIVES"],
+            "img-src": ["'self'"],
+        }
+    }
+    settings.CONTENT_SECURITY_POLICY = changed
+    # then: the next answer carries the new policy
+    policy = client.get("/event/v1/email/config")["Content-Security-Policy"]
+    assert "img-src 'self';" in policy and "data:" not in policy
+    assert policy == build_policy()
+    # and: a report-only policy is sent too when one is set
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = changed
+    response = client.get("/login/")
+    assert response["Content-Security-Policy-Report-Only"] == policy
+
+
 def test_no_template_has_an_inline_script():
     offenders = []
     for template in (ROOT / "templates").rglob("*.html"):

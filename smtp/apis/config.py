@@ -21,6 +21,7 @@ from core.api import (
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
+    render,
 )
 from smtp.enums import OAUTH2_DEFAULT_SCOPES, Level
 from smtp.selectors import (
@@ -333,7 +334,7 @@ class SmtpConfigOutputSerializer(serializers.Serializer):
     def get_oauth2(self, configuration) -> dict[str, Any] | None:
         if not configuration.uses_oauth2:
             return None
-        return OAuth2OutputSerializer(configuration).data
+        return render(OAuth2OutputSerializer, configuration)
 
 
 class LayerOutputSerializer(serializers.Serializer):
@@ -390,7 +391,8 @@ class EffectiveOutputSerializer(serializers.Serializer):
 
     @extend_schema_field(LayerOutputSerializer(many=True))
     def get_levels(self, effective: EffectiveSmtp) -> list[dict[str, Any]]:
-        return LayerOutputSerializer(
+        return render(
+            LayerOutputSerializer,
             [
                 {
                     "level": layer.level,
@@ -405,7 +407,7 @@ class EffectiveOutputSerializer(serializers.Serializer):
                 for layer in effective.layers
             ],
             many=True,
-        ).data
+        )
 
 
 class EmailConfigOutputSerializer(serializers.Serializer):
@@ -456,7 +458,7 @@ def _not_found(
 ) -> Response:
     effective = effective or _effective(scope)
     return Response(
-        NotFoundOutputSerializer({"error": error, "effective": effective}).data,
+        render(NotFoundOutputSerializer, {"error": error, "effective": effective}),
         status=status.HTTP_404_NOT_FOUND,
     )
 
@@ -481,7 +483,7 @@ class SmtpConfigApi(APIView):
                 effective,
             )
         answer = _answer(scope, configuration, effective)
-        return Response(ConfigOutputSerializer(answer).data)
+        return Response(render(ConfigOutputSerializer, answer))
 
     @extend_schema(
         operation_id="email_config_save",
@@ -503,7 +505,7 @@ class SmtpConfigApi(APIView):
         if result.notes:
             answer["notes"] = list(result.notes)
         return Response(
-            ConfigOutputSerializer(answer).data,
+            render(ConfigOutputSerializer, answer),
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 

@@ -112,6 +112,53 @@ def test_documented_get_answers_the_config_with_password_set(demo):
     assert CANARY not in response.content.decode()
 
 
+def test_the_answer_is_the_output_serializers_for_each_tenant_in_turn(demo):
+    # The output serializers are built once per thread and reused: each answer
+    # must still be exactly what a fresh serializer makes of its own data.
+    from smtp.apis.config import ConfigOutputSerializer, _answer
+    from smtp.selectors import smtp_config_get_and_effective
+    from tenants.selectors import TenantScope
+
+    acme = cookie_client(demo["acme_admin"])
+    globex = cookie_client(demo["globex_admin"])
+    post(acme, documented_body(sender_name="Acme Alerts"))
+    post(
+        globex,
+        json.dumps(
+            {
+                "email_config": {
+                    "smtp_config": {
+                        "host": "smtp.office365.com",
+                        "port": 587,
+                        "use_tls": True,
+                        "username": "alerts@globex.example",
+                        "auth_method": "oauth2",
+                        "oauth2": {
+                            "provider": "microsoft",
+                            "tenant_id": "contoso.onmicrosoft.com",
+                            "client_id": "app-1",
+                            "client_secret": "oauth-secret-1",
+                        },
+                    }
+                }
+            }
+        ),
+    )
+    for _ in range(2):
+        for client, user in ((acme, "acme_admin"), (globex, "globex_admin")):
+            response = client.get(URL)
+            assert response.status_code == 200, response.content
+            partner = demo[user].partner
+            configuration, effective = smtp_config_get_and_effective(partner=partner)
+            scope = TenantScope(partner=partner, organization=None)
+            fresh = ConfigOutputSerializer(_answer(scope, configuration, effective))
+            assert response.json() == json.loads(json.dumps(fresh.data))
+    assert acme.get(URL).json()["email_config"]["smtp_config"]["oauth2"] is None
+    oauth2 = globex.get(URL).json()["email_config"]["smtp_config"]["oauth2"]
+    assert oauth2["client_secret_set"] is True
+    assert "oauth-secret-1" not in globex.get(URL).content.decode()
+
+
 def test_get_without_a_configuration_is_404_and_tells_what_is_in_effect(
     demo, controller_smtp
 ):

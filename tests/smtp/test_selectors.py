@@ -156,3 +156,31 @@ def test_the_password_does_not_show_in_repr(demo):
     assert "canary-Zq8-password" not in repr(effective)
     assert "canary-Zq8-password" not in str(effective.settings.password)
     assert effective.settings.password.reveal() == "canary-Zq8-password"
+
+
+def test_successive_reads_each_get_their_own_tenants_rows(demo):
+    # The query is compiled once and run with each caller's partner and
+    # organization: no read may see the previous caller's rows.
+    configure(demo["acme"], host="smtp.acme.example", sender_name="Acme")
+    configure(demo["acme"], demo["acme-prod"], host="smtp.prod.example")
+    configure(demo["globex"], host="smtp.globex.example")
+    demo["acme-prod"].smtp_configuration_enabled = True
+    demo["acme-prod"].save()
+    for _ in range(2):
+        prod = smtp_config_effective(
+            partner=demo["acme"], organization=demo["acme-prod"]
+        )
+        dev = smtp_config_effective(partner=demo["acme"], organization=demo["acme-dev"])
+        globex = smtp_config_effective(partner=demo["globex"])
+        bare = smtp_config_effective(
+            partner=demo["globex"],
+            organization=demo["globex-main"],
+            with_password=False,
+        )
+        assert prod.settings.host == "smtp.prod.example"
+        assert prod.settings.sender_name == "Acme"  # inherited from the partner
+        assert dev.settings.host == "smtp.acme.example"
+        assert globex.settings.host == "smtp.globex.example"
+        assert globex.settings.password.reveal() == "pw-123"
+        assert bare.settings.host == "smtp.globex.example"
+        assert bare.settings.password.reveal() != "pw-123"  # never read
