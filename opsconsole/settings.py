@@ -449,6 +449,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes every database connection before and after each
+# task unless this is set (a new PostgreSQL connection, a forked backend, for
+# every task): tasks close theirs as Django does around a request instead, when
+# broken or older than CONN_MAX_AGE (opsconsole/celery.py).
+CELERY_DB_REUSE_MAX = 2**31
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 # Each worker proves every this many seconds that it consumes from the broker

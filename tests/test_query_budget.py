@@ -184,3 +184,61 @@ def test_a_system_email_costs_the_same_queries_however_many_configurations(demo)
         organization.pk,
     )
     assert event.summary == "Alert notification to oncall2@acme.example queued"
+
+
+def turn_queries(organization, count: int) -> int:
+    """Queries of one bulk turn (``smtp.deliver_turn``, in-process) that sends
+    ``count`` queued alerts of ``organization``."""
+    from smtp.models import EmailKind
+    from smtp.outbox import NewEmail, emails_enqueue, outbox_deliver_turn
+
+    emails_enqueue(
+        [
+            NewEmail(
+                kind=EmailKind.ALERT,
+                recipient=f"oncall{number}@acme.example",
+                subject=f"Alert {number}",
+                body="Node 3 at 91%.",
+                partner=organization.partner,
+                organization=organization,
+            )
+            for number in range(count)
+        ]
+    )
+    with CaptureQueriesContext(connection) as captured:
+        outbox_deliver_turn(
+            partner_id=organization.partner_id, organization_id=organization.pk
+        )
+    return len(captured)
+
+
+def test_a_turn_costs_one_query_per_email_and_a_fixed_number_more(demo, settings):
+    # given: a sink as the partner's server, and turns of up to 50 alerts
+    from smtp.models import Email, EmailAttempt, EmailStatus
+    from smtp.outbox import close_pooled_connections
+    from tests.support.smtp_servers import SmtpTestServer
+
+    settings.SMTP_BATCH_SIZE = 50
+    sink = SmtpTestServer()
+    try:
+        SmtpConfiguration.objects.create(
+            partner=demo["acme"],
+            host="127.0.0.1",
+            port=sink.port,
+            security=Security.NONE,
+            max_connections=0,
+        )
+        organization = demo["acme-prod"]
+        # when: a turn sends 5 alerts, then another 25
+        few = turn_queries(organization, 5)
+        many = turn_queries(organization, 25)
+    finally:
+        close_pooled_connections()
+        sink.stop()
+    # then: every alert was sent once, each with its attempt written before the
+    # next was sent (one statement an email); claiming, recording the rows and
+    # events, and handing over cost the same for 5 or 25
+    assert Email.objects.filter(status=EmailStatus.SENT).count() == 30
+    assert EmailAttempt.objects.filter(ok=True).count() == 30
+    assert len(sink.messages) == 30
+    assert many - few == 20

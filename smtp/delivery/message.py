@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from email.charset import QP, Charset
 from email.header import Header
@@ -13,10 +14,16 @@ from core.addresses import AddressError, wire_address
 # UTF-8 text, quoted-printable: readable in the raw message, safe over 7-bit.
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
+# Text quoted-printable leaves as it is, given short lines without trailing
+# blanks: printable ASCII but "=", tabs and line breaks.
+_QP_AS_IS = re.compile(r"[\x20-\x3c\x3e-\x7e\t\n]*")
+
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _has_controls(value: str) -> bool:
-    return any(ord(char) < 32 or 127 <= ord(char) < 160 for char in value)
+    return _CONTROLS.search(value) is not None
 
 
 def _header_value(name: str, value: str) -> str:
@@ -78,8 +85,14 @@ def _encoded_body(text: str) -> tuple[str, str]:
     text = text.replace("\r\n", "\n")
     if not text.endswith("\n"):
         text += "\n"
+    if _QP_AS_IS.fullmatch(text) and all(
+        len(line) <= 76 and not line.endswith((" ", "\t")) for line in text.split("\n")
+    ):
+        # What quoted-printable would leave as it is (most alerts): not encoded
+        # character by character.
+        return "quoted-printable", text.replace("\n", "\r\n")
     raw = text.encode("utf-8")
-    non_ascii = sum(1 for byte in raw if byte > 127)
+    non_ascii = 0 if raw.isascii() else sum(1 for byte in raw if byte > 127)
     if non_ascii * 3 > len(raw):
         encoded = base64.encodebytes(raw).decode("ascii")
         return "base64", encoded.replace("\n", "\r\n")

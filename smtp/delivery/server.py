@@ -177,7 +177,14 @@ class SmtpServer:
         return f"{self.level}:{self.configuration_id or ''}"
 
     def identity(self) -> str:
-        """Equal for two servers a session may be shared between (a cache key)."""
+        """Equal for two servers a session may be shared between (a cache key);
+        worked out once per instance (the pool asks for it for every message)."""
+        known = self.__dict__.get("_identity")
+        if known is None:
+            known = self.__dict__["_identity"] = self._identity()
+        return known
+
+    def _identity(self) -> str:
         parts = (
             self.level,
             self.configuration_id,

@@ -72,16 +72,21 @@ def claim_more(
 
 def claim_turn(
     of_tenant: Q, *, token: uuid.UUID, now: datetime, limit: int
-) -> list[Email]:
-    """A turn's batch: the tenant's due bulk emails, oldest first."""
-    return _claim_due(of_tenant, token=token, now=now, limit=limit)
+) -> tuple[list[Email], bool]:
+    """A turn's batch: the tenant's due bulk emails, oldest first; and whether
+    more were due than the batch took (found by the same statement)."""
+    ids, more = _due_ids(of_tenant, token=token, now=now, limit=limit, one_more=True)
+    return _claimed(ids, token=token), more
 
 
-def _claim_due(where: Q, *, token: uuid.UUID, now: datetime, limit: int) -> list[Email]:
-    """Up to ``limit`` due queued emails matching ``where``, oldest first; rows
-    another worker is claiming are skipped, not waited for."""
+def _due_ids(
+    where: Q, *, token: uuid.UUID, now: datetime, limit: int, one_more: bool = False
+) -> tuple[list[int], bool]:
+    """Claim up to ``limit`` due queued emails matching ``where``, oldest first
+    (rows another worker is claiming are skipped, not waited for); their ids,
+    and, with ``one_more``, whether another one was due."""
     if limit <= 0:
-        return []
+        return [], False
     with transaction.atomic():
         ids = list(
             Email.objects.filter(
@@ -89,15 +94,29 @@ def _claim_due(where: Q, *, token: uuid.UUID, now: datetime, limit: int) -> list
             )
             .order_by("next_attempt_at", "pk")
             .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:limit]
+            .values_list("pk", flat=True)[: limit + one_more]
         )
-        if not ids:
-            return []
-        _take(
-            Email.objects.filter(pk__in=ids, status=EmailStatus.QUEUED),
-            token=token,
-            now=now,
-        )
+        more = len(ids) > limit
+        ids = ids[:limit]
+        if ids:
+            _take(
+                Email.objects.filter(pk__in=ids, status=EmailStatus.QUEUED),
+                token=token,
+                now=now,
+            )
+    return ids, more
+
+
+def _claim_due(where: Q, *, token: uuid.UUID, now: datetime, limit: int) -> list[Email]:
+    """Up to ``limit`` due queued emails matching ``where``, oldest first; rows
+    another worker is claiming are skipped, not waited for."""
+    ids, _more = _due_ids(where, token=token, now=now, limit=limit)
+    return _claimed(ids, token=token)
+
+
+def _claimed(ids: list[int], *, token: uuid.UUID) -> list[Email]:
+    if not ids:
+        return []
     return list(
         Email.objects.filter(pk__in=ids, claim_token=token)
         .select_related("partner", "organization", "requested_by")

@@ -7,6 +7,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -32,7 +33,7 @@ from smtp.outbox.recording import (
     record_accepted,
     record_results,
 )
-from smtp.outbox.turns import bulk_due, bulk_of_tenant, turn_done, turn_request
+from smtp.outbox.turns import bulk_of_tenant, turn_done, turn_request
 from smtp.selectors import smtp_config_effective, smtp_server_of_draft
 
 logger = logging.getLogger(__name__)
@@ -270,7 +271,12 @@ def _no_configuration(email: Email) -> Result:
     )
 
 
-def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
+def _deliver_batch(
+    batch: list[Email],
+    *,
+    token: uuid.UUID,
+    all_sent: Callable[[], None] | None = None,
+) -> None:
     """Send a batch over one pooled session; every email ends with a result or
     back in the queue, whatever is raised (a time limit included).
 
@@ -278,7 +284,9 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
     is sent, so a worker that stops leaves at most one accepted email without a
     trace (sent again by the next worker). Rows and events follow every
     ``RECORD_EVERY`` emails or ``RECORD_WITHIN`` seconds, and at once for a
-    refused one.
+    refused one. ``all_sent`` is called once every email of the batch has its
+    result and the session is released, before the last results are recorded
+    (a turn hands over to the next one then).
     """
     # Stay well inside the lease and the task's time limit: emails not started
     # by then go back to the queue rather than risk another worker sending
@@ -351,6 +359,10 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
                     recorded_at = time.monotonic()
                 if result.interrupted or done == len(batch):
                     break
+            if all_sent is not None and done == len(batch):
+                if server is not None:
+                    pool.release(server)
+                _call_quietly(all_sent)
             record_results(pending, token=token)
     except SoftTimeLimitExceeded:
         logger.warning("Time limit reached; untried emails go back to the queue.")
@@ -384,6 +396,15 @@ def _deliver_batch(batch: list[Email], *, token: uuid.UUID) -> None:
             with contextlib.suppress(Exception):
                 pool.release(server)
     _give_back(batch[done:], token=token)
+
+
+def _call_quietly(call: Callable[[], None]) -> None:
+    """``call``, whose failure must not cost the batch its recording (it is
+    logged; the caller tries again later)."""
+    try:
+        call()
+    except Exception:
+        logger.exception("Could not hand over to the next turn; tried again later.")
 
 
 def _deliver_test(email: Email, *, token: uuid.UUID) -> None:
@@ -491,18 +512,28 @@ def outbox_deliver_turn(
     batch of its due bulk emails and send it; the next turn queues behind every
     other tenant's."""
     token = uuid.uuid4()
+    handed_over = False
+
+    def hand_over() -> None:
+        # Once: when every email of the batch has its result (the next turn
+        # starts while this one records them), or else at the end.
+        nonlocal handed_over
+        if not handed_over:
+            turn_done(partner_id, organization_id, place=place)
+            handed_over = True
+
     try:
-        batch = claim_turn(
+        batch, more = claim_turn(
             bulk_of_tenant(partner_id, organization_id),
             token=token,
             now=timezone.now(),
             limit=settings.SMTP_BATCH_SIZE,
         )
-        if batch and bulk_due(partner_id, organization_id):
+        if batch and more:
             # More than one batch waits: another place, if the tenant has one,
             # so that a second connection can take the next batch meanwhile.
             turn_request(partner_id, organization_id)
         if batch:
-            _deliver_batch(batch, token=token)
+            _deliver_batch(batch, token=token, all_sent=hand_over)
     finally:
-        turn_done(partner_id, organization_id, place=place)
+        hand_over()

@@ -14,7 +14,9 @@ Keyed by ``SmtpServer.limit_key``:
   renewed while the session is used, so the slots of a killed worker expire.
 - **Pause**: a throttling reply pauses the configuration for every worker
   (``SMTP_THROTTLE_PAUSE_SECONDS``, doubled for a server that throttles again
-  right after a pause).
+  right after a pause). A batch of a configuration without a rate limit asks
+  for the pause at most every ``PAUSE_CHECK_EVERY`` seconds per process (not
+  once per message); a pause this process started is known at once.
 
 In Redis when ``REDIS_URL`` is set: one Lua script per decision, on Redis's
 clock. In the database otherwise (``DeliveryLimit`` rows, locked while a worker
@@ -24,6 +26,7 @@ for that call, and it is logged.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -61,6 +64,12 @@ LONGEST_WAIT = 1.0
 # Tokens of entries the database decided (Redis was away) start with this: an
 # entry is stamped, renewed and removed where it was made.
 IN_DATABASE = "db:"
+# Seconds a process goes by what it last learnt of a configuration's pause
+# when the configuration has no rate limit (nothing else to decide per
+# message): a pause another process started holds this process's batches this
+# much later at most, against a pause of SMTP_THROTTLE_PAUSE_SECONDS (a message
+# sent meanwhile and refused as throttled waits like any other).
+PAUSE_CHECK_EVERY = 0.2
 
 
 class LimitReached(Exception):
@@ -141,12 +150,51 @@ def message_unused(server: SmtpServer, token: str) -> None:
     quietly(lambda: in_redis.client.client().zrem(key(server, "sent"), token))
 
 
+class _Pauses:
+    """What this process last learnt of each configuration's pause, and when
+    (monotonic clock): only for configurations without a rate limit, whose
+    admission decides nothing but the pause."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # limit key -> (learnt at, paused until)
+        self._known: dict[str, tuple[float, float]] = {}
+
+    def note(self, server: SmtpServer, wait: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._known[server.limit_key] = (now, now + max(wait, 0.0))
+
+    def admission(self, server: SmtpServer) -> Admission | None:
+        """The admission of a message from what is known, or None if what is
+        known is older than ``PAUSE_CHECK_EVERY`` (or there is a rate to count)."""
+        if server.messages_per_minute:
+            return None
+        with self._lock:
+            known = self._known.get(server.limit_key)
+        now = time.monotonic()
+        if known is None or now - known[0] > PAUSE_CHECK_EVERY:
+            return None
+        if known[1] > now:
+            return Admission(wait=known[1] - now, reason="paused")
+        return Admission(wait=0.0)
+
+
+_pauses = _Pauses()
+
+
 def message_turn(server: SmtpServer) -> Admission:
     """``message_admit``, waiting up to ``LONGEST_WAIT`` in all for a turn that
-    comes soon; a longer wait is returned for the email to go back to the queue."""
+    comes soon; a longer wait is returned for the email to go back to the queue.
+    Without a rate limit, the pause is asked for at most every
+    ``PAUSE_CHECK_EVERY`` seconds (see ``_Pauses``)."""
     waited = 0.0
     while True:
-        admission = message_admit(server)
+        admission = _pauses.admission(server)
+        if admission is None:
+            admission = message_admit(server)
+            if not server.messages_per_minute:
+                _pauses.note(server, admission.wait)
         if admission.admitted or waited + admission.wait > LONGEST_WAIT:
             return admission
         time.sleep(admission.wait)
@@ -253,7 +301,9 @@ def throttle_pause(server: SmtpServer) -> float:
             )
         )
 
-    return decide(redis_call, lambda: in_database.pause(server))
+    pause = decide(redis_call, lambda: in_database.pause(server))
+    _pauses.note(server, pause)
+    return pause
 
 
 # -- a session a person waits for ------------------------------------------------
