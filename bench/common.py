@@ -82,3 +82,25 @@ def table(rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> str:
     out = [line.format(*headers), line.format(*("-" * w for w in widths))]
     out.extend(line.format(*row) for row in rows)
     return "\n".join(out)
+
+
+def alerts_queue(
+    organization, count: int, *, fan_out: int = 100, domain: str = "bench.example"
+) -> None:
+    """Queue ``count`` alerts of ``organization`` to ``oncall<n>@<domain>``,
+    ``fan_out`` recipients per ``send_system_emails`` call (one alert to many)."""
+    from smtp.models import EmailKind
+    from smtp.services import SystemEmail, send_system_emails
+
+    for first in range(0, count, fan_out):
+        send_system_emails(
+            [
+                SystemEmail(
+                    EmailKind.ALERT,
+                    f"oncall{n}@{domain}",
+                    {"title": f"Disk almost full {n}", "message": "Node 3 is at 91%."},
+                    organization=organization,
+                )
+                for n in range(first, min(count, first + fan_out))
+            ]
+        )

@@ -36,7 +36,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, percentile, setup_django, table, throwaway_database
+from bench.common import (
+    ROOT,
+    alerts_queue,
+    percentile,
+    setup_django,
+    table,
+    throwaway_database,
+)
 from bench.pipeline import TimedSink, wait_for_worker
 from tests.support.worker import WorkerProcess, database_url_for_test_db, deployed_pool
 
@@ -73,26 +80,13 @@ def _queue_alerts(organization_id: int, count: int) -> None:
     of its own: tenant A's application, not the one timing tenant B)."""
     from django.db import connections
 
-    from smtp.models import EmailKind
     from smtp.outbox.publish import emails_handed_over
-    from smtp.services import SystemEmail, send_system_emails
     from tenants.models import Organization
 
     organization = Organization.objects.select_related("partner").get(
         pk=organization_id
     )
-    for first in range(0, count, 100):
-        send_system_emails(
-            [
-                SystemEmail(
-                    EmailKind.ALERT,
-                    f"oncall{n}@tenant-a.example",
-                    {"title": f"Disk almost full {n}", "message": "Node 3 at 91%."},
-                    organization=organization,
-                )
-                for n in range(first, min(count, first + 100))
-            ]
-        )
+    alerts_queue(organization, count, domain="tenant-a.example")
     emails_handed_over()
     connections.close_all()
 

@@ -35,7 +35,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, percentile, setup_django, table, throwaway_database
+from bench.common import (
+    ROOT,
+    alerts_queue,
+    percentile,
+    setup_django,
+    table,
+    throwaway_database,
+)
 from tests.support.worker import (
     WorkerProcess,
     database_url_for_test_db,
@@ -248,24 +255,12 @@ def pipeline(
 ) -> dict[str, float]:
     """Queue ``count`` alerts (``fan_out`` recipients per service call) and time
     them until the sink accepted the last one."""
-    from smtp.models import Email, EmailKind
-    from smtp.services import SystemEmail, send_system_emails
+    from smtp.models import Email
 
     before = sink.count
     started_wall = time.time()
     started = time.perf_counter()
-    for first in range(0, count, fan_out):
-        send_system_emails(
-            [
-                SystemEmail(
-                    EmailKind.ALERT,
-                    f"oncall{n}@bench.example",
-                    {"title": f"Disk almost full {n}", "message": "Node 3 is at 91%."},
-                    organization=organization,
-                )
-                for n in range(first, min(count, first + fan_out))
-            ]
-        )
+    alerts_queue(organization, count, fan_out=fan_out)
     enqueued = time.perf_counter() - started
     enqueued_wall = time.time()
     sink.wait_for(before + count, timeout=600)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import setup_django, throwaway_database
+from bench.common import alerts_queue, setup_django, throwaway_database
 
 
 def _sink() -> tuple[subprocess.Popen, int]:
@@ -104,22 +104,9 @@ class QueryLog:
 
 
 def _queue(organization, count: int) -> None:
-    from smtp.models import EmailKind
     from smtp.outbox.publish import emails_handed_over
-    from smtp.services import SystemEmail, send_system_emails
 
-    for first in range(0, count, 100):
-        send_system_emails(
-            [
-                SystemEmail(
-                    EmailKind.ALERT,
-                    f"oncall{n}@bench.example",
-                    {"title": f"Disk almost full {n}", "message": "Node 3 is at 91%."},
-                    organization=organization,
-                )
-                for n in range(first, min(count, first + 100))
-            ]
-        )
+    alerts_queue(organization, count)
     emails_handed_over()
 
 
