@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -81,6 +83,27 @@ def no_shared_worker(transactional_db):
     yield
     for worker in paused:
         worker.resume()
+
+
+@pytest.fixture
+def private_queue(settings):
+    """Queues of this test's own that no worker consumes: the broker and the bulk
+    lane's name. Whatever the test queued is handed over before they are
+    removed, so that nothing reaches the suite's shared worker afterwards (it
+    would claim rows while the test's tables are emptied)."""
+    import redis
+
+    from smtp.outbox.publish import emails_handed_over
+
+    broker = redis.Redis.from_url(
+        os.environ["REDIS_URL"], socket_timeout=5, socket_connect_timeout=5
+    )
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE = f"private-{uuid.uuid4().hex[:10]}"
+    settings.CELERY_QUEUE_INTERACTIVE = f"{queue}.i"
+    yield broker, queue
+    emails_handed_over()
+    broker.delete(queue, f"{queue}.i", *broker.keys(f"smtp:turns:{queue}:*"))
+    broker.close()
 
 
 @pytest.fixture

@@ -246,7 +246,8 @@ def test_the_csp_is_django_csps_and_follows_a_settings_change(demo, settings):
     settings.CONTENT_SECURITY_POLICY = changed
     # then: the next answer carries the new policy
     policy = client.get("/event/v1/email/config")["Content-Security-Policy"]
-    assert "img-src 'self';" in policy and "data:" not in policy
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["img-src"] == "'self'"
     assert policy == build_policy()
     # and: a report-only policy is sent too when one is set
     settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = changed

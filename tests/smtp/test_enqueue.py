@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 
 import pytest
 from django.db import transaction
@@ -39,21 +38,6 @@ def queued_turns(broker, queue: str) -> list[tuple[int, int]]:
         for name, kwargs in queued_tasks(broker, queue)
         if name == "smtp.deliver_turn"
     ]
-
-
-@pytest.fixture
-def private_queue(settings):
-    """A queue of this test's own that no worker consumes."""
-    import redis
-
-    broker = redis.Redis.from_url(
-        os.environ["REDIS_URL"], socket_timeout=5, socket_connect_timeout=5
-    )
-    settings.CELERY_TASK_DEFAULT_QUEUE = f"enqueue-{uuid.uuid4().hex[:10]}"
-    settings.CELERY_QUEUE_INTERACTIVE = f"{settings.CELERY_TASK_DEFAULT_QUEUE}.i"
-    yield broker, settings.CELERY_TASK_DEFAULT_QUEUE
-    broker.delete(settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_QUEUE_INTERACTIVE)
-    broker.close()
 
 
 def alert(organization, number: int) -> Email:

@@ -22,6 +22,8 @@ pytestmark = [
     # The renewals run after commit.
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL"),
+    # No worker sends these alerts: only their rendering is looked at.
+    pytest.mark.usefixtures("private_queue"),
 ]
 
 
