@@ -411,6 +411,9 @@ else:
     for _folder in ("queue", "control"):
         (_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://localhost/"
+    # kombu's, with each message written aside and renamed into place, so that
+    # a polling worker never reads one half-written (core/filebroker.py).
+    CELERY_BROKER_TRANSPORT = "core.filebroker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),

@@ -1,5 +1,6 @@
-"""Which broker each REDIS_URL gets: kombu's file system broker without one, the
-project's Redis transport (opsconsole/broker.py) for redis:// and rediss://."""
+"""Which broker each REDIS_URL gets: the project's file system transport
+(core/filebroker.py) without one, its Redis transport (core/broker.py) for
+redis:// and rediss://."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def test_without_redis_url_the_broker_is_the_file_system(tmp_path):
     # What `make run` uses: no server at all.
     result = connect(REDIS_URL=None, DATABASE_URL=f"sqlite:///{tmp_path / 'db'}")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["kombu.transport.filesystem", "filesystem"]
+    assert result.stdout.split() == ["core.filebroker", "filesystem"]
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
