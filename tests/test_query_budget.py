@@ -189,22 +189,10 @@ def test_a_system_email_costs_the_same_queries_however_many_configurations(demo)
 def turn_queries(organization, count: int) -> int:
     """Queries of one bulk turn (``smtp.deliver_turn``, in-process) that sends
     ``count`` queued alerts of ``organization``."""
-    from smtp.models import EmailKind
-    from smtp.outbox import NewEmail, emails_enqueue, outbox_deliver_turn
+    from smtp.outbox import outbox_deliver_turn
+    from tests.support.outbox import alerts_queued
 
-    emails_enqueue(
-        [
-            NewEmail(
-                kind=EmailKind.ALERT,
-                recipient=f"oncall{number}@acme.example",
-                subject=f"Alert {number}",
-                body="Node 3 at 91%.",
-                partner=organization.partner,
-                organization=organization,
-            )
-            for number in range(count)
-        ]
-    )
+    alerts_queued(organization, count)
     with CaptureQueriesContext(connection) as captured:
         outbox_deliver_turn(
             partner_id=organization.partner_id, organization_id=organization.pk

@@ -157,13 +157,14 @@ def emails_hand_over(emails: list[Email], *, one_task_each: bool = False) -> Non
         else:
             tenant = (email.partner_id, email.organization_id)
             tenants.setdefault(tenant, []).append(email.pk)
-    size = 1 if one_task_each else settings.SMTP_BATCH_SIZE
+    size = settings.SMTP_BATCH_SIZE
     for kind, ids in interactive.items():
+        if one_task_each:
+            for email_id in ids:
+                email_publish(email_id, kind=kind, first=True)
+            continue
         for start in range(0, len(ids), size):
-            if size == 1:
-                email_publish(ids[start], kind=kind, first=True)
-            else:
-                emails_publish(ids[start : start + size], kind=kind)
+            emails_publish(ids[start : start + size], kind=kind)
     for (partner_id, organization_id), ids in tenants.items():
         turn_request(partner_id, organization_id, email_ids=ids)
 

@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from smtp.models import Email, EmailKind, EmailStatus, Security, SmtpConfiguration
-from smtp.outbox import NewEmail, emails_enqueue
 from smtp.services import send_system_email
+from tests.support.outbox import alerts_queued
 from tests.support.smtp_servers import Behaviour, SmtpTestServer
 from tests.support.worker import wait_until
 
@@ -41,23 +41,6 @@ def configure(partner, server) -> None:
     )
 
 
-def flood(organization, count: int) -> None:
-    """``count`` alerts of one tenant, queued in one statement."""
-    emails_enqueue(
-        [
-            NewEmail(
-                kind=EmailKind.ALERT,
-                recipient=f"oncall{number}@acme.example",
-                subject=f"Alert {number}",
-                body="Node 3 at 91%.",
-                partner=organization.partner,
-                organization=organization,
-            )
-            for number in range(count)
-        ]
-    )
-
-
 def flooding(demo, sinks, count: int) -> tuple[SmtpTestServer, SmtpTestServer]:
     """Tenant A (acme-prod) with ``count`` alerts queued and being sent to a
     sink that takes a few milliseconds a message; tenant B (globex) with a sink
@@ -65,7 +48,7 @@ def flooding(demo, sinks, count: int) -> tuple[SmtpTestServer, SmtpTestServer]:
     slow, fast = sinks(data_delay=0.004), sinks()
     configure(demo["acme"], slow)
     configure(demo["globex"], fast)
-    flood(demo["acme-prod"], count)
+    alerts_queued(demo["acme-prod"], count)
     wait_until(lambda: len(slow.messages) >= 20, timeout=60)
     return slow, fast
 
