@@ -86,14 +86,16 @@ def table(rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> str:
 
 def alerts_queue(
     organization, count: int, *, fan_out: int = 100, domain: str = "bench.example"
-) -> None:
+) -> list:
     """Queue ``count`` alerts of ``organization`` to ``oncall<n>@<domain>``,
-    ``fan_out`` recipients per ``send_system_emails`` call (one alert to many)."""
+    ``fan_out`` recipients per ``send_system_emails`` call (one alert to many);
+    returns their emails."""
     from smtp.models import EmailKind
     from smtp.services import SystemEmail, send_system_emails
 
+    emails = []
     for first in range(0, count, fan_out):
-        send_system_emails(
+        emails += send_system_emails(
             [
                 SystemEmail(
                     EmailKind.ALERT,
@@ -104,3 +106,4 @@ def alerts_queue(
                 for n in range(first, min(count, first + fan_out))
             ]
         )
+    return emails

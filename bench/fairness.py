@@ -44,7 +44,8 @@ from bench.common import (
     table,
     throwaway_database,
 )
-from bench.pipeline import TimedSink, wait_for_worker
+from bench.pipeline import wait_for_worker
+from bench.sink import TimedSink
 from tests.support.worker import WorkerProcess, database_url_for_test_db, deployed_pool
 
 PER_MESSAGE = 0.002

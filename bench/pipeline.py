@@ -6,7 +6,9 @@ through the public service (``send_system_emails``, alerts to 100 recipients
 each: outbox rows, SYSTEMAUDIT events, tasks after commit), and measures emails
 per second from the first enqueue to the last message the sink accepted, and the
 queue-to-accepted latency of each email. The baseline, measured first against
-the same sink: one smtplib connection sending the same messages in a loop.
+the same sink: one smtplib connection sending the same messages (built by the
+worker's code from alerts queued the same way, then rolled back) in a loop.
+The sink runs in a process of its own (``bench/sink.py``).
 Prints both and the ratio; for comparison also the same pipeline with one
 ``send_system_email`` call per email.
 
@@ -28,7 +30,6 @@ import argparse
 import os
 import smtplib
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -43,90 +44,47 @@ from bench.common import (
     table,
     throwaway_database,
 )
+from bench.sink import TimedSink
 from tests.support.worker import (
     WorkerProcess,
     database_url_for_test_db,
     deployed_pool,
 )
 
-SENDER = "alerts@bench.example"
+
+def alert_messages(organization, count: int) -> list[tuple[str, str, bytes]]:
+    """The envelope sender, recipient and bytes of ``count`` alerts as the
+    worker writes them: queued as the pipeline queues them, built by the
+    worker's own code, then rolled back (nothing of them stays queued)."""
+    from django.db import transaction
+
+    from smtp.outbox.sending import _message, _server_for
+
+    with transaction.atomic():
+        emails = alerts_queue(organization, count)
+        server = _server_for(emails[0])
+        messages = [
+            (
+                server.envelope_sender(email.sender),
+                email.recipient,
+                _message(email, server),
+            )
+            for email in emails
+        ]
+        transaction.set_rollback(True)
+    return messages
 
 
-class TimedSink:
-    """The development sink's handler, noting when each Message-ID was accepted
-    (after ``delay`` seconds a message: a slower server)."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        import asyncio
-
-        from aiosmtpd.controller import Controller
-
-        from smtp.sink import SinkHandler
-        from tests.support.smtp_servers import free_port
-
-        self.accepted: dict[str, float] = {}
-        self.count = 0
-        self.lock = threading.Lock()
-        sink = self
-
-        class Handler(SinkHandler):
-            async def handle_DATA(self, server, session, envelope):
-                if delay:
-                    await asyncio.sleep(delay)
-                data = envelope.original_content or envelope.content
-                message_id = _message_id(data)
-                with sink.lock:
-                    sink.accepted.setdefault(message_id, time.time())
-                    sink.count += 1
-                return "250 2.0.0 Message accepted for delivery"
-
-        self.port = free_port()
-        self.controller = Controller(
-            Handler(), hostname="127.0.0.1", port=self.port, ready_timeout=10
-        )
-        self.controller.start()
-
-    def wait_for(self, count: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.count < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the sink has {self.count} of {count} messages")
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        self.controller.stop()
-
-
-def _message_id(data: bytes) -> str:
-    for line in data.split(b"\r\n"):
-        if line.lower().startswith(b"message-id:"):
-            return line.split(b":", 1)[1].strip().decode()
-        if not line:
-            break
-    return ""
-
-
-def baseline(sink: TimedSink, count: int) -> float:
-    """Emails per second of one reused smtplib connection (the yardstick)."""
-    from smtp.delivery import build_message
-
-    messages = [
-        build_message(
-            sender=SENDER,
-            recipient=f"oncall{n}@bench.example",
-            subject=f"[ALERT] Baseline {n}",
-            body="Disk almost full on node 3.\n",
-            message_id=f"<baseline-{n}-{uuid.uuid4().hex}@bench.example>",
-        )
-        for n in range(count)
-    ]
+def baseline(sink: TimedSink, messages: list[tuple[str, str, bytes]]) -> float:
+    """Emails per second of one reused smtplib connection sending the pipeline's
+    messages (the yardstick)."""
     before = sink.count
     started = time.perf_counter()
     with smtplib.SMTP("127.0.0.1", sink.port, timeout=10) as client:
-        for n, message in enumerate(messages):
-            client.sendmail(SENDER, [f"oncall{n}@bench.example"], message)
-    sink.wait_for(before + count, timeout=60)
-    return count / (time.perf_counter() - started)
+        for sender, recipient, message in messages:
+            client.sendmail(sender, [recipient], message)
+    sink.wait_for(before + len(messages), timeout=60)
+    return len(messages) / (time.perf_counter() - started)
 
 
 def _raw_enqueue(organization, queue: str):
@@ -382,6 +340,7 @@ def main() -> None:
                 if os.environ.get("REDIS_URL")
                 else None
             )
+            messages = alert_messages(organization, args.emails)
             # As deployed (Procfile, deploy/kubernetes/worker-deployment.yaml):
             # the pool of the Procfile's worker, and the least number of
             # replicas docs/operations.md asks for.
@@ -397,7 +356,7 @@ def main() -> None:
             ]
             try:
                 wait_for_worker()
-                base = baseline(sink, args.emails)
+                base = baseline(sink, messages)
                 result = pipeline(sink, args.emails, organization, fan_out=100)
                 single = pipeline(sink, args.single, organization, fan_out=1)
                 lone = one_at_a_time(sink, organization, 50)

@@ -25,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, setup_django, table, throwaway_database
-from bench.pipeline import TimedSink, wait_for_worker
+from bench.pipeline import wait_for_worker
+from bench.sink import TimedSink
 from tests.support.worker import (
     WorkerProcess,
     database_url_for_test_db,

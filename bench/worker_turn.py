@@ -3,9 +3,9 @@
 Queues N alerts (alerts to 100 recipients each, through ``send_system_emails``)
 with nothing consuming them, then runs the turn task's body
 (``outbox_deliver_turn``) in this process, one turn after the other, against an
-aiosmtpd sink in a process of its own, until none is due. Prints the worker's
-emails per second, SQL queries and Redis commands per email, and with
-``--profile`` the top frames of a cProfile run of the same turns.
+aiosmtpd sink in a process of its own (``bench/sink.py``), until none is due.
+Prints the worker's emails per second, SQL queries and Redis commands per email, and
+with ``--profile`` the top frames of a cProfile run of the same turns.
 
     python bench/worker_turn.py [--emails N] [--profile] [--top N]
 """
@@ -18,7 +18,6 @@ import io
 import os
 import pstats
 import re
-import subprocess
 import sys
 import time
 import uuid
@@ -27,40 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import alerts_queue, setup_django, throwaway_database
-
-
-def _sink() -> tuple[subprocess.Popen, int]:
-    """aiosmtpd's discarding handler, in a process of its own (its CPU is not
-    this one's)."""
-    from tests.support.smtp_servers import free_port
-
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            f"127.0.0.1:{port}",
-            "-c",
-            "aiosmtpd.handlers.Sink",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import socket
-
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process, port
-        except OSError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.05)
+from bench.sink import TimedSink
 
 
 class RedisCount:
@@ -139,10 +105,10 @@ def main() -> None:
     from smtp.models import Email, EmailStatus
     from tenants.models import Organization, Partner
 
-    sink, port = _sink()
+    sink = TimedSink()
     os.environ.update(
         FW_EVENT_SMTP_SERVER_ADDR="127.0.0.1",
-        FW_EVENT_SMTP_SERVER_PORT=str(port),
+        FW_EVENT_SMTP_SERVER_PORT=str(sink.port),
         FW_EVENT_SMTP_SERVER_USE_TLS="false",
     )
     queue = os.environ["CELERY_QUEUE"]
@@ -174,8 +140,7 @@ def main() -> None:
             if client is not None:
                 client.delete(queue, *client.keys(f"smtp:turns:{queue}:*"))
     finally:
-        sink.kill()
-        sink.wait()
+        sink.stop()
     print(
         f"{sent} of {args.emails} emails sent in {turns} turns, {elapsed:.2f} s: "
         f"{sent / elapsed:.0f} emails/s on one thread"
