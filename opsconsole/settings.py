@@ -117,8 +117,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 else:
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, checking a reused connection without a round trip
+        # when its socket shows the server has not hung up (core/postgresql).
+        DATABASES["default"]["ENGINE"] = "core.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    # A reused connection is checked (one round trip) before a request uses it.
+    # A reused connection is checked before a request uses it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool(
         "CONN_HEALTH_CHECKS", default=True
     )
