@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import re
 import smtplib
 from collections.abc import Callable
 from email.base64mime import body_encode as encode_base64
@@ -30,6 +31,23 @@ LINE_MAX_BYTES = 8192
 # Challenges answered in one AUTH exchange before giving up (smtplib allows 5).
 MAX_CHALLENGES = 5
 PREFERRED_MECHANISMS = ("CRAM-MD5", "PLAIN", "LOGIN")
+
+
+# A dot-atom address at a host name: what ``smtplib.quoteaddr`` returns as
+# ``<address>`` after running the email package's address parser over it, which
+# costs a tenth of a worker's CPU per email. Anything else still goes through it.
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z"
+)
+
+
+def envelope_quoted(address: str) -> str:
+    """``address`` as MAIL FROM and RCPT TO carry it: ``smtplib.quoteaddr``'s
+    answer, without the parser for a plain address."""
+    if _PLAIN_ADDRESS.match(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
 
 
 class DeadlineExceeded(TimeoutError):
@@ -130,6 +148,28 @@ class BoundedSMTP(smtplib.SMTP):
     def close(self) -> None:
         self._received.clear()
         super().close()
+
+    # -- the envelope ---------------------------------------------------------------
+
+    def mail(self, sender: str, options=()) -> tuple[int, bytes]:
+        """smtplib's ``mail``, the address quoted by ``envelope_quoted``."""
+        extra = ""
+        if options and self.does_esmtp:
+            if any(option.lower() == "smtputf8" for option in options):
+                if not self.has_extn("smtputf8"):
+                    raise smtplib.SMTPNotSupportedError(
+                        "SMTPUTF8 not supported by server"
+                    )
+                self.command_encoding = "utf-8"
+            extra = " " + " ".join(options)
+        self.putcmd("mail", f"from:{envelope_quoted(sender)}{extra}")
+        return self.getreply()
+
+    def rcpt(self, recip: str, options=()) -> tuple[int, bytes]:
+        """smtplib's ``rcpt``, the address quoted by ``envelope_quoted``."""
+        extra = " " + " ".join(options) if options and self.does_esmtp else ""
+        self.putcmd("rcpt", f"to:{envelope_quoted(recip)}{extra}")
+        return self.getreply()
 
     # -- TLS ------------------------------------------------------------------------
 
