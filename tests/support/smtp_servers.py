@@ -324,6 +324,10 @@ class Behaviour:
     auth_reply: str = ""
     # The reply to every DATA, word for word (e.g. a provider's policy refusal).
     data_reply: str = ""
+    # Offer PIPELINING (RFC 2920) in the EHLO reply, as Postfix, Microsoft 365
+    # and Gmail do (aiosmtpd reads pipelined commands in order either way);
+    # False: a server that does not, and gets one command at a time.
+    pipelining: bool = True
 
 
 def _encrypted(server, session) -> bool:
@@ -359,6 +363,8 @@ class TestHandler(SinkHandler):
         self.sessions += 1
         self.ehlo_names.append(hostname)
         session.host_name = hostname
+        if self.behaviour.pipelining:
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_AUTH(self, server, session, envelope, args):
