@@ -10,7 +10,8 @@ help:
 	@echo "make run    - install, migrate, seed demo data; start web (127.0.0.1:8000),"
 	@echo "              Celery worker and a development SMTP sink (127.0.0.1:1025)"
 	@echo "make test   - install, lint, and run the whole test suite"
-	@echo "make bench  - benchmarks (pipeline throughput, rate limit, audit queries, web tier)"
+	@echo "make bench  - benchmarks (pipeline throughput, PIPELINING over a slow link,"
+	@echo "              rate limit, audit queries, web tier)"
 	@echo "Python 3.11-3.13: the newest found is used; PYTHON=/path/to/python3.x picks one."
 
 # Makes $(VENV) with a supported Python (rebuilding one made by another Python,
@@ -37,6 +38,7 @@ test: check
 # DATABASE_URL / REDIS_URL when set (PostgreSQL and Redis give the real numbers).
 bench: install
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/rate_limit.py
 	$(BIN)/python bench/audit_query.py
 	$(BIN)/python bench/web_load.py

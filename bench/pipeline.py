@@ -8,7 +8,9 @@ per second from the first enqueue to the last message the sink accepted, and the
 queue-to-accepted latency of each email. The baseline, measured first against
 the same sink: one smtplib connection sending the same messages (built by the
 worker's code from alerts queued the same way, then rolled back) in a loop.
-The sink runs in a process of its own (``bench/sink.py``).
+The sink runs in a process of its own (``bench/sink.py``) and offers PIPELINING
+as production servers do (``--no-pipelining``: it does not); smtplib does not
+pipeline, the worker does when it is offered.
 Prints both and the ratio; for comparison also the same pipeline with one
 ``send_system_email`` call per email.
 
@@ -21,7 +23,7 @@ queue-to-accepted of single emails sent one at a time (nothing else queued).
 Then measures Send Test Email: from the click (POST of the SMTP form) to the
 result being visible (status final), through the page endpoint and a real worker.
 
-    python bench/pipeline.py [--emails N] [--single N] [--tests N]
+    python bench/pipeline.py [--emails N] [--single N] [--tests N] [--no-pipelining]
 """
 
 from __future__ import annotations
@@ -301,6 +303,11 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=2, help="worker processes (replicas)"
     )
+    parser.add_argument(
+        "--no-pipelining",
+        action="store_true",
+        help="the sink does not offer PIPELINING: every command waits for its reply",
+    )
     args = parser.parse_args()
     sink_env = {
         "SMTP_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
@@ -313,13 +320,14 @@ def main() -> None:
 
     from tenants.models import Organization, Partner, User
 
-    sink = TimedSink()
+    sink = TimedSink(pipelining=not args.no_pipelining)
     try:
         with throwaway_database():
             broker = "Redis" if os.environ.get("REDIS_URL") else "file-system broker"
             print(
                 f"Database: {connection.vendor}; broker: {broker}; "
-                f"sink: 127.0.0.1:{sink.port}"
+                f"sink: 127.0.0.1:{sink.port} "
+                f"({'no PIPELINING' if args.no_pipelining else 'offers PIPELINING'})"
             )
             partner = Partner.objects.create(slug="bench", name="Bench")
             organization = Organization.objects.create(

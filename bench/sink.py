@@ -7,7 +7,7 @@ when the sink was a thread of the same process. The child writes one line per
 accepted message, ``<epoch seconds> <Message-ID>``, and a thread of the parent
 reads them.
 
-    python -m bench.sink PORT [DELAY]   (started by ``TimedSink``)
+    python -m bench.sink PORT DELAY pipelining|one-by-one   (by ``TimedSink``)
 """
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ def message_id_of(data: bytes) -> str:
 class TimedSink:
     """A sink process on a free loopback port; ``accepted`` maps each Message-ID
     to when it was first accepted, ``count`` counts every accepted message
-    (duplicates too). After ``delay`` seconds a message: a slower server."""
+    (duplicates too). After ``delay`` seconds a message: a slower server. It
+    offers PIPELINING (RFC 2920), as Postfix, Microsoft 365 and Gmail do, unless
+    ``pipelining`` is False."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, *, pipelining: bool = True) -> None:
         from tests.support.smtp_servers import free_port
 
         self.accepted: dict[str, float] = {}
@@ -44,7 +46,14 @@ class TimedSink:
         self.lock = threading.Lock()
         self.port = free_port()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.sink", str(self.port), str(delay)],
+            [
+                sys.executable,
+                "-m",
+                "bench.sink",
+                str(self.port),
+                str(delay),
+                "pipelining" if pipelining else "one-by-one",
+            ],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -80,7 +89,7 @@ class TimedSink:
         self._reader.join(timeout=10)
 
 
-def serve(port: int, delay: float) -> None:
+def serve(port: int, delay: float, pipelining: bool) -> None:
     """The child: accept everything on ``port`` until stdin closes."""
     import asyncio
 
@@ -89,6 +98,12 @@ def serve(port: int, delay: float) -> None:
     out = sys.stdout
 
     class Handler:
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            session.host_name = hostname
+            if pipelining:
+                responses.insert(-1, "250-PIPELINING")
+            return responses
+
         async def handle_DATA(self, server, session, envelope) -> str:
             if delay:
                 await asyncio.sleep(delay)
@@ -110,4 +125,4 @@ def serve(port: int, delay: float) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)
+    serve(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "pipelining")
