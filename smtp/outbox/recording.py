@@ -7,16 +7,16 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Field
 from django.utils import timezone
 
 from audit.models import Category
@@ -440,19 +440,30 @@ def commits_not_waiting_for_disk() -> Iterator[None]:
 def _insert_attempt(values: dict[str, Any]) -> None:
     """One attempt row in one plain INSERT: the model's save machinery costs
     more than the round trip, once per email sent."""
-    meta = EmailAttempt._meta
-    fields = [meta.get_field(name) for name in values]
-    table = connection.ops.quote_name(meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    marks = ", ".join(["%s"] * len(fields))
+    sql, fields = _attempt_insert(connection.ops.quote_name, tuple(values))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} ({columns}) VALUES ({marks})",  # noqa: S608
+            sql,
             [
                 field.get_db_prep_save(value, connection)
                 for field, value in zip(fields, values.values(), strict=True)
             ],
         )
+
+
+@lru_cache(maxsize=16)
+def _attempt_insert(
+    quote: Callable[[str], str], names: tuple[str, ...]
+) -> tuple[str, list[Field]]:
+    """The INSERT of an attempt with these columns, and their fields: worked out
+    once, not for every email sent."""
+    meta = EmailAttempt._meta
+    fields = [meta.get_field(name) for name in names]
+    columns = ", ".join(quote(field.column) for field in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    # Only names from the model's metadata and placeholders are formatted in.
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
+    return sql, fields
 
 
 def record_accepted(result: Result) -> None:
