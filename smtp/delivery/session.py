@@ -177,7 +177,7 @@ class SmtpConnection(SessionOpener):
                 sender=sender,
             )
             for recipient, wire in zip(recipients, wire_recipients, strict=True):
-                unread -= 1 if pipelined else 0
+                unread = max(unread - 1, 0)
                 self._command(
                     "rcpt_to",
                     self.client.getreply
