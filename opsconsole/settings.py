@@ -122,6 +122,23 @@ else:
         # when its socket shows the server has not hung up (core/postgresql).
         DATABASES["default"]["ENGINE"] = "core.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # A statement a connection runs more than this many times (the session user,
+    # a page of events, the outbox claim) is prepared in the server: parsed and
+    # planned once per connection, not on every run, which was most of
+    # PostgreSQL's work per request. Parameters are then bound by the server.
+    # 0: neither (Django's default), for a pooler in transaction mode that does
+    # not keep prepared statements (PgBouncer before 1.21, or its
+    # max_prepared_statements at 0).
+    _prepare_after = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+    if _prepare_after < 0:
+        raise ImproperlyConfigured(
+            f"DATABASE_PREPARE_THRESHOLD must be 0 (no prepared statements) or a "
+            f"positive number of runs, not {_prepare_after}."
+        )
+    if _prepare_after and DATABASES["default"]["ENGINE"] == "core.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=_prepare_after
+        )
     # A reused connection is checked before a request uses it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool(
         "CONN_HEALTH_CHECKS", default=True

@@ -1,6 +1,8 @@
 """The health check of a reused PostgreSQL connection (core/postgresql): no round
 trip while the server has said nothing, and a dead connection is still found
-and replaced before a request uses it.
+and replaced before a request uses it. Statements run often are prepared in the
+server (DATABASE_PREPARE_THRESHOLD), and one a migration made stale is prepared
+again rather than failing on that connection until it closes.
 
 Each test opens connections of its own (the backend as settings configure it),
 so that ending one does not touch the suite's.
@@ -13,8 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 from django.db import connection, connections
+from psycopg import errors
 
+from tenants.models import Organization, Partner
 from tests.support.proxy import TcpProxy
+from tests.test_settings import start_django
 
 pytestmark = [
     pytest.mark.skipif(
@@ -152,3 +157,126 @@ def test_a_connection_inside_a_transaction_is_checked_with_a_query(own):
 
     assert _last_query(observer, pid) == "SELECT 1"
     wrapper.connection.rollback()
+
+
+def _prepared(wrapper, text: str) -> int:
+    """How many statements with this text the connection has prepared."""
+    return _run(
+        wrapper,
+        "SELECT count(*) FROM pg_prepared_statements WHERE statement = %s",
+        [text],
+    )[0]
+
+
+def test_a_statement_run_more_often_than_the_threshold_is_prepared_in_the_server(
+    own,
+):
+    wrapper = _open(own)
+    threshold = wrapper.settings_dict["OPTIONS"]["prepare_threshold"]
+    assert threshold == 5
+    assert wrapper.settings_dict["OPTIONS"]["server_side_binding"] is True
+    for n in range(threshold):
+        _run(wrapper, "SELECT %s::int + 1", [n])
+    assert _prepared(wrapper, "SELECT $1::int + 1") == 0
+
+    assert _run(wrapper, "SELECT %s::int + 1", [41]) == (42,)
+
+    assert _prepared(wrapper, "SELECT $1::int + 1") == 1
+    assert _run(wrapper, "SELECT %s::int + 1", [1]) == (2,)
+
+
+@pytest.mark.parametrize(
+    ("value", "options"),
+    [
+        ("0", "{}"),
+        ("1", "{'server_side_binding': True, 'prepare_threshold': 1}"),
+    ],
+)
+def test_the_threshold_comes_from_the_environment_and_0_binds_on_the_client(
+    value, options
+):
+    result = start_django(
+        DEBUG="true",
+        DATABASE_PREPARE_THRESHOLD=value,
+        code="from django.conf import settings; "
+        "print(settings.DATABASES['default'].get('OPTIONS', {}))",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == options
+
+
+def test_a_negative_threshold_stops_start_up_naming_the_variable():
+    result = start_django(DEBUG="true", DATABASE_PREPARE_THRESHOLD="-1")
+    assert result.returncode != 0
+    assert "DATABASE_PREPARE_THRESHOLD must be 0" in result.stderr
+
+
+READ = "SELECT id, name FROM prepare_probe WHERE id = %s"
+WIDEN = "ALTER TABLE prepare_probe ALTER COLUMN name TYPE varchar(40)"
+
+
+@pytest.fixture
+def changer(own) -> Iterator[object]:
+    """A table of the test's own (one row), and the connection that changes it
+    (as a migration of the next release would, from another process)."""
+    changer = _open(own)
+    _run(changer, "CREATE TABLE prepare_probe (id int PRIMARY KEY, name varchar(10))")
+    _run(changer, "INSERT INTO prepare_probe VALUES (1, 'first')")
+    yield changer
+    _run(changer, "DROP TABLE prepare_probe")
+
+
+def _read_until_prepared(wrapper) -> None:
+    for _ in range(wrapper.settings_dict["OPTIONS"]["prepare_threshold"] + 1):
+        assert _run(wrapper, READ, [1]) == (1, "first")
+    assert _prepared(wrapper, READ.replace("%s", "$1")) == 1
+
+
+def test_a_statement_a_migration_made_stale_is_prepared_again(own, changer):
+    """A migration of the next release widens a column while this release still
+    runs: a prepared read of it keeps answering (PostgreSQL would refuse it on
+    that connection until the connection closed)."""
+    wrapper = _open(own)
+    _read_until_prepared(wrapper)
+
+    _run(changer, WIDEN)
+
+    assert _run(wrapper, READ, [1]) == (1, "first")
+    assert _run(wrapper, READ, [1]) == (1, "first")
+
+
+def test_inside_a_transaction_a_stale_statement_fails_and_the_rollback_clears_it(
+    own, changer
+):
+    """Inside a transaction the failed statement has failed the transaction: it
+    is not run again there; after the rollback the next run answers."""
+    wrapper = _open(own)
+    _read_until_prepared(wrapper)
+    _run(changer, WIDEN)
+
+    with (
+        pytest.raises(errors.FeatureNotSupported) as refused,
+        wrapper.connection.transaction(),
+    ):
+        _run(wrapper, READ, [1])
+
+    assert refused.value.diag.source_function == "RevalidateCachedQuery"
+
+    assert _run(wrapper, READ, [1]) == (1, "first")
+
+
+def test_a_statement_with_more_parameters_than_the_protocol_carries_still_runs():
+    """65,535 is the most parameters a statement carries bound by the server: a
+    longer list has them merged into the statement's text, quoted, as before."""
+    organization = Organization.objects.create(
+        partner=Partner.objects.create(slug="many", name="Many"),
+        slug="many-1",
+        name="50% o'clock; %s",
+    )
+    unknown = range(10**12, 10**12 + 70_000)
+
+    found = Organization.objects.filter(
+        pk__in=[*unknown, organization.pk], name="50% o'clock; %s"
+    ).values_list("slug", flat=True)
+
+    assert list(found) == ["many-1"]

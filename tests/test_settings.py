@@ -12,12 +12,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_django(**env_changes: str | None) -> subprocess.CompletedProcess:
+def start_django(
+    code: str = "print('started')", **env_changes: str | None
+) -> subprocess.CompletedProcess:
+    """Set Django up in a new process with these environment changes (``None``:
+    unset), then run ``code`` there."""
     env = {k: v for k, v in os.environ.items() if k not in env_changes}
     env.update({k: v for k, v in env_changes.items() if v is not None})
     env["DJANGO_SETTINGS_MODULE"] = "opsconsole.settings"
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); print('started')"],
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
         cwd=ROOT,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
