@@ -9,6 +9,10 @@ SQL, and from then on only swaps in the arguments, runs the SQL and builds the
 model instances the way the queryset itself would (related rows, annotations,
 ``from_db_value`` conversions).
 
+With ``in_server``, the SQL is also prepared in PostgreSQL
+(``core.postgresql.prepared_in_server``): only for a query whose best plan does
+not depend on its arguments.
+
 Only the arguments may vary: the queryset's shape (filters, ``select_related``,
 deferred columns, slicing) is fixed by the builder, and each shape gets its own
 ``PreparedQuery``. An argument must reach the SQL as it is given (an id, a
@@ -21,6 +25,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +36,8 @@ from django.db.models.query import (
     ValuesListIterable,
     get_related_populators,
 )
+
+from core.postgresql import prepared_in_server
 
 
 def _placeholder(kind: type, number: int) -> Any:
@@ -97,14 +104,20 @@ class PreparedQuery:
     ``build`` returns the queryset for the given arguments, of the types
     ``kinds`` names (``int``, ``str``, ``datetime``; default one ``int``, such
     as a primary key); ``run(*arguments)`` returns its model instances, or its
-    tuples for a ``values_list()`` queryset.
+    tuples for a ``values_list()`` queryset. ``in_server``: prepared in
+    PostgreSQL too (keys looked up by equality, never a range or a page).
     """
 
     def __init__(
-        self, build: Callable[..., QuerySet], *, kinds: tuple[type, ...] = (int,)
+        self,
+        build: Callable[..., QuerySet],
+        *,
+        kinds: tuple[type, ...] = (int,),
+        in_server: bool = False,
     ) -> None:
         self.build = build
         self.kinds = kinds
+        self.in_server = in_server
         self._alias: str | None = None
         # A connection is used by one thread at a time; the SQL and converters
         # compiled on it stay with it.
@@ -147,7 +160,8 @@ class PreparedQuery:
             value = arguments[argument]
             params[position] = value if adapt is None else adapt(value)
         compiler = compiled.compiler
-        with compiler.connection.cursor() as cursor:
+        prepared = prepared_in_server() if self.in_server else nullcontext()
+        with prepared, compiler.connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
         if compiled.converters:

@@ -122,22 +122,21 @@ else:
         # when its socket shows the server has not hung up (core/postgresql).
         DATABASES["default"]["ENGINE"] = "core.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    # A statement a connection runs more than this many times (the session user,
-    # a page of events, the outbox claim) is prepared in the server: parsed and
-    # planned once per connection, not on every run, which was most of
-    # PostgreSQL's work per request. Parameters are then bound by the server.
-    # 0: neither (Django's default), for a pooler in transaction mode that does
-    # not keep prepared statements (PgBouncer before 1.21, or its
-    # max_prepared_statements at 0).
-    _prepare_after = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
-    if _prepare_after < 0:
-        raise ImproperlyConfigured(
-            f"DATABASE_PREPARE_THRESHOLD must be 0 (no prepared statements) or a "
-            f"positive number of runs, not {_prepare_after}."
-        )
-    if _prepare_after and DATABASES["default"]["ENGINE"] == "core.postgresql":
+    # Parameters bound by the server, and the statements run on every request
+    # or email whose plan does not depend on their values (the session user, the
+    # configuration rows, an attempt's INSERT: core.postgresql.prepared_in_server)
+    # prepared in it: parsed and planned once per connection, not on every run,
+    # which was most of PostgreSQL's work per request. False: neither (Django's
+    # default), for a pooler in transaction mode that does not keep prepared
+    # statements (PgBouncer before 1.21, or its max_prepared_statements at 0).
+    if (
+        env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+        and DATABASES["default"]["ENGINE"] == "core.postgresql"
+    ):
         DATABASES["default"].setdefault("OPTIONS", {}).update(
-            server_side_binding=True, prepare_threshold=_prepare_after
+            server_side_binding=True,
+            # Never of psycopg's own accord: only what the code asks for.
+            prepare_threshold=2**31 - 1,
         )
     # A reused connection is checked before a request uses it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool(

@@ -374,7 +374,10 @@ def _rows_query(*, with_organization: bool, with_password: bool) -> PreparedQuer
             allowed_sender_domains=allowed
         )
 
-    return PreparedQuery(build, kinds=(int, int) if with_organization else (int,))
+    # Keys by equality: one plan serves every tenant.
+    return PreparedQuery(
+        build, kinds=(int, int) if with_organization else (int,), in_server=True
+    )
 
 
 _ROWS = {

@@ -11,7 +11,8 @@ from tenants.models import User
 _SESSION_USER = PreparedQuery(
     lambda user_id: User._default_manager.select_related(
         "partner", "organization__partner"
-    ).filter(pk=user_id)
+    ).filter(pk=user_id),
+    in_server=True,
 )
 
 

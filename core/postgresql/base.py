@@ -13,8 +13,9 @@ transaction, or one psycopg found broken gets Django's round trip, as before.
 What neither check sees is a server that vanished without a word (a network
 partition): the next query waits for TCP, with ``SELECT 1`` as without it.
 
-With prepared statements (``DATABASE_PREPARE_THRESHOLD``, server-side binding),
-a statement prepared before a migration changed the type of a column it reads
+With prepared statements (``DATABASE_PREPARED_STATEMENTS``: parameters bound
+by the server, and statements run within ``prepared_in_server`` prepared), a
+statement prepared before a migration changed the type of a column it reads
 (``ALTER COLUMN ... TYPE``, a longer ``max_length``) fails on that connection
 ("cached plan must not change result type") until the statement is prepared
 again. Outside a transaction the failed statement changed nothing: the cursor
@@ -31,6 +32,8 @@ from typing import Any
 from django.db.backends.postgresql import base
 from psycopg import ClientCursor, errors
 from psycopg.pq import TransactionStatus
+
+from core.postgresql import PREPARE_IN_SERVER
 
 
 def _readable(descriptor: int) -> bool:
@@ -52,8 +55,10 @@ MOST_BOUND_PARAMETERS = 65_535
 
 
 class ReplanningCursor(base.ServerBindingCursor):
-    """Django's server-side binding cursor; a statement whose prepared plan a
-    migration made stale is prepared again when it ran outside a transaction.
+    """Django's server-side binding cursor, preparing a statement only within
+    ``prepared_in_server`` (never of psycopg's own accord); one whose prepared
+    plan a migration made stale is prepared again when it ran outside a
+    transaction.
 
     A statement with more parameters than the protocol carries (a long
     ``pk__in``, a large batch of rows) has them merged into its text by the
@@ -64,6 +69,7 @@ class ReplanningCursor(base.ServerBindingCursor):
         if params is not None and len(params) > MOST_BOUND_PARAMETERS:
             merged = ClientCursor(self.connection).mogrify(query, params)
             return super().execute(merged, None, prepare=False)
+        kwargs.setdefault("prepare", PREPARE_IN_SERVER.get())
         try:
             return super().execute(query, params, **kwargs)
         except errors.FeatureNotSupported as error:

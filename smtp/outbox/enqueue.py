@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import make_msgid
@@ -19,6 +20,7 @@ from audit.services import (
     audit_events_record_bulk,
     event_scope,
 )
+from core.postgresql import prepared_in_server
 from smtp.delivery import ehlo_name
 from smtp.models import (
     Email,
@@ -146,7 +148,10 @@ def _write_in_one_statement(
     params += [now, Category.SYSTEMAUDIT.value, "email.queued"]
     for email, actor in zip(emails, actors, strict=True):
         params += [email.message_id, actor[:254], _queued_summary(email)[:300]]
-    with connection.cursor() as cursor:
+    # One email (a request's): the same statement every time, prepared in the
+    # server. A batch's statement differs with its size: planned each time.
+    prepared = prepared_in_server() if len(emails) == 1 else nullcontext()
+    with prepared, connection.cursor() as cursor:
         cursor.execute(_one_statement(connection.ops.quote_name, len(emails)), params)
         written = {message_id: (pk, event) for message_id, pk, event in cursor}
     for email in emails:

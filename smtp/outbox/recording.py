@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from audit.models import Category
 from audit.services import EventData, audit_events_record_bulk, event_scope
+from core.postgresql import prepared_in_server
 from smtp.delivery import Step
 from smtp.delivery.server import SmtpServer
 from smtp.delivery.steps import step_label
@@ -441,7 +442,7 @@ def _insert_attempt(values: dict[str, Any]) -> None:
     """One attempt row in one plain INSERT: the model's save machinery costs
     more than the round trip, once per email sent."""
     sql, fields = _attempt_insert(connection.ops.quote_name, tuple(values))
-    with connection.cursor() as cursor:
+    with prepared_in_server(), connection.cursor() as cursor:
         cursor.execute(
             sql,
             [
