@@ -26,7 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import setup_django, summary, table, throwaway_database, timed
+from bench.common import (
+    database_label,
+    setup_django,
+    summary,
+    table,
+    throwaway_database,
+    timed,
+)
 
 ORGANIZATIONS_PER_PARTNER = 20
 DAYS = 30
@@ -254,7 +261,7 @@ def main() -> None:
     from django.test import Client
 
     with throwaway_database() as name:
-        print(f"Database: {connection.vendor} ({name}), {args.rows:,} events")
+        print(f"Database: {database_label()} ({name}), {args.rows:,} events")
         partners, organizations, partner_admin, org_admin = make_tenants()
         started = time.perf_counter()
         if connection.vendor == "postgresql":

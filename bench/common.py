@@ -37,6 +37,18 @@ def setup_django() -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
+def database_label() -> str:
+    """The database and, on PostgreSQL, whether statements are prepared in the
+    server (``DATABASE_PREPARED_STATEMENTS``), for a benchmark's first line."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return connection.vendor
+    options = connection.settings_dict.get("OPTIONS", {})
+    prepared = "on" if options.get("server_side_binding") else "off"
+    return f"postgresql, prepared statements {prepared}"
+
+
 @contextmanager
 def throwaway_database() -> Iterator[str]:
     """A fresh, migrated database for the benchmark, dropped at the end."""

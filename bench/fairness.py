@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (
     ROOT,
     alerts_queue,
+    database_label,
     percentile,
     setup_django,
     table,
@@ -136,7 +137,7 @@ def main() -> None:
     os.environ.update(SMTP_ALLOWED_NETWORKS="127.0.0.0/8,::1/128")
     os.environ.setdefault("CELERY_QUEUE", f"bench-{uuid.uuid4().hex[:8]}")
     setup_django()
-    from django.db import connection, connections
+    from django.db import connections
 
     from smtp.outbox.publish import emails_handed_over
     from tenants.models import Organization, Partner
@@ -146,7 +147,7 @@ def main() -> None:
     try:
         with throwaway_database():
             print(
-                f"Database: {connection.vendor}; broker: Redis; "
+                f"Database: {database_label()}; broker: Redis; "
                 f"sink: 127.0.0.1:{sink.port}, {PER_MESSAGE * 1000:.0f} ms a message"
             )
             tenants = {}

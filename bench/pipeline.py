@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (
     ROOT,
     alerts_queue,
+    database_label,
     percentile,
     setup_django,
     table,
@@ -316,7 +317,6 @@ def main() -> None:
     os.environ.update(sink_env)
     os.environ.setdefault("CELERY_QUEUE", f"bench-{uuid.uuid4().hex[:8]}")
     setup_django()
-    from django.db import connection
 
     from tenants.models import Organization, Partner, User
 
@@ -325,7 +325,7 @@ def main() -> None:
         with throwaway_database():
             broker = "Redis" if os.environ.get("REDIS_URL") else "file-system broker"
             print(
-                f"Database: {connection.vendor}; broker: {broker}; "
+                f"Database: {database_label()}; broker: {broker}; "
                 f"sink: 127.0.0.1:{sink.port} "
                 f"({'no PIPELINING' if args.no_pipelining else 'offers PIPELINING'})"
             )

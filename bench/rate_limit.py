@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, setup_django, table, throwaway_database
+from bench.common import ROOT, database_label, setup_django, table, throwaway_database
 from bench.pipeline import wait_for_worker
 from bench.sink import TimedSink
 from tests.support.worker import (
@@ -67,7 +67,6 @@ def main() -> None:
     os.environ["SMTP_ALLOWED_NETWORKS"] = "127.0.0.0/8,::1/128"
     os.environ.setdefault("CELERY_QUEUE", f"bench-{uuid.uuid4().hex[:8]}")
     setup_django()
-    from django.db import connection
 
     from audit.models import AuditEvent
     from smtp.models import Email, EmailAttempt, Security, SmtpConfiguration
@@ -80,7 +79,7 @@ def main() -> None:
         with throwaway_database():
             limiter = "Redis" if os.environ.get("REDIS_URL") else "the database"
             print(
-                f"Database: {connection.vendor}; limiter and broker: {limiter}; "
+                f"Database: {database_label()}; limiter and broker: {limiter}; "
                 f"sink: 127.0.0.1:{sink.port}; {args.emails} emails at "
                 f"{args.rate}/min over 2 worker processes"
             )

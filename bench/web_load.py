@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, setup_django, table, throwaway_database
+from bench.common import ROOT, database_label, setup_django, table, throwaway_database
 
 BENCH = Path(__file__).resolve().parent
 CONFIG_PATH = "/event/v1/email/config"
@@ -240,7 +240,7 @@ def main() -> None:
         workers = os.environ.get("WEB_CONCURRENCY", "5")
         threads = os.environ.get("GUNICORN_THREADS", "2")
         print(
-            f"Database: {connection.vendor}; sessions: {settings.SESSION_ENGINE}; "
+            f"Database: {database_label()}; sessions: {settings.SESSION_ENGINE}; "
             f"gunicorn {workers} workers x {threads} threads on 127.0.0.1:{port}; "
             f"locust: {args.users} clients for {args.seconds} s per path; "
             f"{args.events:,} audit events"
