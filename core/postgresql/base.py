@@ -77,7 +77,7 @@ class ReplanningCursor(base.ServerBindingCursor):
             if not (idle and _stale_plan(error)):
                 raise
         # psycopg forgets its prepared statements when it sees this command.
-        self.connection.execute("DEALLOCATE ALL")
+        self.connection.execute("DEALLOCATE ALL", prepare=False)
         return super().execute(query, params, **kwargs)
 
 
