@@ -25,7 +25,6 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -160,8 +159,7 @@ class PreparedQuery:
             value = arguments[argument]
             params[position] = value if adapt is None else adapt(value)
         compiler = compiled.compiler
-        prepared = prepared_in_server() if self.in_server else nullcontext()
-        with prepared, compiler.connection.cursor() as cursor:
+        with prepared_in_server(self.in_server), compiler.connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
         if compiled.converters:

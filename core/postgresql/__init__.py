@@ -14,10 +14,11 @@ PREPARE_IN_SERVER: ContextVar[bool] = ContextVar("prepare_in_server", default=Fa
 
 
 @contextmanager
-def prepared_in_server() -> Iterator[None]:
-    """Within: statements are prepared in PostgreSQL on their first run on a
-    connection and run prepared from then on, parsed and planned once per
-    connection (with ``DATABASE_PREPARED_STATEMENTS``; elsewhere, as always).
+def prepared_in_server(when: bool = True) -> Iterator[None]:
+    """Within (``when`` true): statements are prepared in PostgreSQL on their
+    first run on a connection and run prepared from then on, parsed and planned
+    once per connection (with ``DATABASE_PREPARED_STATEMENTS``; elsewhere, as
+    always).
 
     Only for statements run again and again whose best plan does not depend on
     their values: a primary or foreign key looked up by equality, an INSERT.
@@ -25,7 +26,7 @@ def prepared_in_server() -> Iterator[None]:
     generic plan), and one for a range or a page (a time window, an OFFSET)
     can be many times slower than the plan its values would get.
     """
-    token = PREPARE_IN_SERVER.set(True)
+    token = PREPARE_IN_SERVER.set(when)
     try:
         yield
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import make_msgid
@@ -150,8 +149,7 @@ def _write_in_one_statement(
         params += [email.message_id, actor[:254], _queued_summary(email)[:300]]
     # One email (a request's): the same statement every time, prepared in the
     # server. A batch's statement differs with its size: planned each time.
-    prepared = prepared_in_server() if len(emails) == 1 else nullcontext()
-    with prepared, connection.cursor() as cursor:
+    with prepared_in_server(len(emails) == 1), connection.cursor() as cursor:
         cursor.execute(_one_statement(connection.ops.quote_name, len(emails)), params)
         written = {message_id: (pk, event) for message_id, pk, event in cursor}
     for email in emails:

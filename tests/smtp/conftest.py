@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.smtp_servers import SilentListener, SmtpTestServer, make_certificates
+from tests.support.smtp_servers import (
+    SilentListener,
+    SmtpTestServer,
+    make_certificates,
+    stopped_after,
+)
 
 
 @pytest.fixture(scope="session")
@@ -21,16 +26,7 @@ def trust_test_ca(settings, certs):
 @pytest.fixture
 def smtp_server():
     """``smtp_server(starttls=..., implicit_tls=..., users=..., behaviour=...)``."""
-    started: list = []
-
-    def start(**options) -> SmtpTestServer:
-        server = SmtpTestServer(**options)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    yield from stopped_after(SmtpTestServer)
 
 
 @pytest.fixture

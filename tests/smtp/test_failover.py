@@ -26,7 +26,12 @@ from smtp.models import (
 from smtp.selectors import smtp_config_effective, smtp_failover_route
 from smtp.services import send_system_email
 from tests.support.hostile import read_line
-from tests.support.smtp_servers import Behaviour, SmtpTestServer, free_port
+from tests.support.smtp_servers import (
+    Behaviour,
+    SmtpTestServer,
+    free_port,
+    stopped_after,
+)
 from tests.support.worker import WorkerProcess, wait_until
 
 CANARY = "canary-failover-pw-Q8x"
@@ -34,16 +39,7 @@ CANARY = "canary-failover-pw-Q8x"
 
 @pytest.fixture
 def sink():
-    started: list[SmtpTestServer] = []
-
-    def start(**options) -> SmtpTestServer:
-        instance = SmtpTestServer(**options)
-        started.append(instance)
-        return instance
-
-    yield start
-    for instance in started:
-        instance.stop()
+    yield from stopped_after(SmtpTestServer)
 
 
 def configure(tenant, *, port: int, organization=None, **fields):

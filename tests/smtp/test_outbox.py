@@ -18,7 +18,7 @@ from smtp.models import (
     SmtpDraft,
 )
 from smtp.services import send_system_email
-from tests.support.smtp_servers import Behaviour, SmtpTestServer
+from tests.support.smtp_servers import Behaviour, SmtpTestServer, stopped_after
 from tests.support.worker import wait_until
 
 CANARY = "canary-outbox-pw-Zt6"
@@ -26,16 +26,7 @@ CANARY = "canary-outbox-pw-Zt6"
 
 @pytest.fixture
 def server():
-    started = []
-
-    def start(**options) -> SmtpTestServer:
-        instance = SmtpTestServer(**options)
-        started.append(instance)
-        return instance
-
-    yield start
-    for instance in started:
-        instance.stop()
+    yield from stopped_after(SmtpTestServer)
 
 
 def configure_partner(partner, server, **fields) -> SmtpConfiguration:

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from smtp.delivery import SmtpConnection, StepFailed, build_message, deliver
-from tests.support.smtp_servers import Behaviour, smtp_settings
+from tests.support.smtp_servers import Behaviour, smtp_settings, stopped_after
 
 SENDER = "alerts@acme.example"
 
@@ -115,16 +115,7 @@ class ScriptedServer:
 
 @pytest.fixture
 def scripted():
-    made: list[ScriptedServer] = []
-
-    def start(**options) -> ScriptedServer:
-        server = ScriptedServer(**options)
-        made.append(server)
-        return server
-
-    yield start
-    for server in made:
-        server.stop()
+    yield from stopped_after(ScriptedServer)
 
 
 def send(port: int, data: bytes | None = None):

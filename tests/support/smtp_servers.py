@@ -13,8 +13,10 @@ import ipaddress
 import socket
 import ssl
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
@@ -565,3 +567,23 @@ def smtp_settings(
         auth_method=auth_method,
         oauth2=oauth2,
     )
+
+
+def stopped_after(make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """The body of a fixture that yields ``start(**options)``: each call makes a
+    server with ``make(**options)``; every server made is stopped afterwards.
+
+        @pytest.fixture
+        def smtp_server():
+            yield from stopped_after(SmtpTestServer)
+    """
+    made: list = []
+
+    def start(**options: Any) -> Any:
+        server = make(**options)
+        made.append(server)
+        return server
+
+    yield start
+    for server in made:
+        server.stop()
