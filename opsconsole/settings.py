@@ -70,7 +70,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, with the user read in the same query as the session.
+    "tenants.sessions.SessionUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # django-csp's, building the policy once (opsconsole/csp.py).
@@ -163,9 +164,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
-# With Redis, sessions are read from it (the database keeps them too, and serves
-# them while Redis is down); a cached entry lives at most this many seconds.
-SESSION_CACHE_SECONDS = env.int("SESSION_CACHE_SECONDS", default=300)
+# In the database, each read with its user in one query (tenants/sessions.py).
+SESSION_ENGINE = "tenants.sessions"
 
 _VALIDATORS = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [
@@ -390,21 +390,8 @@ SMTP_TEST_RATE_PER_TENANT_PER_MINUTE = env.int(
     "SMTP_TEST_RATE_PER_TENANT_PER_MINUTE", default=20
 )
 
-# --- Cache ----------------------------------------------------------------------
-REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "core.cache.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "opsconsole",
-            # A Redis that is down or slow costs a request a second at most.
-            "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
-        }
-    }
-    SESSION_ENGINE = "core.sessions"
-
 # --- Celery -------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 
 class Partner(models.Model):
@@ -155,6 +158,31 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_tenant_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+
+class Session(AbstractBaseSession):
+    """A login session (the ``rsid`` cookie), with the user it belongs to.
+
+    The user is a column, not only a value inside the signed session data, so
+    that one query reads an authenticated request's session together with its
+    user and tenant (``tenants.sessions``). Deleting a user ends its sessions.
+    """
+
+    user = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        # The session data says whose session it is; a user deleted while a
+        # login is being saved leaves a session nobody can use, not a failed
+        # save (the join then finds no user, and the request is anonymous).
+        db_constraint=False,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+
+    @classmethod
+    def get_session_store_class(cls):
+        return import_string(f"{settings.SESSION_ENGINE}.SessionStore")
 
 
 class RateLimitCounter(models.Model):

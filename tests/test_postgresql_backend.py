@@ -185,8 +185,9 @@ def test_a_statement_is_prepared_in_the_server_only_where_the_code_asks(own):
     assert _prepared(wrapper, "SELECT $1::int + 1") == 1
 
 
-def test_the_session_user_is_prepared_and_an_audit_page_is_not(demo, login):
-    """The session user is looked up by its key: one plan serves every user. A
+def test_the_session_with_its_user_is_prepared_and_an_audit_page_is_not(demo, login):
+    """The session and its user are looked up by the session's key: one plan
+    serves every session. A
     page of events is a time window: prepared, PostgreSQL would plan it once for
     every window, and an OFFSET page of such a plan took 10 times as long."""
     client = login(demo["acme_admin"])
@@ -196,7 +197,9 @@ def test_the_session_user_is_prepared_and_an_audit_page_is_not(demo, login):
         assert client.get("/event/v1/email/config").status_code == 404
         assert client.get("/opsauditlogs/?timefrom=now-7d&limit=5").status_code == 200
 
-    assert _prepared(connection, '%FROM "tenants_user"%WHERE "tenants_user"."id"%')
+    assert _prepared(
+        connection, '%FROM "tenants_session" LEFT OUTER JOIN "tenants_user"%'
+    )
     assert _prepared(connection, '%FROM "smtp_smtpconfiguration"%') >= 1
     assert _prepared(connection, '%"audit_auditevent"%') == 0
 

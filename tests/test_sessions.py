@@ -1,79 +1,143 @@
-"""Sessions: read from Redis when REDIS_URL is set, kept in the database, and
-served from the database while Redis is down."""
+"""Sessions: in the database, each read together with its user in one query."""
 
 from __future__ import annotations
 
-import os
+from importlib import import_module
 
 import pytest
-from django.contrib.sessions.models import Session
+from django.apps import apps
+from django.contrib.sessions.backends.db import SessionStore as DjangoSessionStore
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from smtp.models import SmtpConfiguration
-from tenants.models import Role, User
-from tests.support.smtp_servers import free_port
+from tenants.models import Role, Session, User
 
 pytestmark = pytest.mark.django_db
 
 CONFIG_URL = "/event/v1/email/config"
 
 
-def session_queries(client: Client, url: str) -> tuple[int, int]:
+def reads(client: Client, url: str) -> tuple[int, list[str]]:
+    """The answer's status, and the statements that read the session or a user."""
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url)
-    reads = [q for q in captured if "django_session" in q["sql"]]
-    return response.status_code, len(reads)
+    return response.status_code, [
+        q["sql"]
+        for q in captured
+        if 'FROM "tenants_session"' in q["sql"] or 'FROM "tenants_user"' in q["sql"]
+    ]
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL")
-def test_with_redis_an_authenticated_request_reads_no_session_row(demo, settings):
-    assert settings.SESSION_ENGINE == "core.sessions"
+def test_a_request_reads_its_session_and_user_with_its_tenant_in_one_query(demo):
     client = Client()
-    client.force_login(demo["acme_admin"])
-    # The login wrote the session to the database and to Redis.
-    assert Session.objects.count() == 1
-    assert session_queries(client, CONFIG_URL) == (404, 0)
+    client.force_login(demo["prod_admin"])
+    assert Session.objects.get().user == demo["prod_admin"]
+    status, statements = reads(client, CONFIG_URL)
+    assert status == 404  # authenticated: no configuration yet
+    assert len(statements) == 1
+    assert "tenants_session" in statements[0]
+    assert "tenants_organization" in statements[0]
+    # and the answer is the user's own organization's
+    configured_hosts(demo)
+    assert host_for(client) == "smtp.prod.example"
 
 
-def test_a_session_outlives_a_redis_outage(demo, settings):
-    # given: sessions cached in a Redis that is not there (nothing listens)
-    settings.SESSION_ENGINE = "core.sessions"
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "core.cache.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-            "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
-        }
-    }
+def configured_hosts(demo) -> None:
+    """The partner's configuration, and acme-prod's own: whose session a
+    request is shows in the host its config GET answers with."""
+    SmtpConfiguration.objects.create(partner=demo["acme"], host="smtp.acme.example")
+    SmtpConfiguration.objects.create(
+        partner=demo["acme"], organization=demo["acme-prod"], host="smtp.prod.example"
+    )
+    demo["acme-prod"].smtp_configuration_enabled = True
+    demo["acme-prod"].save()
+
+
+def host_for(client: Client) -> str:
+    response = client.get(CONFIG_URL)
+    assert response.status_code == 200, response.content
+    return response.json()["email_config"]["smtp_config"]["host"]
+
+
+def test_the_session_data_not_its_user_column_says_whose_session_it_is(demo):
+    # given: a session whose user column was changed to another user (only the
+    # signed session data is proof of a login)
+    configured_hosts(demo)
     client = Client()
-    # when: a user logs in, reads, and logs out
-    client.force_login(demo["acme_admin"])
-    status, reads = session_queries(client, CONFIG_URL)
-    # then: the database served the session
-    assert (status, reads) == (404, 1)
-    assert client.post("/auth/v1/logout/").status_code == 204
-    assert Session.objects.count() == 0
-    assert client.get(CONFIG_URL).status_code == 401
+    client.force_login(demo["prod_admin"])
+    Session.objects.update(user=demo["acme_admin"])
+    # when: it is used
+    status, statements = reads(client, CONFIG_URL)
+    # then: the request is the logged-in user's, read on its own
+    assert status == 200
+    assert len(statements) == 2
+    assert host_for(client) == "smtp.prod.example"
 
 
-def test_a_logout_ends_the_cached_session_too(demo, settings):
-    if settings.SESSION_ENGINE != "core.sessions":
-        pytest.skip("needs REDIS_URL")
+def test_a_logout_ends_the_session_at_once(demo, settings):
     client = Client()
     client.force_login(demo["acme_admin"])
     cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
     assert client.post("/auth/v1/logout/").status_code == 204
+    assert not Session.objects.exists()
     # The old cookie, sent again, is no session any more.
     replay = Client()
     replay.cookies[settings.SESSION_COOKIE_NAME] = cookie
     assert replay.get(CONFIG_URL).status_code == 401
 
 
+def test_an_expired_session_is_refused(demo):
+    client = Client()
+    client.force_login(demo["acme_admin"])
+    Session.objects.update(expire_date=timezone.now())
+    assert client.get(CONFIG_URL).status_code == 401
+
+
+def test_a_deleted_user_takes_its_sessions_along(demo):
+    client = Client()
+    client.force_login(demo["prod_admin"])
+    other = Client()
+    other.force_login(demo["acme_admin"])
+    demo["prod_admin"].delete()
+    assert list(Session.objects.values_list("user", flat=True)) == [
+        demo["acme_admin"].pk
+    ]
+    assert client.get(CONFIG_URL).status_code == 401
+    assert other.get(CONFIG_URL).status_code == 404
+
+
+def test_the_upgrade_keeps_logins_made_before_it(demo, settings):
+    # given: a login saved by Django's own database sessions (before the upgrade)
+    old = DjangoSessionStore()
+    old.update(
+        {
+            "_auth_user_id": str(demo["prod_admin"].pk),
+            "_auth_user_backend": "tenants.backends.EmailBackend",
+            "_auth_user_hash": demo["prod_admin"].get_session_auth_hash(),
+        }
+    )
+    old.create()
+    expired = DjangoSessionStore()
+    expired["_auth_user_id"] = str(demo["acme_admin"].pk)
+    expired.set_expiry(-1)
+    expired.create()
+    # when: the migration moves them
+    import_module("tenants.migrations.0003_session").keep_logins(apps, None)
+    # then: the unexpired one goes on, with its user
+    moved = Session.objects.get()
+    assert (moved.session_key, moved.user) == (old.session_key, demo["prod_admin"])
+    configured_hosts(demo)
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = old.session_key
+    assert host_for(client) == "smtp.prod.example"
+
+
 # The session user is read from the database on every request (nothing about the
 # user is cached): a change to the user takes effect on the next request of every
-# session it has, whichever session engine is used.
+# session it has.
 
 
 def test_a_changed_password_ends_the_users_other_sessions_on_the_next_request(demo):
@@ -150,16 +214,3 @@ def test_the_session_user_comes_with_its_tenant_in_one_query(demo):
     assert len(captured) == 2
     assert EmailBackend().get_user(10**9) is None
     assert EmailBackend().get_user("not a number") is None
-
-
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL")
-def test_the_cache_reuses_its_redis_client_and_still_reads_and_writes(settings):
-    from django.core.cache import cache
-
-    assert settings.CACHES["default"]["BACKEND"] == "core.cache.RedisCache"
-    cache.set("reuse-probe", {"n": 1}, 30)
-    client = cache._cache.get_client(write=True)
-    assert cache._cache.get_client() is client
-    assert cache.get("reuse-probe") == {"n": 1}
-    cache.delete("reuse-probe")
-    assert cache.get("reuse-probe") is None
