@@ -61,6 +61,39 @@ def throwaway_database() -> Iterator[str]:
         connection.creation.destroy_test_db(name, verbosity=0)
 
 
+def _cpu_ticks(pid: int) -> tuple[str, int, int] | None:
+    """A process's name, parent and CPU time so far (user + system, in clock
+    ticks), from ``/proc``; ``None`` once it has exited."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    name = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
+    # After the name: state, ppid, ... utime and stime are the 12th and 13th.
+    return name, int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def cpu_by_group(groups: Callable[[str, int, int], str | None]) -> dict[str, float]:
+    """CPU seconds used so far by the running processes, summed by the group
+    ``groups(name, pid, parent)`` puts each in (``None``: not counted). Linux
+    only; a process that exits between two readings takes its time along."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        found = _cpu_ticks(int(entry))
+        if found is None:
+            continue
+        name, parent, used = found
+        group = groups(name, int(entry), parent)
+        if group is not None:
+            totals[group] = totals.get(group, 0.0) + used / ticks
+    return totals
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))

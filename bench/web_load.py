@@ -12,8 +12,11 @@ kept-alive connection, for ``--seconds``), one path at a time:
 - the documented partner audit query (``now-7d``, limit 50).
 
 Prints req/s, p50/p99 and errors of each, and each read's rate as a fraction of
-``/healthz``'s. Uses DATABASE_URL / REDIS_URL when set (sessions are read from
-Redis then).
+``/healthz``'s; then the CPU time each request cost the gunicorn processes,
+PostgreSQL, Redis and the load generator (read from ``/proc`` before and after
+each path's run, so the machine should be otherwise quiet): on a host where
+they all share the same cores, that says which of them bounds the rate. Uses
+DATABASE_URL / REDIS_URL when set.
 
     python bench/web_load.py [--users N] [--seconds N] [--events N] [--runs N]
 """
@@ -23,15 +26,24 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, database_label, setup_django, table, throwaway_database
+from bench.common import (
+    ROOT,
+    cpu_by_group,
+    database_label,
+    setup_django,
+    table,
+    throwaway_database,
+)
 
 BENCH = Path(__file__).resolve().parent
 CONFIG_PATH = "/event/v1/email/config"
@@ -108,10 +120,32 @@ def _number(value: str) -> float:
     return float(value) if value not in ("", "N/A") else float("nan")
 
 
-def drive(port: int, path: str, cookie: str, *, users: int, seconds: int) -> dict:
-    """Run locust headless against one path; its aggregated numbers."""
+def _groups(server: int) -> Callable[[str, int, int], str | None]:
+    """Which of the measured parts a process is."""
+
+    def group(name: str, pid: int, parent: int) -> str | None:
+        if server in (pid, parent):
+            return "web"
+        if name == "postgres":
+            return "PostgreSQL"
+        if name.startswith("redis-server"):
+            return "Redis"
+        return None
+
+    return group
+
+
+def drive(
+    port: int, path: str, cookie: str, *, users: int, seconds: int, server: int
+) -> dict:
+    """Run locust headless against one path; its aggregated numbers, and the
+    CPU seconds each part used meanwhile (``cpu``)."""
     warm_up(port, path, cookie)
     prefix = ROOT / "var" / f"bench-locust-{port}"
+    groups = _groups(server)
+    before = cpu_by_group(groups)
+    # locust is this process's only child that ends during the run.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
         [
             sys.executable,
@@ -142,17 +176,26 @@ def drive(port: int, path: str, cookie: str, *, users: int, seconds: int) -> dic
         stderr=subprocess.DEVNULL,
         timeout=seconds + 120,
     )
+    after = cpu_by_group(groups)
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {group: after.get(group, 0.0) - before.get(group, 0.0) for group in after}
+    cpu["load generator"] = (done.ru_utime + done.ru_stime) - (
+        children.ru_utime + children.ru_stime
+    )
     with open(f"{prefix}_stats.csv", newline="") as stats:
         row = next(r for r in csv.DictReader(stats) if r["Name"] == "Aggregated")
     with open(f"{prefix}_failures.csv", newline="") as failures:
         for failure in csv.DictReader(failures):
             print(f"  {path}: {failure['Occurrences']} x {failure['Error']}")
+    requests = int(row["Request Count"])
     return {
         "rate": _number(row["Requests/s"]),
         "p50": _number(row["50%"]),
         "p99": _number(row["99%"]),
-        "requests": int(row["Request Count"]),
+        "requests": requests,
         "errors": int(row["Failure Count"]),
+        # milliseconds of each part's CPU per request
+        "cpu_ms": {part: 1000 * used / max(requests, 1) for part, used in cpu.items()},
     }
 
 
@@ -191,7 +234,10 @@ def prepare(events: int) -> str:
     return f"{name}={client.cookies[name].value}"
 
 
-def measure(port: int, cookie: str, *, users: int, seconds: int) -> None:
+CPU_PARTS = ("web", "PostgreSQL", "Redis", "load generator")
+
+
+def measure(port: int, cookie: str, *, users: int, seconds: int, server: int) -> None:
     """Drive each path in turn; print the table and the ratios to /healthz."""
     measured = {}
     for label, path, sent in (
@@ -199,7 +245,9 @@ def measure(port: int, cookie: str, *, users: int, seconds: int) -> None:
         (f"GET {CONFIG_PATH} (authenticated)", CONFIG_PATH, cookie),
         ("partner audit query (authenticated)", PARTNER_QUERY, cookie),
     ):
-        measured[label] = drive(port, path, sent, users=users, seconds=seconds)
+        measured[label] = drive(
+            port, path, sent, users=users, seconds=seconds, server=server
+        )
     health = measured["/healthz"]["rate"]
     print()
     print(
@@ -216,6 +264,24 @@ def measure(port: int, cookie: str, *, users: int, seconds: int) -> None:
                 for label, r in measured.items()
             ],
             ("path", "req/s", "p50 ms", "p99 ms", "errors", "of /healthz"),
+        )
+    )
+    print()
+    print(
+        table(
+            [
+                (
+                    label,
+                    *(f"{r['cpu_ms'].get(part, 0.0):.2f}" for part in CPU_PARTS),
+                    f"{1000 / max(r['cpu_ms'].get('web', 0.0), 1e-6):.0f}",
+                )
+                for label, r in measured.items()
+            ],
+            (
+                "CPU ms per request",
+                *CPU_PARTS,
+                "req/s per core of gunicorn",
+            ),
         )
     )
 
@@ -252,7 +318,13 @@ def main() -> None:
             for run in range(1, args.runs + 1):
                 if args.runs > 1:
                     print(f"\nRun {run} of {args.runs}")
-                measure(port, cookie, users=args.users, seconds=args.seconds)
+                measure(
+                    port,
+                    cookie,
+                    users=args.users,
+                    seconds=args.seconds,
+                    server=server.pid,
+                )
         finally:
             server.terminate()
             try:
