@@ -124,8 +124,9 @@ else:
         DATABASES["default"]["ENGINE"] = "core.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     # Parameters bound by the server, and the statements run on every request
-    # or email whose plan does not depend on their values (the session user, the
-    # configuration rows, an attempt's INSERT: core.postgresql.prepared_in_server)
+    # or email whose plan does not depend on their values (the session with its
+    # user, the configuration rows, an attempt's INSERT:
+    # core.postgresql.prepared_in_server)
     # prepared in it: parsed and planned once per connection, not on every run,
     # which was most of PostgreSQL's work per request. False: neither (Django's
     # default), for a pooler in transaction mode that does not keep prepared

@@ -18,7 +18,9 @@ from typing import Any
 
 from django.contrib import auth
 from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends import db
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
@@ -79,7 +81,7 @@ class SessionStore(db.SessionStore):
         return session
 
 
-def _session_user(request):
+def _session_user(request: HttpRequest) -> User | AnonymousUser:
     """Django's ``get_user`` for the request, given the user its session was
     read with (the backend checks it is the one the session data names)."""
     if not hasattr(request, "_cached_user"):
@@ -95,6 +97,6 @@ class SessionUserMiddleware(AuthenticationMiddleware):
     """``request.user`` as Django's authentication middleware sets it, from
     the user read with the session rather than by a query of its own."""
 
-    def process_request(self, request) -> None:
+    def process_request(self, request: HttpRequest) -> None:
         super().process_request(request)
         request.user = SimpleLazyObject(lambda: _session_user(request))

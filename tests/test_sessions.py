@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from importlib import import_module
 
 import pytest
@@ -94,6 +95,20 @@ def test_an_expired_session_is_refused(demo):
     client.force_login(demo["acme_admin"])
     Session.objects.update(expire_date=timezone.now())
     assert client.get(CONFIG_URL).status_code == 401
+
+
+def test_clearsessions_deletes_the_expired_ones(demo):
+    from django.core.management import call_command
+
+    for user in (demo["acme_admin"], demo["prod_admin"]):
+        Client().force_login(user)
+    Session.objects.filter(user=demo["acme_admin"]).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+    call_command("clearsessions")
+    assert list(Session.objects.values_list("user", flat=True)) == [
+        demo["prod_admin"].pk
+    ]
 
 
 def test_a_deleted_user_takes_its_sessions_along(demo):
