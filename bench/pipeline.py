@@ -23,6 +23,12 @@ queue-to-accepted of single emails sent one at a time (nothing else queued).
 Then measures Send Test Email: from the click (POST of the SMTP form) to the
 result being visible (status final), through the page endpoint and a real worker.
 
+For the baseline and the alerts to 100, also prints the CPU each email cost this
+process (sending or queuing, and counting what the sink accepted), the workers,
+the sink, PostgreSQL and Redis (read from ``/proc`` before and after, so the
+machine should be otherwise quiet): on a host where they share the same cores,
+that says what bounds the ratio.
+
     python bench/pipeline.py [--emails N] [--single N] [--tests N] [--no-pipelining]
 """
 
@@ -41,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (
     ROOT,
     alerts_queue,
+    cpu_by_group,
     database_label,
     percentile,
     setup_django,
@@ -197,6 +204,41 @@ def one_at_a_time(sink: TimedSink, organization, count: int) -> list[float]:
         sink.wait_for(before + 1, timeout=60)
         samples.append((sink.accepted[email.message_id] - started) * 1000)
     return samples
+
+
+CPU_PARTS = ("this process", "workers", "sink", "PostgreSQL", "Redis")
+
+
+def _parts(workers: list[int], sink: int):
+    """Which of the measured parts a process is (``cpu_by_group``)."""
+    here = os.getpid()
+
+    def part(name: str, pid: int, parent: int) -> str | None:
+        if pid in workers or parent in workers:
+            return "workers"
+        if pid == sink:
+            return "sink"
+        if pid == here:
+            return "this process"
+        if name == "postgres":
+            return "PostgreSQL"
+        if name.startswith("redis-server"):
+            return "Redis"
+        return None
+
+    return part
+
+
+def cpu_per_email(parts, emails: int, run):
+    """``run()``'s result, and the milliseconds of CPU each part spent per
+    email meanwhile."""
+    before = cpu_by_group(parts)
+    result = run()
+    after = cpu_by_group(parts)
+    return result, {
+        part: 1000 * (after.get(part, 0.0) - before.get(part, 0.0)) / emails
+        for part in CPU_PARTS
+    }
 
 
 def wait_for_worker(timeout: float = 60) -> None:
@@ -362,10 +404,17 @@ def main() -> None:
                 ).start()
                 for number in range(args.workers)
             ]
+            parts = _parts([worker.process.pid for worker in workers], sink.pid)
             try:
                 wait_for_worker()
-                base = baseline(sink, messages)
-                result = pipeline(sink, args.emails, organization, fan_out=100)
+                base, base_cpu = cpu_per_email(
+                    parts, len(messages), lambda: baseline(sink, messages)
+                )
+                result, result_cpu = cpu_per_email(
+                    parts,
+                    args.emails,
+                    lambda: pipeline(sink, args.emails, organization, fan_out=100),
+                )
                 single = pipeline(sink, args.single, organization, fan_out=1)
                 lone = one_at_a_time(sink, organization, 50)
                 tests = test_email_latency(sink, admin, args.tests)
@@ -416,6 +465,28 @@ def main() -> None:
         "  (target p50 < 50 ms)"
     )
     print(f"ratio (pipeline / baseline): {result['rate'] / base:.2f}  (target >= 0.7)")
+    print()
+    print(
+        table(
+            [
+                (
+                    label,
+                    *(f"{used[part]:.2f}" for part in CPU_PARTS),
+                    f"{sum(used.values()):.2f}",
+                )
+                for label, used in (
+                    ("baseline: smtplib (this process sends)", base_cpu),
+                    ("pipeline: alerts to 100 (this process queues)", result_cpu),
+                )
+            ],
+            ("CPU ms per email", *CPU_PARTS, "all"),
+        )
+    )
+    cores = os.cpu_count() or 1
+    print(
+        f"{cores} cores: at most {cores * 1000 / sum(result_cpu.values()):.0f} "
+        "emails/s for the pipeline if every core were busy with it"
+    )
     print(
         f"\nSend Test Email, click to result ({args.tests} tests): "
         f"p50 {percentile(tests, 0.5):.0f} ms, p95 {percentile(tests, 0.95):.0f} ms"

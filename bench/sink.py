@@ -65,6 +65,11 @@ class TimedSink:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
+    @property
+    def pid(self) -> int:
+        """The sink process's id."""
+        return self._process.pid
+
     def _read(self) -> None:
         for line in self._process.stdout:
             at, _, message_id = line.decode().rstrip("\n").partition(" ")
