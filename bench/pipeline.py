@@ -40,7 +40,9 @@ import smtplib
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -206,10 +208,11 @@ def one_at_a_time(sink: TimedSink, organization, count: int) -> list[float]:
     return samples
 
 
+T = TypeVar("T")
 CPU_PARTS = ("this process", "workers", "sink", "PostgreSQL", "Redis")
 
 
-def _parts(workers: list[int], sink: int):
+def _parts(workers: list[int], sink: int) -> Callable[[str, int, int], str | None]:
     """Which of the measured parts a process is (``cpu_by_group``)."""
     here = os.getpid()
 
@@ -229,7 +232,9 @@ def _parts(workers: list[int], sink: int):
     return part
 
 
-def cpu_per_email(parts, emails: int, run):
+def cpu_per_email(
+    parts: Callable[[str, int, int], str | None], emails: int, run: Callable[[], T]
+) -> tuple[T, dict[str, float]]:
     """``run()``'s result, and the milliseconds of CPU each part spent per
     email meanwhile."""
     before = cpu_by_group(parts)
