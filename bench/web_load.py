@@ -125,7 +125,7 @@ def _groups(server: int) -> Callable[[str, int, int], str | None]:
 
     def group(name: str, pid: int, parent: int) -> str | None:
         if server in (pid, parent):
-            return "web"
+            return "gunicorn"
         if name == "postgres":
             return "PostgreSQL"
         if name.startswith("redis-server"):
@@ -139,7 +139,7 @@ def drive(
     port: int, path: str, cookie: str, *, users: int, seconds: int, server: int
 ) -> dict:
     """Run locust headless against one path; its aggregated numbers, and the
-    CPU seconds each part used meanwhile (``cpu``)."""
+    milliseconds of CPU each part spent per request meanwhile (``cpu_ms``)."""
     warm_up(port, path, cookie)
     prefix = ROOT / "var" / f"bench-locust-{port}"
     groups = _groups(server)
@@ -234,7 +234,7 @@ def prepare(events: int) -> str:
     return f"{name}={client.cookies[name].value}"
 
 
-CPU_PARTS = ("web", "PostgreSQL", "Redis", "load generator")
+CPU_PARTS = ("gunicorn", "PostgreSQL", "Redis", "load generator")
 
 
 def measure(port: int, cookie: str, *, users: int, seconds: int, server: int) -> None:
@@ -273,7 +273,7 @@ def measure(port: int, cookie: str, *, users: int, seconds: int, server: int) ->
                 (
                     label,
                     *(f"{r['cpu_ms'].get(part, 0.0):.2f}" for part in CPU_PARTS),
-                    f"{1000 / max(r['cpu_ms'].get('web', 0.0), 1e-6):.0f}",
+                    f"{1000 / max(r['cpu_ms'].get('gunicorn', 0.0), 1e-6):.0f}",
                 )
                 for label, r in measured.items()
             ],
