@@ -11,11 +11,14 @@ from django.contrib.auth.backends import ModelBackend
 from core.prepared import PreparedQuery
 from tenants.models import User
 
+# What is read with a user: its tenant (every console page needs it).
+USER_TENANT = ("partner", "organization__partner")
+
 # Read on every authenticated request: compiled once, not per request.
 _SESSION_USER = PreparedQuery(
-    lambda user_id: User._default_manager.select_related(
-        "partner", "organization__partner"
-    ).filter(pk=user_id),
+    lambda user_id: User._default_manager.select_related(*USER_TENANT).filter(
+        pk=user_id
+    ),
     in_server=True,
 )
 

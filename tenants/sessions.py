@@ -25,13 +25,13 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from core.prepared import PreparedQuery
-from tenants.backends import session_user_read
+from tenants.backends import USER_TENANT, session_user_read
 from tenants.models import Session, User
 
 # A key looked up by equality: the plan is the same for every session.
 _SESSION_WITH_USER = PreparedQuery(
     lambda session_key, now: Session.objects.select_related(
-        "user__partner", "user__organization__partner"
+        *(f"user__{related}" for related in USER_TENANT)
     ).filter(session_key=session_key, expire_date__gt=now),
     kinds=(str, datetime),
     in_server=True,
