@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def setup_django() -> None:
@@ -75,9 +77,9 @@ def _cpu_ticks(pid: int) -> tuple[str, int, int] | None:
     return name, int(fields[1]), int(fields[11]) + int(fields[12])
 
 
-def cpu_by_group(groups: Callable[[str, int, int], str | None]) -> dict[str, float]:
-    """CPU seconds used so far by the running processes, summed by the group
-    ``groups(name, pid, parent)`` puts each in (``None``: not counted). Linux
+def _cpu_by_part(parts: Callable[[str, int, int], str | None]) -> dict[str, float]:
+    """CPU seconds used so far by the running processes, summed by the part
+    ``parts(name, pid, parent)`` puts each in (``None``: not counted). Linux
     only; a process that exits between two readings takes its time along."""
     ticks = os.sysconf("SC_CLK_TCK")
     totals: dict[str, float] = {}
@@ -88,10 +90,39 @@ def cpu_by_group(groups: Callable[[str, int, int], str | None]) -> dict[str, flo
         if found is None:
             continue
         name, parent, used = found
-        group = groups(name, int(entry), parent)
-        if group is not None:
-            totals[group] = totals.get(group, 0.0) + used / ticks
+        part = parts(name, int(entry), parent)
+        if part is not None:
+            totals[part] = totals.get(part, 0.0) + used / ticks
     return totals
+
+
+def cpu_parts(own: dict[int, str]) -> Callable[[str, int, int], str | None]:
+    """Which measured part a process is: the processes ``own`` names by id and
+    their children, PostgreSQL's and Redis's by name."""
+
+    def part(name: str, pid: int, parent: int) -> str | None:
+        if pid in own:
+            return own[pid]
+        if parent in own:
+            return own[parent]
+        if name == "postgres":
+            return "PostgreSQL"
+        if name.startswith("redis-server"):
+            return "Redis"
+        return None
+
+    return part
+
+
+def cpu_during(
+    parts: Callable[[str, int, int], str | None], run: Callable[[], T]
+) -> tuple[T, dict[str, float]]:
+    """``run()``'s result, and the CPU seconds each part (``cpu_parts``) spent
+    meanwhile."""
+    before = _cpu_by_part(parts)
+    result = run()
+    after = _cpu_by_part(parts)
+    return result, {part: used - before.get(part, 0.0) for part, used in after.items()}
 
 
 def percentile(samples: list[float], fraction: float) -> float:

@@ -49,7 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (
     ROOT,
     alerts_queue,
-    cpu_by_group,
+    cpu_during,
+    cpu_parts,
     database_label,
     percentile,
     setup_django,
@@ -212,38 +213,13 @@ T = TypeVar("T")
 CPU_PARTS = ("this process", "workers", "sink", "PostgreSQL", "Redis")
 
 
-def _parts(workers: list[int], sink: int) -> Callable[[str, int, int], str | None]:
-    """Which of the measured parts a process is (``cpu_by_group``)."""
-    here = os.getpid()
-
-    def part(name: str, pid: int, parent: int) -> str | None:
-        if pid in workers or parent in workers:
-            return "workers"
-        if pid == sink:
-            return "sink"
-        if pid == here:
-            return "this process"
-        if name == "postgres":
-            return "PostgreSQL"
-        if name.startswith("redis-server"):
-            return "Redis"
-        return None
-
-    return part
-
-
 def cpu_per_email(
     parts: Callable[[str, int, int], str | None], emails: int, run: Callable[[], T]
 ) -> tuple[T, dict[str, float]]:
     """``run()``'s result, and the milliseconds of CPU each part spent per
     email meanwhile."""
-    before = cpu_by_group(parts)
-    result = run()
-    after = cpu_by_group(parts)
-    return result, {
-        part: 1000 * (after.get(part, 0.0) - before.get(part, 0.0)) / emails
-        for part in CPU_PARTS
-    }
+    result, used = cpu_during(parts, run)
+    return result, {part: 1000 * used.get(part, 0.0) / emails for part in CPU_PARTS}
 
 
 def wait_for_worker(timeout: float = 60) -> None:
@@ -409,7 +385,13 @@ def main() -> None:
                 ).start()
                 for number in range(args.workers)
             ]
-            parts = _parts([worker.process.pid for worker in workers], sink.pid)
+            parts = cpu_parts(
+                {
+                    os.getpid(): "this process",
+                    sink.pid: "sink",
+                    **{worker.process.pid: "workers" for worker in workers},
+                }
+            )
             try:
                 wait_for_worker()
                 base, base_cpu = cpu_per_email(

@@ -31,14 +31,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
     ROOT,
-    cpu_by_group,
+    cpu_during,
+    cpu_parts,
     database_label,
     setup_django,
     table,
@@ -120,21 +120,6 @@ def _number(value: str) -> float:
     return float(value) if value not in ("", "N/A") else float("nan")
 
 
-def _groups(server: int) -> Callable[[str, int, int], str | None]:
-    """Which of the measured parts a process is."""
-
-    def group(name: str, pid: int, parent: int) -> str | None:
-        if server in (pid, parent):
-            return "gunicorn"
-        if name == "postgres":
-            return "PostgreSQL"
-        if name.startswith("redis-server"):
-            return "Redis"
-        return None
-
-    return group
-
-
 def drive(
     port: int, path: str, cookie: str, *, users: int, seconds: int, server: int
 ) -> dict:
@@ -142,43 +127,42 @@ def drive(
     milliseconds of CPU each part spent per request meanwhile (``cpu_ms``)."""
     warm_up(port, path, cookie)
     prefix = ROOT / "var" / f"bench-locust-{port}"
-    groups = _groups(server)
-    before = cpu_by_group(groups)
     # locust is this process's only child that ends during the run.
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(BENCH / "locustfile.py"),
-            "--headless",
-            "--users",
-            str(users),
-            "--spawn-rate",
-            str(users),
-            "--run-time",
-            f"{seconds}s",
-            "--host",
-            f"http://127.0.0.1:{port}",
-            "--csv",
-            str(prefix),
-            "--only-summary",
-            "--loglevel",
-            "ERROR",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "BENCH_PATH": path, "BENCH_COOKIE": cookie},
-        # locust exits 1 when a request failed: the failures are counted below.
-        check=False,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=seconds + 120,
+    _, cpu = cpu_during(
+        cpu_parts({server: "gunicorn"}),
+        lambda: subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(BENCH / "locustfile.py"),
+                "--headless",
+                "--users",
+                str(users),
+                "--spawn-rate",
+                str(users),
+                "--run-time",
+                f"{seconds}s",
+                "--host",
+                f"http://127.0.0.1:{port}",
+                "--csv",
+                str(prefix),
+                "--only-summary",
+                "--loglevel",
+                "ERROR",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "BENCH_PATH": path, "BENCH_COOKIE": cookie},
+            # locust exits 1 when a request failed: the failures are counted below.
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=seconds + 120,
+        ),
     )
-    after = cpu_by_group(groups)
     done = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = {group: after.get(group, 0.0) - before.get(group, 0.0) for group in after}
     cpu["load generator"] = (done.ru_utime + done.ru_stime) - (
         children.ru_utime + children.ru_stime
     )
