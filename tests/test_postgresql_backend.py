@@ -295,3 +295,60 @@ def test_a_statement_with_more_parameters_than_the_protocol_carries_still_runs()
     ).values_list("slug", flat=True)
 
     assert list(found) == ["many-1"]
+
+
+TIMESTAMPS = [
+    "2026-11-26 12:34:56.123456+00",
+    "2026-03-29 01:30:00+01",
+    "2026-11-26 12:34:56+05:30",
+    "1969-12-31 23:59:59.999999-08",
+    "0001-01-01 00:00:00+00",
+    "9999-12-31 23:59:59.999999+00",
+]
+
+
+def test_timestamps_are_read_by_psycopgs_loader_as_djangos_would_read_them(own):
+    """Django registers a timestamptz loader written in Python for every
+    connection; the backend gives a connection in UTC psycopg's own (in C with
+    psycopg[binary]), which must read every value exactly as Django's does."""
+    import datetime
+
+    import psycopg
+    from django.conf import settings
+    from django.db.backends.postgresql.psycopg_any import get_adapters_template
+    from psycopg.pq import Format
+
+    from core.postgresql.base import TIMESTAMPTZ_OID, UtcTimestamptzLoader
+
+    ours = _open(own)
+    params = ours.get_connection_params()
+    params["context"] = get_adapters_template(settings.USE_TZ, ours.timezone)
+    djangos = psycopg.connect(**params)
+    try:
+        djangos.execute("SET TIME ZONE 'UTC'")
+        query = "SELECT %s::timestamptz"
+        expected = [djangos.execute(query, [v]).fetchone()[0] for v in TIMESTAMPS]
+        with ours.cursor() as cursor:
+            read = []
+            for value in TIMESTAMPS:
+                cursor.execute(query, [value])
+                read.append(cursor.fetchone()[0])
+            loader = cursor.cursor.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
+    finally:
+        djangos.close()
+    # Django's loader is in effect on its own connection, ours on the backend's.
+    assert djangos.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT).__module__ == (
+        "django.db.backends.postgresql.psycopg_any"
+    )
+    assert loader is UtcTimestamptzLoader
+    assert read == expected
+    assert [value.tzinfo for value in read] == [datetime.UTC] * len(TIMESTAMPS)
+    assert [value.isoformat() for value in read] == [
+        value.isoformat() for value in expected
+    ]
+    if psycopg.pq.__impl__ in ("binary", "c"):
+        # The value is read by psycopg's compiled loader, not a Python one.
+        assert type(loader(TIMESTAMPTZ_OID, None).load.__self__).__module__ in (
+            "psycopg_binary._psycopg",
+            "psycopg_c._psycopg",
+        )
