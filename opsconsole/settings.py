@@ -72,7 +72,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     # Django's, with the user read in the same query as the session.
     "tenants.sessions.SessionUserMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's, making the message storage only for a request that uses it.
+    "opsconsole.messages.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # django-csp's, building the policy once (opsconsole/csp.py).
     "opsconsole.csp.CSPMiddleware",
