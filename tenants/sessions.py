@@ -7,19 +7,26 @@ the password has not changed since the login), then that user with its tenant.
 prepared in PostgreSQL. ``SessionUserMiddleware`` hands that user to the
 authentication backend, which reads it on its own otherwise.
 
-Nothing is cached between requests: a logout, a changed password, a
-deactivated user or a new tenant or role take effect on the next request.
+Every request reads its session row and user: a logout, a changed password,
+a deactivated user or a new tenant or role take effect on the next request.
+What a process remembers is only that a session's signed text is genuine
+under the keys in use (``SessionStore.decode``): a given text holds the same
+data for as long as it exists.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends import db
+from django.core import signing
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
@@ -44,6 +51,26 @@ def _user_id(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+@lru_cache(maxsize=2048)
+def _verified_json(
+    session_data: str, salt: str, secret: str, fallbacks: tuple[str, ...]
+) -> str:
+    """The data of a signed session text whose signature these keys verify, as
+    JSON; raises as ``signing.loads`` does, and keeps nothing then.
+
+    The same text with the same keys always holds the same data: a session's
+    text changes only when its data does (a login, a write, a logout).
+    """
+    data = signing.loads(
+        session_data,
+        key=secret,
+        fallback_keys=fallbacks,
+        salt=salt,
+        serializer=signing.JSONSerializer,
+    )
+    return json.dumps(data)
 
 
 class SessionStore(db.SessionStore):
@@ -74,6 +101,23 @@ class SessionStore(db.SessionStore):
         if session.user_id is not None:
             self.user_read = (session.user_id, session.user)
         return self.decode(session.session_data)
+
+    def decode(self, session_data: str) -> dict[str, Any]:
+        """Django's, checking the signature and decompressing a session's text
+        once per process and key rather than on every request; each call gets
+        data of its own."""
+        if self.serializer is not signing.JSONSerializer:
+            return super().decode(session_data)
+        try:
+            verified = _verified_json(
+                session_data,
+                self.key_salt,
+                settings.SECRET_KEY,
+                tuple(settings.SECRET_KEY_FALLBACKS),
+            )
+        except Exception:  # Django's decode says what was wrong, and answers {}
+            return super().decode(session_data)
+        return json.loads(verified)
 
     def create_model_instance(self, data: dict[str, Any]) -> Session:
         session = super().create_model_instance(data)

@@ -229,3 +229,69 @@ def test_the_session_user_comes_with_its_tenant_in_one_query(demo):
     assert len(captured) == 2
     assert EmailBackend().get_user(10**9) is None
     assert EmailBackend().get_user("not a number") is None
+
+
+def test_each_read_of_a_session_gets_data_of_its_own(demo):
+    """The signature of a session's text is checked once per process; what a
+    request does to its data never reaches the next request's."""
+    from tenants.sessions import SessionStore
+
+    client = Client()
+    client.force_login(demo["prod_admin"])
+    key = client.cookies["rsid"].value
+
+    first = SessionStore(key)
+    first["added"] = ["by the first request"]
+    first.get("_auth_user_id")  # read, then changed in memory only
+    first._session["_auth_user_id"] = "0"
+    second = SessionStore(key).load()
+
+    assert second["_auth_user_id"] == str(demo["prod_admin"].pk)
+    assert "added" not in second
+    assert SessionStore(key).load() == second
+    assert SessionStore(key).load() is not second
+
+
+def test_a_session_read_before_is_refused_once_its_key_is_retired(
+    demo, settings, caplog
+):
+    """A session whose text was verified while its key was in use is not
+    accepted once that key is gone."""
+    client = Client()
+    client.force_login(demo["prod_admin"])
+    assert client.get(CONFIG_URL).status_code == 404  # read and accepted
+
+    settings.SECRET_KEY = "another-key-" + "x" * 40
+    settings.SECRET_KEY_FALLBACKS = []
+    with caplog.at_level("WARNING", logger="django.security.SuspiciousSession"):
+        refused = client.get(CONFIG_URL)
+
+    assert refused.status_code in (401, 403)
+    assert "Session data corrupted" in caplog.text
+
+
+def test_a_session_signed_with_a_fallback_key_is_accepted(demo, settings):
+    client = Client()
+    client.force_login(demo["prod_admin"])
+    assert client.get(CONFIG_URL).status_code == 404
+
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "another-key-" + "x" * 40
+
+    assert client.get(CONFIG_URL).status_code == 404
+
+
+def test_a_session_whose_text_was_changed_is_refused(demo, caplog):
+    client = Client()
+    client.force_login(demo["prod_admin"])
+    assert client.get(CONFIG_URL).status_code == 404
+    session = Session.objects.get()
+    payload, _, signature = session.session_data.rpartition(":")
+    session.session_data = f"{payload}:{signature[::-1]}"
+    session.save()
+
+    with caplog.at_level("WARNING", logger="django.security.SuspiciousSession"):
+        refused = client.get(CONFIG_URL)
+
+    assert refused.status_code in (401, 403)
+    assert "Session data corrupted" in caplog.text
