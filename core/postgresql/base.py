@@ -15,7 +15,7 @@ partition): the next query waits for TCP, with ``SELECT 1`` as without it.
 
 Timestamps (``timestamptz``) are read by psycopg's own loader, compiled in C
 with ``psycopg[binary]``, where Django registers one of its own written in
-Python (to give every value the connection's time zone), which costs about ten
+Python (to give every value the connection's time zone), which costs about nine
 times as much per value: every session, user, configuration, email and audit
 event read carries some. With ``USE_TZ`` and the connection in UTC, as Django
 keeps it, psycopg's loader gives the same values, in ``datetime.UTC``.
