@@ -23,8 +23,8 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest
 from rest_framework import exceptions, serializers, status
-from rest_framework import views as drf_views
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 
@@ -91,6 +91,37 @@ class SessionCookieAuthentication(SessionAuthentication):
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) when no session is sent.
         return 'Cookie realm="rsid"'
+
+
+# The renderer DRF chose, by Accept header, format and renderer classes.
+_renderer_chosen: dict[tuple, tuple[int, str]] = {}
+# Accept headers are the client's to choose: the ones remembered are bounded.
+RENDERER_CHOICES_KEPT = 256
+
+
+class RememberedContentNegotiation(DefaultContentNegotiation):
+    """DRF's content negotiation, remembering its choice for each ``Accept``
+    header, format and list of renderers: a client sends the same header with
+    every request, and DRF parses and matches it each time. What it refuses
+    (406, an unknown format) it refuses each time."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        format_query_param = self.settings.URL_FORMAT_OVERRIDE
+        key = (
+            request.META.get("HTTP_ACCEPT", ""),
+            format_suffix or request.query_params.get(format_query_param),
+            tuple(type(renderer) for renderer in renderers),
+        )
+        chosen = _renderer_chosen.get(key)
+        if chosen is None:
+            renderer, media_type = super().select_renderer(
+                request, renderers, format_suffix
+            )
+            chosen = (renderers.index(renderer), media_type)
+            if len(_renderer_chosen) < RENDERER_CHOICES_KEPT:
+                _renderer_chosen[key] = chosen
+        index, media_type = chosen
+        return renderers[index], media_type
 
 
 class AnyContentJSONParser(BaseParser):
@@ -215,8 +246,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"error": message}, status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
-    # Looked up at call time: rest_framework.views imports this module's
+    # Imported at call time: rest_framework.views imports this module's
     # authentication class while it is itself being imported.
+    from rest_framework import views as drf_views
+
     response = drf_views.exception_handler(exc, context)
     if response is None:
         return None
