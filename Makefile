@@ -11,7 +11,7 @@ help:
 	@echo "              Celery worker and a development SMTP sink (127.0.0.1:1025)"
 	@echo "make test   - install, lint, and run the whole test suite"
 	@echo "make bench  - benchmarks (pipeline throughput, PIPELINING over a slow link,"
-	@echo "              rate limit, audit queries, web tier)"
+	@echo "              rate limit, audit queries, web tier, instructions per read)"
 	@echo "Python 3.11-3.13: the newest found is used; PYTHON=/path/to/python3.x picks one."
 
 # Makes $(VENV) with a supported Python (rebuilding one made by another Python,
@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python bench/audit_query.py
 	$(BIN)/python bench/web_load.py
 	$(BIN)/python bench/fairness.py
+	$(BIN)/python bench/instructions.py
 
 # Runs the browser journeys and copies five of their screenshots (four light,
 # one dark) for the README.
