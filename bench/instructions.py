@@ -115,26 +115,13 @@ def prepare(events: int) -> tuple[str, str]:
     """Tenants, a partner configuration and events; the partner admin's and
     the organization admin's cookies."""
     from django.conf import settings
-    from django.db import connection
     from django.test import Client
 
-    from bench.audit_query import load_in_batches, load_postgresql, make_tenants
-    from smtp.models import Security, SmtpConfiguration
+    from bench.audit_query import load_events, make_tenants, partner_configuration
 
     partners, organizations, partner_admin, org_admin = make_tenants()
-    SmtpConfiguration.objects.create(
-        partner=partners[0],
-        host="smtp.acme.example",
-        port=587,
-        security=Security.STARTTLS,
-        username="relay@acme.example",
-        password="relay-password",
-        sender_email="noreply@acme.example",
-    )
-    if connection.vendor == "postgresql":
-        load_postgresql(events, organizations)
-    else:
-        load_in_batches(events, organizations)
+    partner_configuration(partners[0])
+    load_events(events, organizations)
     name = settings.SESSION_COOKIE_NAME
     cookies = []
     for user in (partner_admin, org_admin):

@@ -186,11 +186,9 @@ def drive(
 def prepare(events: int) -> str:
     """Tenants, a partner configuration and events; the partner admin's cookie."""
     from django.conf import settings
-    from django.db import connection
     from django.test import Client
 
-    from bench.audit_query import load_in_batches, load_postgresql
-    from smtp.models import Security, SmtpConfiguration
+    from bench.audit_query import load_events, partner_configuration
     from tenants.models import Organization, Partner, User
 
     partner = Partner.objects.create(slug="acme", name="Acme")
@@ -199,19 +197,8 @@ def prepare(events: int) -> str:
         for n in range(5)
     ]
     admin = User.objects.create_user("admin@acme.example", "x" * 12, partner=partner)
-    SmtpConfiguration.objects.create(
-        partner=partner,
-        host="smtp.acme.example",
-        port=587,
-        security=Security.STARTTLS,
-        username="relay@acme.example",
-        password="relay-password",
-        sender_email="noreply@acme.example",
-    )
-    if connection.vendor == "postgresql":
-        load_postgresql(events, organizations)
-    else:
-        load_in_batches(events, organizations)
+    partner_configuration(partner)
+    load_events(events, organizations)
     client = Client()
     client.force_login(admin)
     name = settings.SESSION_COOKIE_NAME
