@@ -93,6 +93,8 @@ class ReplanningCursor(base.ServerBindingCursor):
 
 
 TIMESTAMPTZ_OID = types["timestamptz"].oid
+# psycopg's own loader of timestamps as text: its compiled one where it has it.
+_PSYCOPG_TIMESTAMPTZ = psycopg.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
 
 
 class UtcTimestamptzLoader(adapt.Loader):
@@ -106,7 +108,7 @@ class UtcTimestamptzLoader(adapt.Loader):
         super().__init__(oid, context)
         # psycopg calls ``load`` for each value: psycopg's own, with no Python
         # frame of this class in between.
-        self.load = psycopg.adapters.get_loader(oid, Format.TEXT)(oid, context).load
+        self.load = _PSYCOPG_TIMESTAMPTZ(oid, context).load
 
     def load(self, data: Any) -> datetime.datetime:  # replaced in __init__
         raise NotImplementedError
