@@ -42,12 +42,12 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
     ROOT,
+    T,
     alerts_queue,
     cpu_during,
     cpu_parts,
@@ -209,7 +209,6 @@ def one_at_a_time(sink: TimedSink, organization, count: int) -> list[float]:
     return samples
 
 
-T = TypeVar("T")
 CPU_PARTS = ("this process", "workers", "sink", "PostgreSQL", "Redis")
 
 
