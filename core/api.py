@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models.manager import BaseManager
 from django.http import Http404, HttpRequest
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.fields import Field, SkipField
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
@@ -296,6 +300,105 @@ class StrictCharField(serializers.CharField):
 
 _bound_serializers = threading.local()
 
+# Output fields whose ``to_representation`` is a plain conversion.
+_PLAIN_CONVERSIONS: dict[Callable[..., Any], Callable[[Any], Any]] = {
+    serializers.CharField.to_representation: str,
+    serializers.IntegerField.to_representation: int,
+}
+
+
+# Whether a type is a Mapping, by type: ``isinstance`` against an abstract
+# class costs a lookup in its cache on every call.
+_is_mapping: dict[type, bool] = {dict: True}
+MAPPING_TYPES_KEPT = 256
+
+
+def _remember_mapping(kind: type) -> bool:
+    is_mapping = issubclass(kind, Mapping)
+    if len(_is_mapping) < MAPPING_TYPES_KEPT:
+        _is_mapping[kind] = is_mapping
+    return is_mapping
+
+
+def _attribute_getter(field: Field) -> Callable[[Any], Any]:
+    """``field.get_attribute``, with DRF's own call for anything but a plain
+    attribute or key: a callable on the way, a missing one, a missing object."""
+    attrs = tuple(field.source_attrs)
+    if not attrs:
+        return _itself
+    drf_get_attribute = field.get_attribute
+
+    def get_attribute(instance: Any) -> Any:
+        value = instance
+        try:
+            for attr in attrs:
+                kind = type(value)
+                is_mapping = _is_mapping.get(kind)
+                if is_mapping is None:
+                    is_mapping = _remember_mapping(kind)
+                value = value[attr] if is_mapping else getattr(value, attr)
+                if callable(value):
+                    return drf_get_attribute(instance)
+        except (KeyError, AttributeError, ObjectDoesNotExist):
+            # Default, null, SkipField or DRF's message, as DRF decides.
+            return drf_get_attribute(instance)
+        return value
+
+    return get_attribute
+
+
+def _itself(instance: Any) -> Any:
+    return instance
+
+
+def _planned(serializer: serializers.BaseSerializer) -> Callable[[Any], Any]:
+    """``serializer.to_representation``, with its fields looked at once.
+
+    DRF walks a serializer's fields on every call, looks each attribute up
+    through a general function, and calls a method per value; here the walk is
+    planned when the serializer is bound. The answer is the same as DRF's; any
+    serializer or field whose reading or output is its own (a related field, an
+    overridden ``to_representation``) keeps DRF's.
+    """
+    kind = type(serializer)
+    if isinstance(serializer, serializers.ListSerializer):
+        if kind.to_representation is not serializers.ListSerializer.to_representation:
+            return serializer.to_representation
+        child = _planned(serializer.child)
+
+        def represent_many(data: Any) -> list[Any]:
+            items = data.all() if isinstance(data, BaseManager) else data
+            return [child(item) for item in items]
+
+        return represent_many
+    if (
+        not isinstance(serializer, serializers.Serializer)
+        or kind.to_representation is not serializers.Serializer.to_representation
+    ):
+        return serializer.to_representation
+    steps = []
+    for field in serializer._readable_fields:
+        if type(field).get_attribute is not Field.get_attribute:
+            return serializer.to_representation
+        if isinstance(field, serializers.BaseSerializer):
+            convert = _planned(field)
+        else:
+            method = type(field).to_representation
+            convert = _PLAIN_CONVERSIONS.get(method) or field.to_representation
+        steps.append((field.field_name, _attribute_getter(field), convert))
+
+    def represent(instance: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = {}
+        for name, get_attribute, convert in steps:
+            try:
+                attribute = get_attribute(instance)
+            except SkipField:
+                continue
+            answer[name] = None if attribute is None else convert(attribute)
+        return answer
+
+    return represent
+
 
 def render(
     serializer_class: type[serializers.BaseSerializer],
@@ -308,11 +411,14 @@ def render(
 
     DRF deep-copies a serializer's declared fields (and those of every nested
     serializer) each time one is made: most of the cost of a small answer. Here
-    each thread makes one serializer of each class, binds its fields once and
-    reuses it; output serializers keep no state between calls.
+    each thread makes one serializer of each class, binds its fields once,
+    plans its output once (``_planned``) and reuses both; output serializers
+    keep no state between calls.
     """
     made = _bound_serializers.__dict__.setdefault("made", {})
-    serializer = made.get((serializer_class, many))
-    if serializer is None:
-        serializer = made[(serializer_class, many)] = serializer_class(many=many)
-    return serializer.to_representation(instance)
+    represent = made.get((serializer_class, many))
+    if represent is None:
+        represent = made[(serializer_class, many)] = _planned(
+            serializer_class(many=many)
+        )
+    return represent(instance)
