@@ -77,12 +77,13 @@ def _cpu_ticks(pid: int) -> tuple[str, int, int] | None:
     return name, int(fields[1]), int(fields[11]) + int(fields[12])
 
 
-def _cpu_by_part(parts: Callable[[str, int, int], str | None]) -> dict[str, float]:
-    """CPU seconds used so far by the running processes, summed by the part
-    ``parts(name, pid, parent)`` puts each in (``None``: not counted). Linux
-    only; a process that exits between two readings takes its time along."""
+def _cpu_by_process(
+    parts: Callable[[str, int, int], str | None],
+) -> dict[int, tuple[str, float]]:
+    """The part ``parts(name, pid, parent)`` puts each running process in
+    (``None``: not counted) and the CPU seconds it has used so far. Linux only."""
     ticks = os.sysconf("SC_CLK_TCK")
-    totals: dict[str, float] = {}
+    used_by: dict[int, tuple[str, float]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -92,8 +93,8 @@ def _cpu_by_part(parts: Callable[[str, int, int], str | None]) -> dict[str, floa
         name, parent, used = found
         part = parts(name, int(entry), parent)
         if part is not None:
-            totals[part] = totals.get(part, 0.0) + used / ticks
-    return totals
+            used_by[int(entry)] = (part, used / ticks)
+    return used_by
 
 
 def cpu_parts(own: dict[int, str]) -> Callable[[str, int, int], str | None]:
@@ -119,10 +120,15 @@ def cpu_during(
 ) -> tuple[T, dict[str, float]]:
     """``run()``'s result, and the CPU seconds each part (``cpu_parts``) spent
     meanwhile."""
-    before = _cpu_by_part(parts)
+    before = _cpu_by_process(parts)
     result = run()
-    after = _cpu_by_part(parts)
-    return result, {part: used - before.get(part, 0.0) for part, used in after.items()}
+    after = _cpu_by_process(parts)
+    # By process: one that exited meanwhile (a database connection closed) is
+    # left out, rather than taking what it had used before off its part.
+    spent: dict[str, float] = {}
+    for pid, (part, used) in after.items():
+        spent[part] = spent.get(part, 0.0) + used - before.get(pid, (part, 0.0))[1]
+    return result, spent
 
 
 def percentile(samples: list[float], fraction: float) -> float:
