@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast
 
 from audit.index import search_enabled
 from audit.models import AuditEvent, Category
@@ -34,6 +35,7 @@ from audit.query import (
 )
 from audit.timeexpr import TimeExpressionError, parse_time
 from auditlog import search
+from core.jsontext import JSONText
 from core.prepared import PreparedQuery
 from core.text import is_whole_number
 from tenants.models import Organization
@@ -260,6 +262,11 @@ OUTPUT_FIELDS = (
 )
 
 
+# A page's columns: ``OUTPUT_FIELDS`` with the detail as its JSON text, which
+# the API writes out as it is (``core.jsontext``).
+PAGE_FIELDS = (*OUTPUT_FIELDS[:-1], "detail_json")
+
+
 def _iso(stamp: datetime) -> str:
     return stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -343,13 +350,14 @@ def _page_rows(
     start: int,
     limit: int,
 ) -> QuerySet:
-    """The rows of a page of ``window`` (``limit + 1``, to tell whether more
-    follow), with the window's capped count as a last column when ``counted``."""
-    page = window
-    fields: tuple[str, ...] = OUTPUT_FIELDS
+    """The ``PAGE_FIELDS`` rows of a page of ``window`` (``limit + 1``, to tell
+    whether more follow), with the window's capped count as a last column when
+    ``counted``."""
+    page = window.annotate(detail_json=Cast("detail", output_field=TextField()))
+    fields: tuple[str, ...] = PAGE_FIELDS
     if counted:
         page = page.annotate(window_count=_capped_count(window))
-        fields = (*OUTPUT_FIELDS, "window_count")
+        fields = (*PAGE_FIELDS, "window_count")
     if cursor is not None and newer:
         stamp, event_id = cursor
         # The mirror image: the events just newer than the cursor, read
@@ -526,7 +534,7 @@ def _page(
         offset=flt.offset,
         limit=flt.limit,
         next_cursor=next_cursor,
-        events=[audit_row_output(row) for row in rows],
+        events=[audit_row_output((*row[:-1], JSONText(row[-1]))) for row in rows],
         prev_cursor=prev_cursor,
     )
 

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,7 +31,11 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.fields import Field, SkipField
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
+from rest_framework.renderers import JSONRenderer as DRFJSONRenderer
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder as DRFJSONEncoder
+
+from core.jsontext import JSONText
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
@@ -126,6 +131,42 @@ class RememberedContentNegotiation(DefaultContentNegotiation):
                 _renderer_chosen[key] = chosen
         index, media_type = chosen
         return renderers[index], media_type
+
+
+class _JSONTextEncoder(DRFJSONEncoder):
+    """DRF's encoder, writing each ``JSONText`` as its text.
+
+    Python's encoder cannot insert text it did not encode: each ``JSONText``
+    is encoded as a marker string naming it, then the markers are replaced.
+    The markers carry a random part made for this answer, which no value in
+    the answer can contain by chance or by design.
+    """
+
+    def encode(self, o: Any) -> str:
+        self._texts: list[str] = []
+        self._marker = secrets.token_hex(16)
+        encoded = super().encode(o)
+        if not self._texts:
+            return encoded
+        # Each marker is encoded as '"<marker><index>"'.
+        pieces = encoded.split(f'"{self._marker}')
+        answer = [pieces[0]]
+        for piece in pieces[1:]:
+            index, _, after = piece.partition('"')
+            answer += (self._texts[int(index)], after)
+        return "".join(answer)
+
+    def default(self, obj: Any) -> Any:
+        if isinstance(obj, JSONText):
+            self._texts.append(obj.text)
+            return f"{self._marker}{len(self._texts) - 1}"
+        return super().default(obj)
+
+
+class JSONRenderer(DRFJSONRenderer):
+    """DRF's JSON renderer; a ``JSONText`` in the answer goes out as its text."""
+
+    encoder_class = _JSONTextEncoder
 
 
 class AnyContentJSONParser(BaseParser):
