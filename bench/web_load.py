@@ -5,20 +5,28 @@ Starts gunicorn as production runs it (``gunicorn opsconsole.wsgi:application
 GUNICORN_THREADS as set, else 5 workers x 2 threads) on a throw-away database
 with a partner, its SMTP configuration and audit events, then drives it with
 locust (``--users`` clients, each GETting one path as fast as it answers on a
-kept-alive connection, for ``--seconds``), one path at a time:
+kept-alive connection, for ``--seconds``), one path at a time, the paths
+taking turns (``--rounds`` turns each, so that a host whose speed drifts slows
+each path alike):
 
 - ``/healthz`` (no database, no session: the server's ceiling),
 - the authenticated ``GET /event/v1/email/config`` (a partner admin's session),
 - the documented partner audit query (``now-7d``, limit 50).
 
-Prints req/s, p50/p99 and errors of each, and each read's rate as a fraction of
-``/healthz``'s; then the CPU time each request cost the gunicorn processes,
-PostgreSQL, Redis and the load generator (read from ``/proc`` before and after
-each path's run, so the machine should be otherwise quiet): on a host where
-they all share the same cores, that says which of them bounds the rate. Uses
-DATABASE_URL / REDIS_URL when set.
+Prints req/s, p50/p99 (the worst turn's) and errors of each, and each read's
+rate as a fraction of ``/healthz``'s, overall and turn by turn; then the CPU
+time each request cost the gunicorn processes, PostgreSQL, Redis and the load
+generator (read from ``/proc`` before and after each turn, so the machine
+should be otherwise quiet; the load generator's includes its start): on a
+host where they all share the same cores, that says which of them bounds the
+rate. Then
+the latency of each path below saturation: 10 clients offering ``--pace``
+requests a second in all.
 
-    python bench/web_load.py [--users N] [--seconds N] [--events N] [--runs N]
+Uses DATABASE_URL / REDIS_URL when set.
+
+    python bench/web_load.py [--users N] [--seconds N] [--rounds N] [--pace R]
+                             [--events N] [--runs N]
 """
 
 from __future__ import annotations
@@ -121,10 +129,18 @@ def _number(value: str) -> float:
 
 
 def drive(
-    port: int, path: str, cookie: str, *, users: int, seconds: int, server: int
+    port: int,
+    path: str,
+    cookie: str,
+    *,
+    users: int,
+    seconds: int,
+    server: int,
+    pace: float = 0,
 ) -> dict:
-    """Run locust headless against one path; its aggregated numbers, and the
-    milliseconds of CPU each part spent per request meanwhile (``cpu_ms``)."""
+    """Run locust headless against one path (each client at most ``pace``
+    requests a second; 0: as fast as answered); its aggregated numbers, and
+    the milliseconds of CPU each part spent per request meanwhile (``cpu_ms``)."""
     warm_up(port, path, cookie)
     prefix = ROOT / "var" / f"bench-locust-{port}"
     # locust is this process's only child that ends during the run.
@@ -154,7 +170,12 @@ def drive(
                 "ERROR",
             ],
             cwd=ROOT,
-            env={**os.environ, "BENCH_PATH": path, "BENCH_COOKIE": cookie},
+            env={
+                **os.environ,
+                "BENCH_PATH": path,
+                "BENCH_COOKIE": cookie,
+                "BENCH_PACE": str(pace or ""),
+            },
             # locust exits 1 when a request failed: the failures are counted below.
             check=False,
             stdout=subprocess.DEVNULL,
@@ -208,18 +229,58 @@ def prepare(events: int) -> str:
 CPU_PARTS = ("gunicorn", "PostgreSQL", "Redis", "load generator")
 
 
-def measure(port: int, cookie: str, *, users: int, seconds: int, server: int) -> None:
-    """Drive each path in turn; print the table and the ratios to /healthz."""
-    measured = {}
-    for label, path, sent in (
+def _paths(cookie: str) -> tuple[tuple[str, str, str], ...]:
+    return (
         ("/healthz", "/healthz", ""),
         (f"GET {CONFIG_PATH} (authenticated)", CONFIG_PATH, cookie),
         ("partner audit query (authenticated)", PARTNER_QUERY, cookie),
-    ):
-        measured[label] = drive(
-            port, path, sent, users=users, seconds=seconds, server=server
-        )
+    )
+
+
+def _combined(slices: list[dict]) -> dict:
+    """A path's slices as one: rates averaged (the slices last alike), the
+    median p50, the worst p99, requests and errors summed, CPU per request
+    over all of them."""
+    requests = sum(r["requests"] for r in slices)
+    parts = {part for r in slices for part in r["cpu_ms"]}
+    return {
+        "rate": sum(r["rate"] for r in slices) / len(slices),
+        "p50": sorted(r["p50"] for r in slices)[len(slices) // 2],
+        "p99": max(r["p99"] for r in slices),
+        "requests": requests,
+        "errors": sum(r["errors"] for r in slices),
+        "cpu_ms": {
+            part: sum(r["cpu_ms"].get(part, 0.0) * r["requests"] for r in slices)
+            / max(requests, 1)
+            for part in parts
+        },
+    }
+
+
+def measure(
+    port: int, cookie: str, *, users: int, seconds: int, rounds: int, server: int
+) -> None:
+    """Drive the paths in turn, ``rounds`` times for ``seconds / rounds`` each,
+    so that a host whose speed drifts from minute to minute slows each path
+    alike; print the table, the ratios to /healthz (each round's too) and the
+    CPU per request."""
+    paths = _paths(cookie)
+    slices: dict[str, list[dict]] = {label: [] for label, _, _ in paths}
+    for _ in range(rounds):
+        for label, path, sent in paths:
+            slices[label].append(
+                drive(
+                    port,
+                    path,
+                    sent,
+                    users=users,
+                    seconds=max(1, seconds // rounds),
+                    server=server,
+                )
+            )
+    measured = {label: _combined(results) for label, results in slices.items()}
     health = measured["/healthz"]["rate"]
+    health_by_round = [r["rate"] for r in slices["/healthz"]]
     print()
     print(
         table(
@@ -231,10 +292,22 @@ def measure(port: int, cookie: str, *, users: int, seconds: int, server: int) ->
                     f"{r['p99']:.0f}",
                     f"{r['errors']} of {r['requests']}",
                     f"{r['rate'] / health:.2f}",
+                    " ".join(
+                        f"{s['rate'] / h:.2f}"
+                        for s, h in zip(slices[label], health_by_round, strict=True)
+                    ),
                 )
                 for label, r in measured.items()
             ],
-            ("path", "req/s", "p50 ms", "p99 ms", "errors", "of /healthz"),
+            (
+                "path",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+                "of /healthz",
+                "each round",
+            ),
         )
     )
     print()
@@ -257,12 +330,60 @@ def measure(port: int, cookie: str, *, users: int, seconds: int, server: int) ->
     )
 
 
+def measure_paced(
+    port: int, cookie: str, *, rate: float, seconds: int, server: int
+) -> None:
+    """Latency below saturation: each path at ``rate`` requests a second (10
+    clients), the way a latency objective is usually stated. At saturation,
+    40 clients waiting on each other's turn make p99 mostly queueing."""
+    clients = 10
+    rows = []
+    for label, path, sent in _paths(cookie):
+        r = drive(
+            port,
+            path,
+            sent,
+            users=clients,
+            seconds=seconds,
+            server=server,
+            pace=rate / clients,
+        )
+        rows.append(
+            (
+                label,
+                f"{r['rate']:.0f}",
+                f"{r['p50']:.0f}",
+                f"{r['p99']:.0f}",
+                f"{r['errors']} of {r['requests']}",
+            )
+        )
+    print()
+    print(
+        table(
+            rows,
+            (f"at {rate:.0f} req/s offered", "req/s", "p50 ms", "p99 ms", "errors"),
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=40)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="each path's --seconds split into this many turns, the paths taking turns",
+    )
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=100,
+        help="also measure latency at this offered rate (req/s; 0: not)",
+    )
     args = parser.parse_args()
     setup_django()
     from django.conf import settings
@@ -279,7 +400,8 @@ def main() -> None:
         print(
             f"Database: {database_label()}; sessions: {settings.SESSION_ENGINE}; "
             f"gunicorn {workers} workers x {threads} threads on 127.0.0.1:{port}; "
-            f"locust: {args.users} clients for {args.seconds} s per path; "
+            f"locust: {args.users} clients for {args.seconds} s per path, in "
+            f"{args.rounds} turns; "
             f"{args.events:,} audit events"
         )
         server = start_gunicorn(
@@ -294,8 +416,17 @@ def main() -> None:
                     cookie,
                     users=args.users,
                     seconds=args.seconds,
+                    rounds=args.rounds,
                     server=server.pid,
                 )
+                if args.pace:
+                    measure_paced(
+                        port,
+                        cookie,
+                        rate=args.pace,
+                        seconds=args.seconds,
+                        server=server.pid,
+                    )
         finally:
             server.terminate()
             try:
