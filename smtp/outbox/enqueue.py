@@ -135,29 +135,39 @@ def _write_in_one_statement(
     events' ids.
 
     The emails' values are prepared by their fields as Django's INSERT prepares
-    them (defaults, encrypted body) and sent as one array per column, so the
-    statement's text is the same for one email or a thousand: the driver
-    parses it once, and PostgreSQL's parser reads 38 parameters, not 35 per
-    email. The events carry what the ORM path writes (see ``_write_with_orm``).
+    them (defaults, encrypted body). One email (a request's) is one row of
+    values, in a statement prepared in the server. A batch sends one array per
+    column, so its statement's text is the same for two emails or a thousand:
+    the driver parses it once, and PostgreSQL's parser reads 38 parameters
+    rather than 35 per email. The events carry what the ORM path writes (see
+    ``_write_with_orm``).
     """
     fields = _email_fields()
-    params: list = [
+    rows = [
         [
             field.get_db_prep_save(field.pre_save(email, True), connection)
-            for email in emails
+            for field in fields
         ]
-        for field in fields
+        for email in emails
     ]
-    params += [now, Category.SYSTEMAUDIT.value, "email.queued"]
-    params += [
-        [email.message_id for email in emails],
-        [actor[:254] for actor in actors],
-        [_queued_summary(email)[:300] for email in emails],
+    events = [
+        (email.message_id, actor[:254], _queued_summary(email)[:300])
+        for email, actor in zip(emails, actors, strict=True)
     ]
-    # One email (a request's): prepared in the server. A batch is planned for
-    # its size each time (the join of its rows to their events).
-    with prepared_in_server(len(emails) == 1), connection.cursor() as cursor:
-        cursor.execute(_one_statement(connection), params)
+    event_constants = [now, Category.SYSTEMAUDIT.value, "email.queued"]
+    single = len(emails) == 1
+    if single:
+        params = [*rows[0], *event_constants, *events[0]]
+    else:
+        params = [
+            *(list(column) for column in zip(*rows, strict=True)),
+            *event_constants,
+            *(list(column) for column in zip(*events, strict=True)),
+        ]
+    # A batch is planned for its size each time (the join of its rows to
+    # their events).
+    with prepared_in_server(single), connection.cursor() as cursor:
+        cursor.execute(_one_statement(connection, arrays=not single), params)
         written = {message_id: (pk, event) for message_id, pk, event in cursor}
     for email in emails:
         email.pk = written[email.message_id][0]
@@ -179,12 +189,19 @@ def _array_of(field, connection) -> str:
 
 
 @lru_cache(maxsize=16)
-def _one_statement(connection) -> str:
-    """The statement, made once: its text never changes, as PostgreSQL's plan
-    cache and the driver's query cache like it."""
+def _one_statement(connection, *, arrays: bool) -> str:
+    """The statement for one row of values, or for arrays of them: made once
+    each, its text never changing, as PostgreSQL's plan cache and the driver's
+    query cache like it."""
     quote = connection.ops.quote_name
     email_columns = ", ".join(quote(f.column) for f in _email_fields())
-    arrays = ", ".join(f"%s::{_array_of(f, connection)}" for f in _email_fields())
+    if arrays:
+        types = ", ".join(f"%s::{_array_of(f, connection)}" for f in _email_fields())
+        email_rows = f"SELECT * FROM unnest({types})"  # noqa: S608
+        event_rows = "unnest(%s::varchar[], %s::varchar[], %s::varchar[])"
+    else:
+        email_rows = "VALUES (" + ", ".join(["%s"] * len(_email_fields())) + ")"
+        event_rows = "(VALUES (%s, %s, %s))"
     event_columns = ", ".join(
         quote(AuditEvent._meta.get_field(name).column)
         for name in (
@@ -203,7 +220,7 @@ def _one_statement(connection) -> str:
     return f"""
         WITH email AS (
             INSERT INTO {quote(Email._meta.db_table)} ({email_columns})
-            SELECT * FROM unnest({arrays})
+            {email_rows}
             RETURNING id, message_id, kind, recipient, subject, partner_id,
                       organization_id
         ), event AS (
@@ -214,8 +231,7 @@ def _one_statement(connection) -> str:
                                       'subject', e.subject,
                                       'message_id', e.message_id)
             FROM email AS e
-            JOIN unnest(%s::varchar[], %s::varchar[], %s::varchar[])
-                 AS v (message_id, actor, summary) USING (message_id)
+            JOIN {event_rows} AS v (message_id, actor, summary) USING (message_id)
             RETURNING id, (detail ->> 'email_id')::bigint AS email_id
         )
         SELECT email.message_id, email.id, event.id
