@@ -186,7 +186,9 @@ def test_a_missing_required_attribute_fails_as_drf_fails():
 
 def test_many_renders_a_list_as_drf_does():
     rows = [row(), row(name="second", owner=None)]
-    assert planned(RowSerializer, rows, many=True) == drf(RowSerializer, rows, many=True)
+    assert planned(RowSerializer, rows, many=True) == drf(
+        RowSerializer, rows, many=True
+    )
     assert render(RowSerializer, [], many=True) == []
 
 
@@ -240,7 +242,9 @@ def documented_config(client, **changes) -> None:
 def test_the_config_answers_are_drf_s(demo, login):
     acme = tenant_scope_for_user(user=demo["acme_admin"])
     # Nothing stored yet: the not-found answer.
-    _, effective = smtp_config_get_and_effective(partner=acme.partner, organization=None)
+    _, effective = smtp_config_get_and_effective(
+        partner=acme.partner, organization=None
+    )
     answer = {"error": "none", "effective": effective}
     assert planned(NotFoundOutputSerializer, answer) == drf(
         NotFoundOutputSerializer, answer
