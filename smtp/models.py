@@ -302,10 +302,12 @@ class EmailTextOverride(models.Model):
     placeholders from a fixed set (checked when saved); plain text, escaped in
     HTML."""
 
+    # Not indexed alone: the unique (partner, kind) starts with it.
     partner = models.ForeignKey(
         "tenants.Partner",
         on_delete=models.CASCADE,
         related_name="email_text_overrides",
+        db_index=False,
     )
     kind = models.CharField(max_length=32, choices=EmailKind.choices)
     subject = models.CharField(max_length=200, blank=True)
@@ -360,12 +362,14 @@ class Email(models.Model):
     status = models.CharField(
         max_length=16, choices=EmailStatus.choices, default=EmailStatus.QUEUED
     )
+    # Not indexed alone: ``email_tenant_due`` starts with it.
     partner = models.ForeignKey(
         "tenants.Partner",
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="+",
+        db_index=False,
     )
     organization = models.ForeignKey(
         "tenants.Organization",
@@ -374,12 +378,14 @@ class Email(models.Model):
         on_delete=models.CASCADE,
         related_name="+",
     )
+    # Not indexed alone: ``email_requester`` starts with it.
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     # The unsaved configuration a test email tries, if any.
     draft = models.OneToOneField(
@@ -456,8 +462,9 @@ class Email(models.Model):
 class EmailAttempt(models.Model):
     """One try to send an email, with every step of it."""
 
+    # Not indexed alone: the unique (email, number) starts with it.
     email = models.ForeignKey(
-        Email, on_delete=models.CASCADE, related_name="attempt_log"
+        Email, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
     )
     number = models.PositiveSmallIntegerField()
     started_at = models.DateTimeField()
@@ -509,8 +516,9 @@ class DeliveryLimitEntry(models.Model):
         MESSAGE = "message", "Message"
         CONNECTION = "connection", "Connection"
 
+    # Not indexed alone: ``limit_entry_stamp`` starts with it.
     limit = models.ForeignKey(
-        DeliveryLimit, on_delete=models.CASCADE, related_name="entries"
+        DeliveryLimit, on_delete=models.CASCADE, related_name="entries", db_index=False
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     token = models.CharField(max_length=40, unique=True)
