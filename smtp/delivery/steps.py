@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -68,7 +68,12 @@ class Step:
     hint_code: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # What ``dataclasses.asdict`` gives, without its deep copy of each
+        # value (they are all plain): every email sent stores its steps.
+        return {name: getattr(self, name) for name in _STEP_FIELDS}
+
+
+_STEP_FIELDS = tuple(f.name for f in fields(Step))
 
 
 class StepFailed(Exception):

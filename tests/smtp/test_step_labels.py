@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
 
 from django.template import Context, Template
 
-from smtp.delivery.steps import STEP_LABELS, step_label
+from smtp.delivery.steps import STEP_LABELS, Step, step_label
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,3 +38,22 @@ def test_the_template_filter_labels_a_step():
         Context({"name": "mail_from"})
     )
     assert rendered == "MAIL FROM (sender)"
+
+
+def test_a_step_is_stored_as_every_one_of_its_fields():
+    step = Step(
+        "rcpt_to",
+        status="failed",
+        duration_ms=12,
+        reply_code=550,
+        reply="550 5.1.1 unknown",
+        detail="The server refused the recipient.",
+        hint="Check the address.",
+        field="recipient",
+        hint_code="recipient_refused",
+    )
+    stored = step.as_dict()
+    assert stored == dataclasses.asdict(step)
+    assert list(stored) == [f.name for f in dataclasses.fields(Step)]
+    stored["reply"] = "changed"
+    assert step.reply == "550 5.1.1 unknown"
