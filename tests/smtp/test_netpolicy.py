@@ -189,9 +189,11 @@ def test_controller_defaults_are_trusted(no_allowed_networks):
 def test_a_second_resolver_answer_cannot_redirect_the_connection(settings):
     # Only 127.0.0.2 is allowed; a trap listens on the blocked 127.0.0.1.
     settings.SMTP_ALLOWED_NETWORKS = ["127.0.0.2/32"]
-    server = SmtpTestServer(address="127.0.0.2")
-    # Same port on 127.0.0.1: a connection redirected by a second answer lands here.
-    trap = SilentListener(address="127.0.0.1", port=server.port)
+    # The trap first, on a port free on 127.0.0.1 (where outgoing connections
+    # take their local ports), then the server on the same port of 127.0.0.2:
+    # a connection redirected by a second answer lands in the trap.
+    trap = SilentListener(address="127.0.0.1")
+    server = SmtpTestServer(address="127.0.0.2", port=trap.port)
     answers = iter([["127.0.0.2"], ["127.0.0.1"]])
 
     def rebinding_resolver(host: str, port: int) -> list[tuple]:
