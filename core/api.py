@@ -144,7 +144,7 @@ class _JSONTextEncoder(DRFJSONEncoder):
 
     def encode(self, o: Any) -> str:
         self._texts: list[str] = []
-        self._marker = secrets.token_hex(16)
+        self._marker = ""
         encoded = super().encode(o)
         if not self._texts:
             return encoded
@@ -158,6 +158,8 @@ class _JSONTextEncoder(DRFJSONEncoder):
 
     def default(self, obj: Any) -> Any:
         if isinstance(obj, JSONText):
+            # Drawn for the first text only: most answers carry none.
+            self._marker = self._marker or secrets.token_hex(16)
             self._texts.append(obj.text)
             return f"{self._marker}{len(self._texts) - 1}"
         return super().default(obj)
