@@ -179,6 +179,17 @@ def partner_configuration(partner) -> None:
     )
 
 
+def session_cookie(user) -> str:
+    """A ``Cookie`` header value carrying a new session of ``user``."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    name = settings.SESSION_COOKIE_NAME
+    return f"{name}={client.cookies[name].value}"
+
+
 def deep_cursor(partner_id: int, depth: int) -> tuple[str, int]:
     """A cursor ``depth`` events into the partner's documented window, or half
     way into it when it holds fewer (a small ``--rows``); and that depth."""

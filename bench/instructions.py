@@ -114,21 +114,17 @@ def counted(url: str, cookie: str, database_url: str, args) -> int:
 def prepare(events: int) -> tuple[str, str]:
     """Tenants, a partner configuration and events; the partner admin's and
     the organization admin's cookies."""
-    from django.conf import settings
-    from django.test import Client
-
-    from bench.audit_query import load_events, make_tenants, partner_configuration
+    from bench.audit_query import (
+        load_events,
+        make_tenants,
+        partner_configuration,
+        session_cookie,
+    )
 
     partners, organizations, partner_admin, org_admin = make_tenants()
     partner_configuration(partners[0])
     load_events(events, organizations)
-    name = settings.SESSION_COOKIE_NAME
-    cookies = []
-    for user in (partner_admin, org_admin):
-        client = Client()
-        client.force_login(user)
-        cookies.append(f"{name}={client.cookies[name].value}")
-    return cookies[0], cookies[1]
+    return session_cookie(partner_admin), session_cookie(org_admin)
 
 
 def main() -> None:

@@ -19,9 +19,8 @@ time each request cost the gunicorn processes, PostgreSQL, Redis and the load
 generator (read from ``/proc`` before and after each turn, so the machine
 should be otherwise quiet; the load generator's includes its start): on a
 host where they all share the same cores, that says which of them bounds the
-rate. Then
-the latency of each path below saturation: 10 clients offering ``--pace``
-requests a second in all.
+rate. Then the latency of each path below saturation: 10 clients offering
+``--pace`` requests a second in all.
 
 Uses DATABASE_URL / REDIS_URL when set.
 
@@ -206,10 +205,7 @@ def drive(
 
 def prepare(events: int) -> str:
     """Tenants, a partner configuration and events; the partner admin's cookie."""
-    from django.conf import settings
-    from django.test import Client
-
-    from bench.audit_query import load_events, partner_configuration
+    from bench.audit_query import load_events, partner_configuration, session_cookie
     from tenants.models import Organization, Partner, User
 
     partner = Partner.objects.create(slug="acme", name="Acme")
@@ -220,10 +216,7 @@ def prepare(events: int) -> str:
     admin = User.objects.create_user("admin@acme.example", "x" * 12, partner=partner)
     partner_configuration(partner)
     load_events(events, organizations)
-    client = Client()
-    client.force_login(admin)
-    name = settings.SESSION_COOKIE_NAME
-    return f"{name}={client.cookies[name].value}"
+    return session_cookie(admin)
 
 
 CPU_PARTS = ("gunicorn", "PostgreSQL", "Redis", "load generator")
