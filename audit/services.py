@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import partial
+from datetime import datetime
+from functools import cache, lru_cache, partial
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from audit.index import search_enabled
 from audit.models import AuditEvent, Category
+from core.postgresql import prepared_in_server, rows_from_arrays
 from core.publish import publish
 
 SYSTEM_ACTOR = "system"
@@ -48,17 +50,22 @@ def actor_label(user) -> str:
     return user.email
 
 
+def _values(event: EventData, now: datetime) -> dict[str, Any]:
+    """An event's values by the model's attribute names."""
+    return {
+        "timestamp": now,
+        "category": event.category,
+        "type": event.type,
+        "actor": event.actor[:254],
+        "partner_id": event.partner_id,
+        "organization_id": event.organization_id,
+        "summary": event.summary[:300],
+        "detail": event.detail,
+    }
+
+
 def _build(event: EventData) -> AuditEvent:
-    return AuditEvent(
-        timestamp=timezone.now(),
-        category=event.category,
-        type=event.type,
-        actor=event.actor[:254],
-        partner_id=event.partner_id,
-        organization_id=event.organization_id,
-        summary=event.summary[:300],
-        detail=event.detail,
-    )
+    return AuditEvent(**_values(event, timezone.now()))
 
 
 def audit_event_record(
@@ -88,11 +95,54 @@ def audit_event_record(
     return event
 
 
-def audit_events_record_bulk(events: Iterable[EventData]) -> list[AuditEvent]:
-    """Append many events in one INSERT (the delivery engine's hot path)."""
-    created = AuditEvent.objects.bulk_create([_build(event) for event in events])
-    audit_events_index_after_commit([event.pk for event in created])
-    return created
+def audit_events_record_bulk(events: Iterable[EventData]) -> list[int]:
+    """Append many events in one INSERT (the delivery engine's hot path), at
+    one timestamp; their ids, in order."""
+    now = timezone.now()
+    rows = [_values(event, now) for event in events]
+    if not rows:
+        return []
+    connection = connections[router.db_for_write(AuditEvent)]
+    if connection.vendor == "postgresql":
+        ids = _insert_as_arrays(connection, rows)
+    else:
+        created = AuditEvent.objects.bulk_create([AuditEvent(**row) for row in rows])
+        ids = [event.pk for event in created]
+    audit_events_index_after_commit(ids)
+    return ids
+
+
+def _insert_as_arrays(connection, rows: list[dict[str, Any]]) -> list[int]:
+    """The events in one statement of one array per column, its text the same
+    for any number of events (prepared in the server): Django's bulk INSERT
+    writes a statement of 8 parameters an event, which the driver parses again
+    for every batch. Each value is prepared by its field, as Django's INSERT
+    prepares it."""
+    fields = _written_fields()
+    params = [
+        [field.get_db_prep_save(row[field.attname], connection) for row in rows]
+        for field in fields
+    ]
+    with prepared_in_server(), connection.cursor() as cursor:
+        cursor.execute(_insert_statement(connection), params)
+        # One row is returned for each row inserted, in the order of the arrays.
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+@cache
+def _written_fields() -> list:
+    return [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+
+
+@lru_cache(maxsize=16)
+def _insert_statement(connection) -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in _written_fields())
+    table = quote(AuditEvent._meta.db_table)
+    pk = quote(AuditEvent._meta.pk.column)
+    rows = rows_from_arrays(_written_fields(), connection)
+    # Only names and types from the model's metadata are formatted in.
+    return f"INSERT INTO {table} ({columns}) {rows} RETURNING {pk}"
 
 
 def audit_events_index_after_commit(event_ids: list[int]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import make_msgid
@@ -19,7 +18,7 @@ from audit.services import (
     audit_events_record_bulk,
     event_scope,
 )
-from core.postgresql import prepared_in_server
+from core.postgresql import prepared_in_server, rows_from_arrays
 from smtp.delivery import ehlo_name
 from smtp.models import (
     Email,
@@ -181,13 +180,6 @@ def _email_fields() -> list:
     return [f for f in Email._meta.concrete_fields if not f.primary_key]
 
 
-def _array_of(field, connection) -> str:
-    """The array type a column's values are sent as: its type without a length
-    (``varchar``, not ``varchar(255)``), so that the INSERT refuses a value too
-    long for the column rather than a cast cutting it short."""
-    return re.sub(r"\(.*\)", "", field.db_type(connection)) + "[]"
-
-
 @lru_cache(maxsize=16)
 def _one_statement(connection, *, arrays: bool) -> str:
     """The statement for one row of values, or for arrays of them: made once
@@ -196,8 +188,7 @@ def _one_statement(connection, *, arrays: bool) -> str:
     quote = connection.ops.quote_name
     email_columns = ", ".join(quote(f.column) for f in _email_fields())
     if arrays:
-        types = ", ".join(f"%s::{_array_of(f, connection)}" for f in _email_fields())
-        email_rows = f"SELECT * FROM unnest({types})"  # noqa: S608
+        email_rows = rows_from_arrays(_email_fields(), connection)
         event_rows = "unnest(%s::varchar[], %s::varchar[], %s::varchar[])"
     else:
         email_rows = "VALUES (" + ", ".join(["%s"] * len(_email_fields())) + ")"
