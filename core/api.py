@@ -26,6 +26,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models.manager import BaseManager
 from django.http import Http404, HttpRequest
+from django.utils.functional import SimpleLazyObject, empty
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.fields import Field, SkipField
@@ -91,7 +92,16 @@ class SessionCookieAuthentication(SessionAuthentication):
         reason = cross_site_reason(request._request)
         if reason is not None:
             raise exceptions.PermissionDenied(f"{CROSS_SITE_MESSAGE} ({reason}).")
-        return super().authenticate(request)
+        authenticated = super().authenticate(request)
+        if authenticated is None:
+            return None
+        user, credentials = authenticated
+        # The user itself rather than the middleware's lazy stand-in, which it
+        # has loaded by now: DRF sets it on the request, and every attribute
+        # read through the stand-in is a call more.
+        if isinstance(user, SimpleLazyObject) and user._wrapped is not empty:
+            user = user._wrapped
+        return user, credentials
 
     def enforce_csrf(self, request) -> None:
         # Replaced by the cross-site guard in ``authenticate``.
