@@ -11,8 +11,10 @@ events, then, for each path, starts a process under callgrind that calls
 Django's WSGI handler as gunicorn does: ``--warmup`` requests with counting
 off, then ``--requests`` counted. Prints the instructions per request of
 ``/healthz``, the authenticated config GET and both documented audit queries,
-and each one's ratio to ``/healthz``. Counts only the Django process: the
-database server's work is not in them.
+and each one's ratio to ``/healthz``; and, as floors, of two views that do
+nothing (``bench/floor_urls.py``): a plain view through the middleware chain,
+and an API view with the session read, as every authenticated read has it.
+Counts only the Django process: the database server's work is not in them.
 
     python bench/instructions.py [--events N] [--requests N] [--warmup N]
 """
@@ -59,7 +61,11 @@ def _environ(url: str, cookie: str) -> dict:
 def drive(url: str, cookie: str, *, warmup: int, requests: int) -> None:
     """In the process callgrind runs: warm up uncounted, then count."""
     setup_django()
+    from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
+
+    # The console's URLs and the floors' (this process only).
+    settings.ROOT_URLCONF = "bench.floor_urls"
 
     handler = WSGIHandler()
 
@@ -142,6 +148,7 @@ def main() -> None:
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found: install valgrind (apt-get install valgrind).")
     setup_django()
+    from bench.floor_urls import FLOOR_API_URL, FLOOR_VIEW_URL
     from tests.support.worker import database_url_for_test_db
 
     with throwaway_database() as name:
@@ -150,6 +157,8 @@ def main() -> None:
         database_url = database_url_for_test_db()
         paths = [
             ("/healthz", "/healthz", ""),
+            ("floor: a view that does nothing", FLOOR_VIEW_URL, partner_cookie),
+            ("floor: an API view that does nothing", FLOOR_API_URL, partner_cookie),
             ("authenticated config GET", CONFIG_URL, partner_cookie),
             ("org audit API: documented now-1h, limit 10", ORG_QUERY, org_cookie),
             (
