@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 
 import environ
@@ -162,15 +163,71 @@ def _flag(raw: dict[str, str], name: str, default: bool) -> bool:
     raise ValueError(f"{name} must be true or false, not {value!r}.")
 
 
+# Read from ``os.environ``'s own store where it has one (CPython on POSIX: names
+# and values as bytes): a lookup there is a tenth of the instructions of
+# ``os.environ.get``, which encodes the name and decodes the value in Python,
+# and ``controller_smtp`` looks up every name on every read of the
+# configuration in effect.
+_ENVIRON_STORE = getattr(os.environ, "_data", None)
+_STORE_KEYS = (
+    tuple((name, os.environ.encodekey(name)) for name in CONTROLLER_SMTP_VARIABLES)
+    if _ENVIRON_STORE is not None and hasattr(os.environ, "encodekey")
+    else ()
+)
+# Values naming a file, read again at every use (a mounted secret can change).
+_FILE_VARIABLES = (
+    "FW_EVENT_SMTP_SERVER_CLIENT_CERT",
+    "FW_EVENT_SMTP_SERVER_CLIENT_KEY",
+    "FW_EVENT_SMTP_SERVER_OAUTH2_SERVICE_ACCOUNT_KEY_FILE",
+)
+
+
+def _controller_variables() -> tuple[tuple[str, str], ...]:
+    """The ``FW_EVENT_SMTP_SERVER_*`` variables set to something, as they are
+    now: (name, value) in ``CONTROLLER_SMTP_VARIABLES``' order."""
+    if not _STORE_KEYS:
+        return tuple(
+            (name, os.environ[name])
+            for name in CONTROLLER_SMTP_VARIABLES
+            if os.environ.get(name, "") != ""
+        )
+    decode = os.environ.decodevalue
+    found = []
+    for name, key in _STORE_KEYS:
+        value = _ENVIRON_STORE.get(key)
+        if value:
+            found.append((name, decode(value)))
+    return tuple(found)
+
+
 def controller_smtp() -> ControllerSmtp | None:
     """The controller-level SMTP defaults, read now (not at import): ``None`` when
     ``FW_EVENT_SMTP_SERVER_ADDR`` is not set; ``ValueError`` naming the variable
-    that is malformed."""
-    raw = {
-        name: os.environ[name]
-        for name in CONTROLLER_SMTP_VARIABLES
-        if os.environ.get(name, "") != ""
-    }
+    that is malformed.
+
+    The variables are read at every call; what they say is worked out once for
+    the same values, unless one of them names a file (read at every call)."""
+    variables = _controller_variables()
+    names_a_file = any(
+        name in _FILE_VARIABLES and not value.strip().startswith("-----BEGIN")
+        for name, value in variables
+    )
+    if names_a_file:
+        return _controller_smtp_from(variables)
+    return _controller_smtp_cached(variables)
+
+
+@lru_cache(maxsize=8)
+def _controller_smtp_cached(
+    variables: tuple[tuple[str, str], ...],
+) -> ControllerSmtp | None:
+    return _controller_smtp_from(variables)
+
+
+def _controller_smtp_from(
+    variables: tuple[tuple[str, str], ...],
+) -> ControllerSmtp | None:
+    raw = dict(variables)
     if "FW_EVENT_SMTP_SERVER_ADDR" not in raw:
         return None
     use_tls = _flag(raw, "FW_EVENT_SMTP_SERVER_USE_TLS", True)
