@@ -6,9 +6,14 @@ one array per column."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models import Field
 
 # Whether the statements run now are prepared in PostgreSQL (see
 # ``prepared_in_server``); read by ``base.ReplanningCursor``.
@@ -35,14 +40,14 @@ def prepared_in_server(when: bool = True) -> Iterator[None]:
         PREPARE_IN_SERVER.reset(token)
 
 
-def array_type(field, connection) -> str:
+def array_type(field: Field, connection: BaseDatabaseWrapper) -> str:
     """The array type a column's values are sent as: its type without a length
     (``varchar``, not ``varchar(255)``), so that the INSERT refuses a value too
     long for the column rather than a cast cutting it short."""
     return re.sub(r"\(.*\)", "", field.db_type(connection)) + "[]"
 
 
-def rows_from_arrays(fields, connection) -> str:
+def rows_from_arrays(fields: Iterable[Field], connection: BaseDatabaseWrapper) -> str:
     """``SELECT * FROM unnest(%b::type[], ...)``: rows of these fields'
     columns, sent as one array parameter per column, so that a statement's text
     and its number of parameters are the same for one row or a thousand (the

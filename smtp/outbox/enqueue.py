@@ -189,7 +189,7 @@ def _one_statement(connection, *, arrays: bool) -> str:
     email_columns = ", ".join(quote(f.column) for f in _email_fields())
     if arrays:
         email_rows = rows_from_arrays(_email_fields(), connection)
-        event_rows = "unnest(%s::varchar[], %s::varchar[], %s::varchar[])"
+        event_rows = "unnest(%b::varchar[], %b::varchar[], %b::varchar[])"
     else:
         email_rows = "VALUES (" + ", ".join(["%s"] * len(_email_fields())) + ")"
         event_rows = "(VALUES (%s, %s, %s))"
