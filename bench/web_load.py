@@ -378,6 +378,15 @@ def main() -> None:
         help="also measure latency at this offered rate (req/s; 0: not)",
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be 1 or more, not {args.rounds}.")
+    if args.seconds < 2 * args.rounds:
+        # locust reports no rate for a run of one second.
+        parser.error(
+            f"--seconds {args.seconds} in {args.rounds} turns leaves turns under "
+            "2 s, too short for locust to report a rate: give --seconds at least "
+            f"{2 * args.rounds}, or fewer --rounds."
+        )
     setup_django()
     from django.conf import settings
     from django.db import connection
