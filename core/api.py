@@ -30,6 +30,7 @@ from django.utils.functional import SimpleLazyObject, empty
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.fields import Field, SkipField
+from rest_framework.fields import empty as no_default
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer as DRFJSONRenderer
@@ -374,12 +375,16 @@ def _remember_mapping(kind: type) -> bool:
 
 
 def _attribute_getter(field: Field) -> Callable[[Any], Any]:
-    """``field.get_attribute``, with DRF's own call for anything but a plain
-    attribute or key: a callable on the way, a missing one, a missing object."""
+    """``field.get_attribute``: a plain attribute or key read here, with what
+    DRF answers when one is not there; DRF's own call for a callable on the
+    way, a missing object, or a default to work out."""
     attrs = tuple(field.source_attrs)
     if not attrs:
         return _itself
     drf_get_attribute = field.get_attribute
+    when_absent = _when_absent(field)
+    if len(attrs) == 1:
+        return _one_attribute_getter(attrs[0], drf_get_attribute, when_absent)
 
     def get_attribute(instance: Any) -> Any:
         value = instance
@@ -392,12 +397,80 @@ def _attribute_getter(field: Field) -> Callable[[Any], Any]:
                 value = value[attr] if is_mapping else getattr(value, attr)
                 if callable(value):
                     return drf_get_attribute(instance)
-        except (KeyError, AttributeError, ObjectDoesNotExist):
-            # Default, null, SkipField or DRF's message, as DRF decides.
+        except ObjectDoesNotExist:
             return drf_get_attribute(instance)
+        except (KeyError, AttributeError):
+            return when_absent(instance)
         return value
 
     return get_attribute
+
+
+def _one_attribute_getter(
+    attr: str,
+    drf_get_attribute: Callable[[Any], Any],
+    when_absent: Callable[[Any], Any],
+) -> Callable[[Any], Any]:
+    """``_attribute_getter`` for a source of one name (most of them), without
+    the walk."""
+
+    def get_attribute(instance: Any) -> Any:
+        kind = type(instance)
+        is_mapping = _is_mapping.get(kind)
+        if is_mapping is None:
+            is_mapping = _remember_mapping(kind)
+        try:
+            value = instance[attr] if is_mapping else getattr(instance, attr)
+        except ObjectDoesNotExist:
+            return drf_get_attribute(instance)
+        except (KeyError, AttributeError):
+            return when_absent(instance)
+        return drf_get_attribute(instance) if callable(value) else value
+
+    return get_attribute
+
+
+def _when_absent(field: Field) -> Callable[[Any], Any]:
+    """What DRF answers for an attribute or key that is not there: null for a
+    field that allows it, no entry for an optional one; a default, or the
+    message naming the field, from DRF itself."""
+    if field.default is no_default:
+        if field.allow_null:
+            return _null
+        if not field.required:
+            return _skip
+    return field.get_attribute
+
+
+def _null(instance: Any) -> None:
+    return None
+
+
+def _skip(instance: Any) -> Any:
+    raise SkipField()
+
+
+def _conversion(serializer: serializers.Serializer, field: Field) -> Callable:
+    """``field.to_representation``, or what it comes to for this field."""
+    method = type(field).to_representation
+    plain = _PLAIN_CONVERSIONS.get(method)
+    if plain is not None:
+        return plain
+    if method is serializers.SerializerMethodField.to_representation:
+        # DRF looks the method up on the serializer at every call.
+        return getattr(serializer, field.method_name)
+    if method is serializers.BooleanField.to_representation:
+        return _boolean(field.to_representation)
+    return field.to_representation
+
+
+def _boolean(drf_convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A boolean as it is; anything else as DRF reads it (``"yes"``, ``0``)."""
+
+    def convert(value: Any) -> Any:
+        return value if value is True or value is False else drf_convert(value)
+
+    return convert
 
 
 def _itself(instance: Any) -> Any:
@@ -436,8 +509,7 @@ def _planned(serializer: serializers.BaseSerializer) -> Callable[[Any], Any]:
         if isinstance(field, serializers.BaseSerializer):
             convert = _planned(field)
         else:
-            method = type(field).to_representation
-            convert = _PLAIN_CONVERSIONS.get(method) or field.to_representation
+            convert = _conversion(serializer, field)
         steps.append((field.field_name, _attribute_getter(field), convert))
 
     def represent(instance: Any) -> dict[str, Any]:

@@ -119,7 +119,10 @@ def row(**changes) -> Row:
     [
         {},
         {"owner": None},
+        {"flag": True},
+        {"flag": False},
         {"flag": 0},
+        {"flag": 1},
         {"flag": None},
         {"flag": "maybe"},
         {"count": True},
@@ -131,6 +134,23 @@ def row(**changes) -> Row:
 def test_an_object_renders_as_drf_renders_it(changes):
     instance = row(**changes)
     assert planned(RowSerializer, instance) == drf(RowSerializer, instance)
+
+
+class AbsentSerializer(serializers.Serializer):
+    """Each way DRF answers for an attribute or key that is not there."""
+
+    nullable = serializers.CharField(source="owner.email", allow_null=True)
+    optional = serializers.CharField(source="owner.email", required=False)
+    both = serializers.CharField(source="broken", allow_null=True, required=False)
+    defaulted = serializers.CharField(source="owner.email", default="nobody")
+    called_default = serializers.CharField(
+        source="broken", default=lambda: "from a callable"
+    )
+
+
+@pytest.mark.parametrize("instance", [row(owner=None), {"owner": None}, {}])
+def test_what_is_not_there_renders_as_drf_renders_it(instance):
+    assert planned(AbsentSerializer, instance) == drf(AbsentSerializer, instance)
 
 
 def test_a_write_only_field_is_left_out_and_a_missing_optional_one_skipped():
