@@ -187,9 +187,9 @@ def _controller_variables() -> tuple[tuple[str, str], ...]:
     now: (name, value) in ``CONTROLLER_SMTP_VARIABLES``' order."""
     if not _STORE_KEYS:
         return tuple(
-            (name, os.environ[name])
+            (name, value)
             for name in CONTROLLER_SMTP_VARIABLES
-            if os.environ.get(name, "") != ""
+            if (value := os.environ.get(name, ""))
         )
     decode = os.environ.decodevalue
     found = []
@@ -209,8 +209,7 @@ def controller_smtp() -> ControllerSmtp | None:
     the same values, unless one of them names a file (read at every call)."""
     variables = _controller_variables()
     names_a_file = any(
-        name in _FILE_VARIABLES and not value.strip().startswith("-----BEGIN")
-        for name, value in variables
+        name in _FILE_VARIABLES and not _holds_pem(value) for name, value in variables
     )
     if names_a_file:
         return _controller_smtp_from(variables)
@@ -321,11 +320,16 @@ def _date(raw: dict[str, str], name: str) -> date | None:
 _PEM_MAX_BYTES = 1024 * 1024
 
 
+def _holds_pem(value: str) -> bool:
+    """Whether a variable's value is PEM text itself, not the path of a file."""
+    return value.strip().startswith("-----BEGIN")
+
+
 def _pem(raw: dict[str, str], name: str) -> str:
     """The PEM text of variable ``name``: the value itself when it holds PEM
     ("-----BEGIN ..."), else the contents of the file it names."""
     value = raw.get(name, "").strip()
-    if not value or value.startswith("-----BEGIN"):
+    if not value or _holds_pem(value):
         # Kubernetes and shells may keep "\n" escapes in one-line values.
         return value.replace("\\n", "\n")
     path = Path(value)
