@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,8 +44,10 @@ class AuditFilter:
     time_to_text: str = "now"
     category: str | None = None
     type: str | None = None
-    # A partner-wide query narrowed to one of its organizations.
+    # A partner-wide query narrowed to one of its organizations (its
+    # identifier too: a page of its events names it without reading it again).
     organization_id: int | None = None
+    organization_slug: str | None = None
     offset: int = 0
     limit: int = DEFAULT_LIMIT
     cursor: tuple[datetime, int] | None = None
@@ -61,7 +64,8 @@ class AuditPage:
     offset: int
     limit: int
     next_cursor: str | None
-    events: list[dict[str, Any]] = field(default_factory=list)
+    # Each event a mapping: a dict, or its JSON text (``core.jsontext``).
+    events: list[Mapping[str, Any]] = field(default_factory=list)
     # The cursor of the page of newer events, if there are any.
     prev_cursor: str | None = None
 

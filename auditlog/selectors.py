@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from django.conf import settings
@@ -180,6 +181,7 @@ def audit_filter_parse(
         category=category,
         type=event_type,
         organization_id=organization.pk if organization is not None else None,
+        organization_slug=organization.slug if organization is not None else None,
         offset=offset,
         limit=limit,
         cursor=cursor,
@@ -267,13 +269,35 @@ OUTPUT_FIELDS = (
 )
 
 
-# A page's columns: ``OUTPUT_FIELDS`` with the detail as its JSON text, which
-# the API writes out as it is (``core.jsontext``).
-PAGE_FIELDS = (*OUTPUT_FIELDS[:-1], "detail_json")
+# A page's columns: ``OUTPUT_FIELDS`` without the tenants' identifiers, which
+# the page's scope gives (no join to read them, nor to plan), and with the
+# detail as its JSON text; the organization's identifier follows only where the
+# page may hold several organizations' events.
+PAGE_FIELDS = ("id", "timestamp", "category", "type", "actor", "summary", "detail_json")
 
 
 def _iso(stamp: datetime) -> str:
     return stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json_string(value: str | None) -> str:
+    """A string as the API's encoder writes it (``ensure_ascii=False``), or null."""
+    return "null" if value is None else encode_basestring(value)
+
+
+def _event_json(row: tuple, *, partner: str, organization: str | None) -> JSONText:
+    """A ``PAGE_FIELDS`` row as the JSON text of ``audit_row_output``'s event,
+    character for character as the API's encoder writes that dict (compact
+    separators, not ASCII-only; the detail as PostgreSQL gave it): written in
+    one pass instead of a dict per event that the encoder walks again."""
+    event_id, stamp, category, type_, actor, summary, detail = row[:7]
+    return JSONText(
+        f'{{"id":{event_id:d},"timestamp":"{_iso(stamp)}",'
+        f'"category":{_json_string(category)},"type":{_json_string(type_)},'
+        f'"actor":{_json_string(actor)},"partner":{_json_string(partner)},'
+        f'"organization":{_json_string(organization)},'
+        f'"summary":{_json_string(summary)},"detail":{detail}}}'
+    )
 
 
 def audit_row_output(row: tuple) -> dict[str, Any]:
@@ -349,6 +373,7 @@ def _capped_count(window: QuerySet[AuditEvent]) -> RawSQL:
 def _page_rows(
     window: QuerySet[AuditEvent],
     *,
+    organization_slugs: bool,
     counted: bool,
     cursor: tuple[datetime, int] | None,
     newer: bool,
@@ -356,13 +381,15 @@ def _page_rows(
     limit: int,
 ) -> QuerySet:
     """The ``PAGE_FIELDS`` rows of a page of ``window`` (``limit + 1``, to tell
-    whether more follow), with the window's capped count as a last column when
-    ``counted``."""
+    whether more follow), then each event's organization identifier when
+    ``organization_slugs``, then the window's capped count when ``counted``."""
     page = window.annotate(detail_json=Cast("detail", output_field=TextField()))
     fields: tuple[str, ...] = PAGE_FIELDS
+    if organization_slugs:
+        fields = (*fields, "organization__slug")
     if counted:
         page = page.annotate(window_count=_capped_count(window))
-        fields = (*PAGE_FIELDS, "window_count")
+        fields = (*fields, "window_count")
     if cursor is not None and newer:
         stamp, event_id = cursor
         # The mirror image: the events just newer than the cursor, read
@@ -393,7 +420,7 @@ def _prepared_page(shape: tuple) -> PreparedQuery:
     if prepared is not None:
         return prepared
     with_organization, with_category, with_type, cursor, newer, counted = shape[:6]
-    start, limit = shape[6:]
+    organization_slugs, start, limit = shape[6:]
     kinds: list[type] = [int]
     kinds += [int] if with_organization else []
     kinds += [str] if with_category else []
@@ -419,6 +446,7 @@ def _prepared_page(shape: tuple) -> PreparedQuery:
         )
         return _page_rows(
             window,
+            organization_slugs=organization_slugs,
             counted=counted,
             cursor=tuple(given) if cursor else None,
             newer=newer,
@@ -433,7 +461,12 @@ def _prepared_page(shape: tuple) -> PreparedQuery:
 
 
 def _read_page(
-    *, scope: TenantScope, flt: AuditFilter, counted: bool, start: int
+    *,
+    scope: TenantScope,
+    flt: AuditFilter,
+    organization_slugs: bool,
+    counted: bool,
+    start: int,
 ) -> list[tuple]:
     """The rows of the page ``_page_rows`` describes for this scope and filter."""
     if flt.text:
@@ -441,6 +474,7 @@ def _read_page(
         return list(
             _page_rows(
                 window,
+                organization_slugs=organization_slugs,
                 counted=counted,
                 cursor=flt.cursor,
                 newer=flt.newer,
@@ -456,6 +490,7 @@ def _read_page(
         flt.cursor is not None,
         flt.newer,
         counted,
+        organization_slugs,
         start,
         flt.limit,
     )
@@ -477,19 +512,35 @@ def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
     """
     key = _window_key(scope, flt)
     over_the_cap = _known_over_the_cap(key)
+    # The organization every event of the page belongs to, when there is one.
+    organization = (
+        scope.organization.slug
+        if scope.organization is not None
+        else flt.organization_slug
+        if flt.organization_id is not None
+        else None
+    )
+    read = {
+        "scope": scope,
+        "flt": flt,
+        "organization_slugs": organization is None,
+        "counted": not over_the_cap,
+    }
+    # What ``_page`` writes in each event for the tenants.
+    tenants = {"partner": scope.partner.slug, "organization": organization}
     if flt.cursor is not None and flt.newer:
-        rows = _read_page(scope=scope, flt=flt, counted=not over_the_cap, start=0)
+        rows = _read_page(**read, start=0)
         newer_left = len(rows) > flt.limit
         rows = rows[: flt.limit][::-1]
-        count, rows = _counted(
+        count = _counted(
             rows, over_the_cap=over_the_cap, scope=scope, flt=flt, none_left=False
         )
-        return _page(flt, count, rows, older=bool(rows), newer=newer_left)
+        return _page(flt, count, rows, older=bool(rows), newer=newer_left, **tenants)
     start = 0 if flt.cursor is not None else flt.offset
-    rows = _read_page(scope=scope, flt=flt, counted=not over_the_cap, start=start)
+    rows = _read_page(**read, start=start)
     more = len(rows) > flt.limit
     rows = rows[: flt.limit]
-    count, rows = _counted(
+    count = _counted(
         rows,
         over_the_cap=over_the_cap,
         scope=scope,
@@ -497,7 +548,7 @@ def audit_event_page_db(*, scope: TenantScope, flt: AuditFilter) -> AuditPage:
         none_left=flt.cursor is None and start == 0,
     )
     # Past the first page there are newer events: at least those skipped.
-    return _page(flt, count, rows, older=more, newer=flt.cursor is not None)
+    return _page(flt, count, rows, older=more, newer=flt.cursor is not None, **tenants)
 
 
 def _counted(
@@ -507,28 +558,36 @@ def _counted(
     scope: TenantScope,
     flt: AuditFilter,
     none_left: bool,
-) -> tuple[int, list[tuple]]:
-    """The window's capped count, and the rows without it: from the rows' own
-    column when there are rows; 0 for an empty first page (``none_left``);
-    counted on its own past the window's end, where the page cannot tell."""
+) -> int:
+    """The window's capped count: from the rows' last column when there are
+    rows; 0 for an empty first page (``none_left``); counted on its own past
+    the window's end, where the page cannot tell."""
     if over_the_cap:
         count = COUNT_CAP + 1
     elif rows:
         count = rows[0][-1]
-        rows = [row[:-1] for row in rows]
     elif none_left:
         count = 0
     else:
         count = audit_events(scope=scope, flt=flt)[: COUNT_CAP + 1].count()
     if count > COUNT_CAP:
         _remember_over_the_cap(_window_key(scope, flt))
-    return count, rows
+    return count
 
 
 def _page(
-    flt: AuditFilter, count: int, rows: list[tuple], *, older: bool, newer: bool
+    flt: AuditFilter,
+    count: int,
+    rows: list[tuple],
+    *,
+    older: bool,
+    newer: bool,
+    partner: str,
+    organization: str | None,
 ) -> AuditPage:
-    """A page of ``rows`` (newest first) with cursors to the pages around it."""
+    """A page of ``rows`` (newest first) with cursors to the pages around it:
+    every event is ``partner``'s, and ``organization``'s when it is given;
+    otherwise each row names its organization after ``PAGE_FIELDS``."""
     next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if older and rows else None
     prev_cursor = (
         encode_cursor(rows[0][1], rows[0][0], newer=True) if newer and rows else None
@@ -539,13 +598,21 @@ def _page(
         offset=flt.offset,
         limit=flt.limit,
         next_cursor=next_cursor,
-        events=[audit_row_output((*row[:-1], JSONText(row[-1]))) for row in rows],
+        events=[
+            _event_json(
+                row,
+                partner=partner,
+                organization=row[7] if organization is None else organization,
+            )
+            for row in rows
+        ],
         prev_cursor=prev_cursor,
     )
 
 
 def audit_page_output(page: AuditPage) -> dict[str, Any]:
-    """The documented answer shape (no deep copies: events are already plain)."""
+    """The documented answer shape (no deep copies: each event is already what
+    the API writes, a plain dict or, read from the database, its JSON text)."""
     return {
         "count": page.count,
         "count_capped": page.count_capped,

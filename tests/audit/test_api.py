@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -551,10 +552,11 @@ def test_pages_read_with_compiled_sql_equal_the_orms_for_every_shape(demo, make_
                 if flt.organization_id and scope.partner != demo["acme"]:
                     continue
                 start = 0 if flt.cursor else flt.offset
-                for counted in (True, False):
+                for counted, slugs in itertools.product((True, False), repeat=2):
                     orm = list(
                         _page_rows(
                             audit_events(scope=scope, flt=flt),
+                            organization_slugs=slugs,
                             counted=counted,
                             cursor=flt.cursor,
                             newer=flt.newer,
@@ -563,8 +565,12 @@ def test_pages_read_with_compiled_sql_equal_the_orms_for_every_shape(demo, make_
                         )
                     )
                     compiled = _read_page(
-                        scope=scope, flt=flt, counted=counted, start=start
+                        scope=scope,
+                        flt=flt,
+                        organization_slugs=slugs,
+                        counted=counted,
+                        start=start,
                     )
-                    assert compiled == orm, (scope, flt, counted)
+                    assert compiled == orm, (scope, flt, counted, slugs)
                     compared += bool(orm)
-    assert compared > 100
+    assert compared > 200
