@@ -15,3 +15,10 @@ accesslog = "-"
 errorlog = "-"
 # The TLS-terminating proxy in front sets X-Forwarded-Proto.
 forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", default="*")
+
+
+def post_worker_init(worker) -> None:
+    """Each worker, once it has loaded the application (opsconsole/wsgi.py)."""
+    from opsconsole.wsgi import freeze_startup_objects
+
+    freeze_startup_objects()

@@ -1,0 +1,43 @@
+"""A gunicorn worker, once it has loaded the application, has every view
+loaded and its startup objects left out of full garbage collections
+(``opsconsole.wsgi.freeze_startup_objects``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# What gunicorn does in a worker: read its settings, load the application,
+# then call the post_worker_init hook.
+WORKER = """
+import gc, runpy, sys
+hooks = runpy.run_path("gunicorn.conf.py")
+import opsconsole.wsgi
+views = lambda: "auditlog.apis" in sys.modules
+before = (gc.get_freeze_count(), views())
+hooks["post_worker_init"](None)
+print(*before, gc.get_freeze_count(), len(gc.get_objects()), views())
+"""
+
+
+def test_a_worker_loads_every_view_and_freezes_what_it_started_with():
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    frozen_before, views_before, frozen, tracked, views = done.stdout.split()
+    # Loading the application alone neither loads the views nor freezes.
+    assert (frozen_before, views_before) == ("0", "False")
+    assert views == "True"
+    # A full collection now walks what is left: a small part of it all.
+    assert int(frozen) > 50_000
+    assert int(tracked) < int(frozen) / 10
