@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # What gunicorn does in a worker: read its settings, load the application,
 # then call the post_worker_init hook.
-WORKER = """
+GUNICORN_WORKER = """
 import gc, runpy, sys
 hooks = runpy.run_path("gunicorn.conf.py")
 import opsconsole.wsgi
@@ -55,8 +55,8 @@ def _run(script: str) -> list[str]:
     return done.stdout.split()
 
 
-def test_a_worker_loads_every_view_and_freezes_what_it_started_with():
-    frozen_before, views_before, frozen, tracked, views = _run(WORKER)
+def test_a_gunicorn_worker_loads_every_view_and_freezes_what_it_started_with():
+    frozen_before, views_before, frozen, tracked, views = _run(GUNICORN_WORKER)
     # Loading the application alone neither loads the views nor freezes.
     assert (frozen_before, views_before) == ("0", "False")
     assert views == "True"
