@@ -22,10 +22,16 @@ host where they all share the same cores, that says which of them bounds the
 rate. Then the latency of each path below saturation: 10 clients offering
 ``--pace`` requests a second in all.
 
+With ``--ceiling``, gunicorn serves ``bench/ceiling_app.py`` instead (the
+console's application, plus the config GET's happy path without Django's
+request handling, no middleware, DRF or ORM), and the paths include it: the
+most that serving that read outside the framework could gain, measured beside
+the API's own.
+
 Uses DATABASE_URL / REDIS_URL when set.
 
     python bench/web_load.py [--users N] [--seconds N] [--rounds N] [--pace R]
-                             [--events N] [--runs N]
+                             [--events N] [--runs N] [--ceiling]
 """
 
 from __future__ import annotations
@@ -65,7 +71,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_gunicorn(port: int, database_url: str, log: Path) -> subprocess.Popen:
+CONSOLE_APP = "opsconsole.wsgi:application"
+CEILING_APP = "bench.ceiling_app:application"
+
+
+def start_gunicorn(
+    port: int, database_url: str, log: Path, *, app: str = CONSOLE_APP
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -81,7 +93,7 @@ def start_gunicorn(port: int, database_url: str, log: Path) -> subprocess.Popen:
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "opsconsole.wsgi:application",
+                app,
                 "--config",
                 "gunicorn.conf.py",
             ],
@@ -222,12 +234,17 @@ def prepare(events: int) -> str:
 CPU_PARTS = ("gunicorn", "PostgreSQL", "Redis", "load generator")
 
 
-def _paths(cookie: str) -> tuple[tuple[str, str, str], ...]:
-    return (
+def _paths(cookie: str, *, ceiling: bool = False) -> tuple[tuple[str, str, str], ...]:
+    paths = (
         ("/healthz", "/healthz", ""),
         (f"GET {CONFIG_PATH} (authenticated)", CONFIG_PATH, cookie),
         ("partner audit query (authenticated)", PARTNER_QUERY, cookie),
     )
+    if not ceiling:
+        return paths
+    from bench.ceiling_app import CEILING_CONFIG_URL
+
+    return (*paths, ("config GET without the framework", CEILING_CONFIG_URL, cookie))
 
 
 def _combined(slices: list[dict]) -> dict:
@@ -251,13 +268,18 @@ def _combined(slices: list[dict]) -> dict:
 
 
 def measure(
-    port: int, cookie: str, *, users: int, seconds: int, rounds: int, server: int
+    port: int,
+    paths: tuple[tuple[str, str, str], ...],
+    *,
+    users: int,
+    seconds: int,
+    rounds: int,
+    server: int,
 ) -> None:
     """Drive the paths in turn, ``rounds`` times for ``seconds / rounds`` each,
     so that a host whose speed drifts from minute to minute slows each path
     alike; print the table, the ratios to /healthz (each round's too) and the
     CPU per request."""
-    paths = _paths(cookie)
     slices: dict[str, list[dict]] = {label: [] for label, _, _ in paths}
     for _ in range(rounds):
         for label, path, sent in paths:
@@ -324,14 +346,19 @@ def measure(
 
 
 def measure_paced(
-    port: int, cookie: str, *, rate: float, seconds: int, server: int
+    port: int,
+    paths: tuple[tuple[str, str, str], ...],
+    *,
+    rate: float,
+    seconds: int,
+    server: int,
 ) -> None:
     """Latency below saturation: each path at ``rate`` requests a second (10
     clients), the way a latency objective is usually stated. At saturation,
     40 clients waiting on each other's turn make p99 mostly queueing."""
     clients = 10
     rows = []
-    for label, path, sent in _paths(cookie):
+    for label, path, sent in paths:
         r = drive(
             port,
             path,
@@ -377,6 +404,11 @@ def main() -> None:
         default=100,
         help="also measure latency at this offered rate (req/s; 0: not)",
     )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also the config GET without the framework (bench/ceiling_app.py)",
+    )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds must be 1 or more, not {args.rounds}.")
@@ -407,15 +439,19 @@ def main() -> None:
             f"{args.events:,} audit events"
         )
         server = start_gunicorn(
-            port, database_url_for_test_db(), ROOT / "var" / "bench-gunicorn.log"
+            port,
+            database_url_for_test_db(),
+            ROOT / "var" / "bench-gunicorn.log",
+            app=CEILING_APP if args.ceiling else CONSOLE_APP,
         )
+        paths = _paths(cookie, ceiling=args.ceiling)
         try:
             for run in range(1, args.runs + 1):
                 if args.runs > 1:
                     print(f"\nRun {run} of {args.runs}")
                 measure(
                     port,
-                    cookie,
+                    paths,
                     users=args.users,
                     seconds=args.seconds,
                     rounds=args.rounds,
@@ -424,7 +460,7 @@ def main() -> None:
                 if args.pace:
                     measure_paced(
                         port,
-                        cookie,
+                        paths,
                         rate=args.pace,
                         seconds=args.seconds,
                         server=server.pid,
