@@ -6,6 +6,7 @@ database (like the test runner) on the configured server and drops it afterwards
 
 from __future__ import annotations
 
+import io
 import os
 import statistics
 import sys
@@ -37,6 +38,25 @@ def setup_django() -> None:
 
     django.setup()
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+def wsgi_get(url: str, cookie: str) -> dict:
+    """A GET as gunicorn hands it to the WSGI handler."""
+    path, _, query = url.partition("?")
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "HTTP_COOKIE": cookie,
+        "REMOTE_ADDR": "127.0.0.1",
+    }
 
 
 def database_label() -> str:

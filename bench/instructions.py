@@ -22,7 +22,6 @@ Counts only the Django process: the database server's work is not in them.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import re
 import shutil
@@ -34,28 +33,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.audit_query import ORG_QUERY, PARTNER_QUERY
-from bench.common import ROOT, database_label, setup_django, table, throwaway_database
+from bench.common import (
+    ROOT,
+    database_label,
+    setup_django,
+    table,
+    throwaway_database,
+    wsgi_get,
+)
 
 CONFIG_URL = "/event/v1/email/config"
-
-
-def _environ(url: str, cookie: str) -> dict:
-    """A GET as gunicorn hands it to the WSGI handler."""
-    path, _, query = url.partition("?")
-    return {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": sys.stderr,
-        "HTTP_COOKIE": cookie,
-        "REMOTE_ADDR": "127.0.0.1",
-    }
 
 
 def drive(url: str, cookie: str, *, warmup: int, requests: int) -> None:
@@ -75,7 +62,7 @@ def drive(url: str, cookie: str, *, warmup: int, requests: int) -> None:
 
     def run(times: int) -> None:
         for _ in range(times):
-            body = handler(_environ(url, cookie), start_response)
+            body = handler(wsgi_get(url, cookie), start_response)
             b"".join(body)
             body.close()
 

@@ -4,9 +4,7 @@ would be cheaper than any real answer could be."""
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from datetime import timedelta
 
 import pytest
@@ -14,6 +12,7 @@ from django.utils import timezone
 
 from bench import ceiling_app
 from bench.audit_query import partner_configuration, session_cookie
+from bench.common import wsgi_get
 from tenants.models import Session, User
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,20 +30,7 @@ def _ceiling_connection():
 def get(path: str, cookie: str) -> tuple[str, bytes]:
     answered: list[str] = []
     body = ceiling_app.application(
-        {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": path,
-            "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000",
-            "HTTP_HOST": "127.0.0.1:8000",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(b""),
-            "wsgi.errors": sys.stderr,
-            "HTTP_COOKIE": cookie,
-            "REMOTE_ADDR": "127.0.0.1",
-        },
+        wsgi_get(path, cookie),
         lambda status, headers: answered.append(status),
     )
     return answered[0], b"".join(body)
