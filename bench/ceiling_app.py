@@ -75,6 +75,7 @@ def _connection() -> psycopg.Connection:
             password=database["PASSWORD"] or None,
             autocommit=True,
             prepare_threshold=0,
+            connect_timeout=10,
         )
         _local.connection = connection
     return connection
