@@ -145,6 +145,21 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool(
         "CONN_HEALTH_CHECKS", default=True
     )
+    if DATABASES["default"]["ENGINE"] == "core.postgresql":
+        # How long opening a connection may take, the server's first answers
+        # included. Without it, a database host that drops packets holds a
+        # request, a probe or a task for the system's TCP retries (over two
+        # minutes on Linux). A connect_timeout in DATABASE_URL wins.
+        DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=10)
+        if DATABASE_CONNECT_TIMEOUT < 1:
+            raise ImproperlyConfigured(
+                f"DATABASE_CONNECT_TIMEOUT ({DATABASE_CONNECT_TIMEOUT}) must be a "
+                "whole number of seconds, 1 or more (e.g. 10): 0 would wait for "
+                "an unreachable database forever."
+            )
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+            "connect_timeout", DATABASE_CONNECT_TIMEOUT
+        )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

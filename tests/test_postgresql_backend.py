@@ -208,8 +208,12 @@ def test_the_session_with_its_user_is_prepared_and_an_audit_page_is_not(demo, lo
 @pytest.mark.parametrize(
     ("value", "options"),
     [
-        ("false", "{}"),
-        ("true", "{'server_side_binding': True, 'prepare_threshold': 2147483647}"),
+        ("false", "{'connect_timeout': 10}"),
+        (
+            "true",
+            "{'server_side_binding': True, 'prepare_threshold': 2147483647, "
+            "'connect_timeout': 10}",
+        ),
     ],
 )
 def test_prepared_statements_can_be_turned_off_for_a_pooler(value, options):

@@ -1,0 +1,133 @@
+"""A database host that accepts a connection and then says nothing, or drops
+the packets, fails the connection after DATABASE_CONNECT_TIMEOUT seconds
+instead of holding a request, a probe or a task for TCP's retries."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.test_settings import start_django
+
+OPEN_A_CONNECTION = """
+import time
+from django.db import OperationalError, connection
+started = time.monotonic()
+try:
+    connection.ensure_connection()
+except OperationalError as error:
+    print("failed after", round(time.monotonic() - started, 1), "s:", error)
+else:
+    print("connected")
+"""
+
+
+@contextlib.contextmanager
+def silent_database() -> Iterator[int]:
+    """A port on loopback that accepts connections and never answers."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        done.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+@contextlib.contextmanager
+def full_backlog() -> Iterator[int]:
+    """A port on loopback whose queue of connections to accept is full: the
+    system drops the next connection's packets, as a filtering firewall would."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        time.sleep(0.2)
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+def _open(port: int, **env: str | None):
+    return start_django(
+        f"exec({OPEN_A_CONNECTION!r})",
+        DEBUG="true",
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/nowhere",
+        **env,
+    )
+
+
+@pytest.mark.parametrize("database", [silent_database, full_backlog])
+def test_opening_a_connection_to_a_database_that_never_answers_gives_up(database):
+    with database() as port:
+        started = time.monotonic()
+        result = _open(port, DATABASE_CONNECT_TIMEOUT="2")
+        took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "failed after" in result.stdout
+    assert "timeout" in result.stdout
+    # 2 s of waiting, plus starting Python and Django; TCP's retries take minutes.
+    assert took < 20
+
+
+def test_a_connect_timeout_in_the_database_url_wins_and_ten_seconds_is_the_default():
+    show = (
+        "from django.conf import settings; "
+        "print(settings.DATABASES['default']['OPTIONS']['connect_timeout'])"
+    )
+    url = "postgres://postgres@127.0.0.1:5432/opsconsole"
+    default = start_django(show, DEBUG="true", DATABASE_URL=url)
+    assert default.stdout.split() == ["10"], default.stderr
+    own = start_django(
+        show,
+        DEBUG="true",
+        DATABASE_URL=f"{url}?connect_timeout=3",
+        DATABASE_CONNECT_TIMEOUT="7",
+    )
+    assert own.stdout.split() == ["3"], own.stderr
+    chosen = start_django(
+        show, DEBUG="true", DATABASE_URL=url, DATABASE_CONNECT_TIMEOUT="7"
+    )
+    assert chosen.stdout.split() == ["7"], chosen.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_a_timeout_that_would_wait_forever_is_refused_by_name(value):
+    result = start_django(
+        DEBUG="true",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/opsconsole",
+        DATABASE_CONNECT_TIMEOUT=value,
+    )
+    assert result.returncode != 0
+    assert f"DATABASE_CONNECT_TIMEOUT ({value})" in result.stderr
+    assert "wait for an unreachable database forever" in result.stderr
