@@ -151,15 +151,32 @@ else:
         # request, a probe or a task for the system's TCP retries (over two
         # minutes on Linux). A connect_timeout in DATABASE_URL wins.
         DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=10)
-        if DATABASE_CONNECT_TIMEOUT < 1:
-            raise ImproperlyConfigured(
-                f"DATABASE_CONNECT_TIMEOUT ({DATABASE_CONNECT_TIMEOUT}) must be a "
-                "whole number of seconds, 1 or more (e.g. 10): 0 would wait for "
-                "an unreachable database forever."
-            )
-        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-            "connect_timeout", DATABASE_CONNECT_TIMEOUT
-        )
+        # A connection whose server vanished without a word (a partition, a
+        # host that died) fails the statement waiting on it within about twice
+        # DATABASE_KEEPALIVE_SECONDS: the client's TCP keepalives go unanswered.
+        # Without them such a statement waits forever. A server that is only
+        # slow answers the probes and is waited for.
+        DATABASE_KEEPALIVE_SECONDS = env.int("DATABASE_KEEPALIVE_SECONDS", default=30)
+        for name, value in (
+            ("DATABASE_CONNECT_TIMEOUT", DATABASE_CONNECT_TIMEOUT),
+            ("DATABASE_KEEPALIVE_SECONDS", DATABASE_KEEPALIVE_SECONDS),
+        ):
+            if value < 1:
+                raise ImproperlyConfigured(
+                    f"{name} ({value}) must be a whole number of seconds, 1 or "
+                    "more (e.g. 10): 0 would wait for an unreachable database "
+                    "forever."
+                )
+        for option, value in (
+            ("connect_timeout", DATABASE_CONNECT_TIMEOUT),
+            ("keepalives", 1),
+            ("keepalives_idle", DATABASE_KEEPALIVE_SECONDS),
+            ("keepalives_interval", max(1, DATABASE_KEEPALIVE_SECONDS // 3)),
+            ("keepalives_count", 3),
+            # Data sent and not acknowledged (the host gone mid-statement).
+            ("tcp_user_timeout", 2000 * DATABASE_KEEPALIVE_SECONDS),
+        ):
+            DATABASES["default"].setdefault("OPTIONS", {}).setdefault(option, value)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,9 +1,12 @@
 """A database host that accepts a connection and then says nothing, or drops
 the packets, fails the connection after DATABASE_CONNECT_TIMEOUT seconds
-instead of holding a request, a probe or a task for TCP's retries."""
+instead of holding a request, a probe or a task for TCP's retries; the
+keepalives that end a statement whose server vanished are set from
+DATABASE_KEEPALIVE_SECONDS (their fault: test_database_vanishes.py)."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import socket
 import threading
@@ -100,34 +103,59 @@ def test_opening_a_connection_to_a_database_that_never_answers_gives_up(database
     assert took < 20
 
 
-def test_a_connect_timeout_in_the_database_url_wins_and_ten_seconds_is_the_default():
-    show = (
+def _options(**env: str) -> dict:
+    shown = start_django(
         "from django.conf import settings; "
-        "print(settings.DATABASES['default']['OPTIONS']['connect_timeout'])"
-    )
-    url = "postgres://postgres@127.0.0.1:5432/opsconsole"
-    default = start_django(show, DEBUG="true", DATABASE_URL=url)
-    assert default.stdout.split() == ["10"], default.stderr
-    own = start_django(
-        show,
+        "print(repr(settings.DATABASES['default']['OPTIONS']))",
         DEBUG="true",
-        DATABASE_URL=f"{url}?connect_timeout=3",
+        **env,
+    )
+    assert shown.returncode == 0, shown.stderr
+    return ast.literal_eval(shown.stdout.strip().splitlines()[-1])
+
+
+URL = "postgres://postgres@127.0.0.1:5432/opsconsole"
+
+
+def test_timeouts_by_default_from_the_variables_and_the_database_urls_own_win():
+    default = _options(DATABASE_URL=URL)
+    assert {
+        key: default[key]
+        for key in (
+            "connect_timeout",
+            "keepalives",
+            "keepalives_idle",
+            "keepalives_interval",
+            "keepalives_count",
+            "tcp_user_timeout",
+        )
+    } == {
+        "connect_timeout": 10,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 60_000,
+    }
+    chosen = _options(
+        DATABASE_URL=URL, DATABASE_CONNECT_TIMEOUT="7", DATABASE_KEEPALIVE_SECONDS="2"
+    )
+    assert (chosen["connect_timeout"], chosen["keepalives_idle"]) == (7, 2)
+    assert (chosen["keepalives_interval"], chosen["tcp_user_timeout"]) == (1, 4000)
+    own = _options(
+        DATABASE_URL=f"{URL}?connect_timeout=3&keepalives_idle=5",
         DATABASE_CONNECT_TIMEOUT="7",
+        DATABASE_KEEPALIVE_SECONDS="2",
     )
-    assert own.stdout.split() == ["3"], own.stderr
-    chosen = start_django(
-        show, DEBUG="true", DATABASE_URL=url, DATABASE_CONNECT_TIMEOUT="7"
-    )
-    assert chosen.stdout.split() == ["7"], chosen.stderr
+    assert (own["connect_timeout"], own["keepalives_idle"]) == (3, 5)
 
 
 @pytest.mark.parametrize("value", ["0", "-5"])
-def test_a_timeout_that_would_wait_forever_is_refused_by_name(value):
-    result = start_django(
-        DEBUG="true",
-        DATABASE_URL="postgres://postgres@127.0.0.1:5432/opsconsole",
-        DATABASE_CONNECT_TIMEOUT=value,
-    )
+@pytest.mark.parametrize(
+    "variable", ["DATABASE_CONNECT_TIMEOUT", "DATABASE_KEEPALIVE_SECONDS"]
+)
+def test_a_timeout_that_would_wait_forever_is_refused_by_name(variable, value):
+    result = start_django(DEBUG="true", DATABASE_URL=URL, **{variable: value})
     assert result.returncode != 0
-    assert f"DATABASE_CONNECT_TIMEOUT ({value})" in result.stderr
+    assert f"{variable} ({value})" in result.stderr
     assert "wait for an unreachable database forever" in result.stderr

@@ -13,11 +13,13 @@ import threading
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int):
+    def __init__(
+        self, target_host: str, target_port: int, *, listen_host: str = "127.0.0.1"
+    ):
         self.target = (target_host, target_port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((listen_host, 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.cuts = 0
