@@ -4,7 +4,9 @@ The values are set as environment variables (not as settings) so that worker and
 server processes started by the tests read exactly the same configuration.
 """
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
 import uuid
@@ -40,6 +42,8 @@ if "SMTP_OAUTH2_CA_BUNDLE" not in os.environ:
         _probe.bind(("127.0.0.1", 0))
         _port = _probe.getsockname()[1]
     _bundle = Path(tempfile.mkdtemp(prefix="opsconsole-oauth2-")) / "ca.pem"
+    # Gone with the process that made it (worker processes only inherit it).
+    atexit.register(shutil.rmtree, _bundle.parent, ignore_errors=True)
     os.environ["SMTP_OAUTH2_CA_BUNDLE"] = str(_bundle)
     os.environ["SMTP_OAUTH2_MICROSOFT_AUTHORITY"] = f"https://localhost:{_port}"
     os.environ["SMTP_OAUTH2_GOOGLE_TOKEN_URL"] = (
