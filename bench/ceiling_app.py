@@ -30,6 +30,7 @@ import psycopg
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.core import signing
+from django.db import connections
 from django.utils.crypto import salted_hmac
 
 from opsconsole.wsgi import application as console_application
@@ -63,20 +64,16 @@ _local = threading.local()
 
 
 def _connection() -> psycopg.Connection:
-    """This thread's connection, its statements prepared in the server."""
+    """This thread's connection, made with the console's parameters (its
+    timeouts included) but plain psycopg's cursors and loaders, its statements
+    prepared in the server."""
     connection = getattr(_local, "connection", None)
     if connection is None or connection.closed:
-        database = settings.DATABASES["default"]
-        connection = psycopg.connect(
-            dbname=database["NAME"],
-            host=database["HOST"] or None,
-            port=database["PORT"] or None,
-            user=database["USER"] or None,
-            password=database["PASSWORD"] or None,
-            autocommit=True,
-            prepare_threshold=0,
-            connect_timeout=10,
-        )
+        params = connections["default"].get_connection_params()
+        for djangos in ("cursor_factory", "context"):
+            params.pop(djangos, None)
+        params["prepare_threshold"] = 0
+        connection = psycopg.connect(**params, autocommit=True)
         _local.connection = connection
     return connection
 
