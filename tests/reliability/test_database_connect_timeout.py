@@ -9,12 +9,12 @@ from __future__ import annotations
 import ast
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from tests.support.hostile import HostileServer
 from tests.test_settings import start_django
 
 OPEN_A_CONNECTION = """
@@ -30,31 +30,20 @@ else:
 """
 
 
+def _say_nothing(connection: socket.socket) -> None:
+    """Read what the client sends, answer nothing, until it hangs up."""
+    while connection.recv(65536):
+        pass
+
+
 @contextlib.contextmanager
 def silent_database() -> Iterator[int]:
     """A port on loopback that accepts connections and never answers."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.2)
-    held: list[socket.socket] = []
-    done = threading.Event()
-
-    def accept() -> None:
-        while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                held.append(listener.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
+    server = HostileServer(_say_nothing)
     try:
-        yield listener.getsockname()[1]
+        yield server.port
     finally:
-        done.set()
-        thread.join()
-        for connection in held:
-            connection.close()
-        listener.close()
+        server.stop()
 
 
 @contextlib.contextmanager
